@@ -1,0 +1,36 @@
+/// The command line of `simko`: one sub-command per job. Argu parses; the host receives plain
+/// option records (`Command`), so the C# side never touches Argu's quotation-based API.
+module SimKO.Cli.Commands
+
+open Argu
+
+type SimkoArgs =
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Loss of ParseResults<LossArgs.LossArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Info
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Loss _ -> "compute a method's loss, its gradient w.r.t. the logits and its metrics from a JSON batch."
+            | Info -> "print the device, dtype and library versions this build runs with."
+
+type Command =
+    | Loss of LossArgs.LossOptions
+    | Info
+
+/// Outcome of parsing: a command, or text to print (help or a usage error) with an exit code.
+type Parsed =
+    | Run of Command
+    | Exit of message: string * code: int
+
+let parser = ArgumentParser.Create<SimkoArgs>(programName = "simko")
+
+let parse (argv: string[]) : Parsed =
+    try
+        let r = parser.ParseCommandLine(argv, raiseOnUsage = true)
+        match r.TryGetSubCommand() with
+        | Some (SimkoArgs.Loss l) -> Run(Loss(LossArgs.toOptions l))
+        | Some SimkoArgs.Info -> Run Info
+        | None -> Exit(parser.PrintUsage(), 2)
+    with :? ArguParseException as e ->
+        let code = if e.ErrorCode = ErrorCode.HelpText then 0 else 2
+        Exit(e.Message, code)

@@ -1,0 +1,4 @@
+/// Every test of SimKO.Data, joined into one list for the test console.
+module SimKO.Data.Tests.All
+open Expecto
+let tests = testList "Data" [ ]
