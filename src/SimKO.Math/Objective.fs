@@ -1,0 +1,176 @@
+/// A policy objective is a composition (SPEC §2–4):
+///   advantage map ∘ entropy gate ∘ ratio/advantage shaping ∘ PPO clip ∘ aggregation.
+/// `loss` evaluates it on one micro-batch with the global normaliser of its mini-batch.
+module SimKO.Math.Objective
+
+open TorchSharp
+open SimKO.Math.Tensors
+open SimKO.Math.Advantages
+open SimKO.Math.Gates
+open SimKO.Math.Aggregation
+open SimKO.Math.Clipping
+open SimKO.Math.Shaping
+open SimKO.Math.KlPenalty
+open SimKO.Math.Regularisers
+
+/// Which tokens carry the policy gradient.
+type TokenSelection =
+    /// every valid response token (GRPO, SimKO, …).
+    | AllValid
+    /// only gated (high-entropy) tokens: the forking-tokens baseline.
+    | OnlyGated
+
+/// How the ratio/advantages of gated tokens are changed.
+type Shaping =
+    | NoShaping
+    | Simko of SimkoShaping
+
+type Objective =
+    { Advantage: AdvantageEstimator
+      Gate: EntropyGate
+      Selection: TokenSelection
+      Shaping: Shaping
+      /// Entropy-Adv's advantage bonus, if any.
+      EntropyBonus: EntropyAdvSettings option
+      /// KL-Cov's penalty, if any.
+      KlCov: KlCovSettings option
+      Clip: ClipSettings
+      Aggregation: Aggregation
+      /// KL penalty against the reference policy (β = 0: off; then no reference is needed).
+      Kl: KlSettings }
+
+/// Every problem of an objective at once (empty = valid).
+let validate (groupSize: int) (o: Objective) : string list =
+    [ yield! Advantages.validate groupSize o.Advantage
+      yield! Gates.validate o.Gate
+      match o.Shaping with
+      | Simko s -> yield! Shaping.validate s
+      | NoShaping -> ()
+      match o.EntropyBonus with Some e -> yield! validateEntropyAdv e | None -> ()
+      match o.KlCov with Some k -> yield! validateKlCov k | None -> ()
+      yield! Clipping.validate o.Clip
+      yield! Aggregation.validate o.Aggregation
+      yield! KlPenalty.validate o.Kl ]
+
+/// Top candidates the objective needs from the token statistics (≥ 3 for the Λ^(1..3) metrics).
+let topKNeeded (o: Objective) =
+    match o.Shaping with
+    | Simko s -> max s.K 3
+    | NoShaping -> 3
+
+/// One micro-batch.
+type PolicyBatch =
+    { /// [B; T; V] current-policy logits; position t is the distribution that produced Tokens[t].
+      Logits: Tensor
+      /// [B; T] int64 sampled tokens (any value where Mask = 0).
+      Tokens: Tensor
+      /// [B; T] log π_old(y), recomputed by the trainer before the updates.
+      OldLogProbs: Tensor
+      /// [B; T] log π_ref(y) of a frozen reference (needed only when Kl.Beta > 0).
+      RefLogProbs: Tensor option
+      /// [B; T] 1 on response tokens, 0 on prompt and padding.
+      Mask: Tensor
+      /// [B] one advantage per response (from `Advantages.compute` over the whole batch).
+      Advantages: Tensor
+      /// counts of the whole mini-batch (SPEC §7.8).
+      Normaliser: Normaliser }
+
+/// Micro-batch metrics: means over this micro-batch's valid tokens (`Tokens` of them), so a
+/// caller combines micro-batches by a token-weighted mean.
+type LossMetrics =
+    { PolicyLoss: float
+      Tokens: float
+      ClipFraction: float
+      GatedFraction: float
+      SmoothedFraction: float
+      PushedFraction: float
+      KlCovFraction: float
+      Entropy: float
+      /// mean log π_old − log π over valid tokens (approximate KL of the update).
+      ApproxKlOld: float
+      /// mean KL estimate against the reference (0 when off).
+      KlRef: float
+      Lambda: float
+      LambdaTopK: float[] }
+
+type LossOutput =
+    { /// scalar loss of the micro-batch (with gradient); summing over micro-batches gives the
+      /// mini-batch loss.
+      Loss: Tensor
+      Metrics: LossMetrics
+      /// per-token statistics of the current policy, for callers that report more.
+      Stats: TokenStats.TokenStats }
+
+let private checkBatch (b: PolicyBatch) =
+    requireShape "logits" [| -1L; -1L; -1L |] b.Logits
+    let bt = [| b.Logits.shape[0]; b.Logits.shape[1] |]
+    requireShape "tokens" bt b.Tokens
+    requireShape "old_logprobs" bt b.OldLogProbs
+    requireShape "mask" bt b.Mask
+    requireShape "advantages" [| bt[0] |] b.Advantages
+    b.RefLogProbs |> Option.iter (requireShape "ref_logprobs" bt)
+
+/// The loss of objective `o` on micro-batch `b`.
+let loss (o: Objective) (b: PolicyBatch) : LossOutput =
+    checkBatch b
+    if o.Kl.Beta > 0.0 && b.RefLogProbs.IsNone then
+        invalidArg "RefLogProbs" "kl_beta > 0 needs reference log-probs"
+    let mask = b.Mask
+    let valid = mask.gt(sc (0.0))
+    // Masked positions may hold any token id: read token 0 there instead.
+    let tokens = torch.where(valid, b.Tokens, torch.zeros_like(b.Tokens))
+    let stats = TokenStats.compute (min (topKNeeded o) (int b.Logits.shape[2])) b.Logits tokens
+    // Masked positions may hold anything (even NaN/∞ in old log-probs): zero them before use.
+    let oldLogp = torch.where(valid, b.OldLogProbs, stats.LogProbs.detach())
+    let logRatio = stats.LogProbs - oldLogp
+    let gamma = logRatio.exp()                                                        // γ [B; T]
+    let adv0 = b.Advantages.unsqueeze(1L).expand_as(mask).to_type(gamma.dtype)      // [B; T]
+    let adv =
+        match o.EntropyBonus with
+        | Some e -> entropyAdvantage e adv0 stats.Entropy
+        | None -> adv0
+    let w = gate o.Gate stats.Entropy mask                                            // [B; T]
+    let ratio, shapedAdv, smoothed, pushed =
+        match o.Shaping with
+        | NoShaping -> gamma, adv, torch.zeros_like(mask), torch.zeros_like(mask)
+        | Simko s ->
+            let sh = Shaping.apply s w gamma adv tokens stats.TopKIndices stats.TopKLogProbs
+            sh.Ratio, sh.Advantages, sh.SmoothedTokens, sh.PushedTokens
+    let clipped = surrogate o.Clip ratio shapedAdv
+    let tokLoss, covSel =
+        match o.KlCov with
+        | None -> clipped.Loss, torch.zeros_like(mask)
+        | Some k ->
+            let sel = klCovSelection k shapedAdv stats.LogProbs mask
+            let penalised = shapedAdv.neg() * ratio + (stats.LogProbs - oldLogp).abs() * k.Coef
+            torch.where(sel.gt(sc (0.0)), penalised, clipped.Loss), sel
+    let selection =
+        match o.Selection with
+        | AllValid -> mask
+        | OnlyGated -> w
+    let klTok =
+        match b.RefLogProbs with
+        | Some r when o.Kl.Beta > 0.0 -> Some(estimate o.Kl.Estimator stats.LogProbs (torch.where(valid, r, stats.LogProbs.detach())))
+        | _ -> None
+    let policyLoss = aggregate o.Aggregation b.Normaliser (tokLoss * selection) mask
+    let total =
+        match klTok with
+        | Some kl -> policyLoss + aggregate o.Aggregation b.Normaliser kl mask * o.Kl.Beta
+        | None -> policyLoss
+    let metrics =
+        use _ = torch.no_grad()
+        let mean t = value (maskedMean t mask)
+        let lambdas = TokenStats.lambdas stats mask
+        { PolicyLoss = value policyLoss
+          Tokens = lambdas.Tokens
+          ClipFraction = mean (clipped.Clipped * selection)
+          GatedFraction = mean w
+          SmoothedFraction = mean smoothed
+          PushedFraction = mean pushed
+          KlCovFraction = mean covSel
+          Entropy = lambdas.Entropy
+          ApproxKlOld = mean (logRatio.detach().neg())
+          KlRef = (match klTok with Some kl -> mean (kl.detach()) | None -> 0.0)
+          Lambda = lambdas.Lambda
+          LambdaTopK = lambdas.TopK }
+    { Loss = total; Metrics = metrics; Stats = stats }
