@@ -8,6 +8,18 @@ open Expecto.Impl
 let all =
     testList "SimKO" [
         Smoke.tests
+        testList "Math" [
+            TokenStatsTests.tests
+            AdvantageTests.tests
+            GateTests.tests
+            SimkoTests.tests
+            MaskTests.tests
+            ClipTests.tests
+            AggregationTests.tests
+            PassAtKTests.tests
+            MethodTests.tests
+            MutationTests.tests
+        ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
     ]

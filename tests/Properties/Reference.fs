@@ -1,0 +1,130 @@
+/// A plain `float[]` reference of the GRPO and SimKO losses (SPEC §2–3), written with loops and
+/// no tensors, that the TorchSharp version must agree with (STYLE habit 7). Layout: logits are
+/// row-major [B; T; V], per-token arrays [B; T], per-response arrays [B].
+module SimKO.Tests.Reference
+
+type Batch =
+    { B: int; T: int; V: int
+      Logits: float[]
+      Tokens: int[]
+      Old: float[]
+      Mask: float[]
+      Adv: float[] }
+
+type Settings =
+    { Alpha: float; K: int; Lambda: float
+      /// per-response entropy quantile; None = SimKO off (GRPO).
+      Q: float option
+      ClipLow: float; ClipHigh: float }
+
+let logSoftmax (row: float[]) =
+    let m = Array.max row
+    let lse = m + log (row |> Array.sumBy (fun z -> exp (z - m)))
+    row |> Array.map (fun z -> z - lse)
+
+let entropyOf (lp: float[]) = -(lp |> Array.sumBy (fun l -> exp l * l))
+
+/// Indices of the k largest values, largest first.
+let topK (k: int) (row: float[]) =
+    row |> Array.mapi (fun i z -> i, z) |> Array.sortByDescending snd |> Array.take k |> Array.map fst
+
+/// q-quantile with linear interpolation at position q·(n−1) (torch.quantile's rule).
+let quantile (q: float) (xs: float[]) =
+    let s = Array.sort xs
+    let pos = q * float (s.Length - 1)
+    let lo = int (floor pos)
+    let hi = min (lo + 1) (s.Length - 1)
+    s.[lo] + (s.[hi] - s.[lo]) * (pos - float lo)
+
+/// GRPO advantages: (r − mean)/(std + 1e-6), unbiased std, per consecutive group of g.
+let grpoAdvantages (g: int) (rewards: float[]) =
+    rewards
+    |> Array.chunkBySize g
+    |> Array.collect (fun grp ->
+        let mean = Array.average grp
+        let std = sqrt ((grp |> Array.sumBy (fun r -> (r - mean) ** 2.0)) / float (g - 1))
+        grp |> Array.map (fun r -> (r - mean) / (std + 1e-6)))
+
+let private row (b: Batch) i t = Array.sub b.Logits ((i * b.T + t) * b.V) b.V
+
+/// Gate of each token: H > τ_i with τ_i the q-quantile of response i's valid entropies
+/// (q = 0: every valid token).
+let gates (s: Settings) (b: Batch) : bool[] =
+    let ent = Array.init (b.B * b.T) (fun j -> entropyOf (logSoftmax (row b (j / b.T) (j % b.T))))
+    Array.init (b.B * b.T) (fun j ->
+        let i = j / b.T
+        match s.Q with
+        | None -> false
+        | Some q ->
+            let valid = [| for t in 0 .. b.T - 1 do if b.Mask.[i * b.T + t] > 0.0 then yield ent.[i * b.T + t] |]
+            b.Mask.[j] > 0.0 && (q <= 0.0 || ent.[j] > quantile q valid))
+
+/// token-mean loss and its gradient w.r.t. the logits, from the closed forms:
+/// value Σ max(−A′γ, −A′clip(γ)) / N, gradient A′·γ·[p − ((1−α′)e_y + (α′/K)Σ_k e_{c_k})] / N on
+/// unclipped tokens (α′ = α on gated positive tokens, A′ = λA on gated negative top-1 tokens).
+let lossAndGrad (s: Settings) (b: Batch) : float * float[] =
+    let n = max 1.0 (Array.sum b.Mask)
+    let w = gates s b
+    let grad = Array.zeroCreate (b.B * b.T * b.V)
+    let mutable loss = 0.0
+    for i in 0 .. b.B - 1 do
+        for t in 0 .. b.T - 1 do
+            let j = i * b.T + t
+            if b.Mask.[j] > 0.0 then
+                let z = row b i t
+                let lp = logSoftmax z
+                let y = b.Tokens.[j]
+                let top = topK (min (max s.K 1) b.V) z
+                let gamma = exp (lp.[y] - b.Old.[j])
+                let a = b.Adv.[i]
+                let a' = if w.[j] && a < 0.0 && y = top.[0] then s.Lambda * a else a
+                let alpha' = if w.[j] && a > 0.0 then s.Alpha else 0.0
+                let clipped = min (max gamma (1.0 - s.ClipLow)) (1.0 + s.ClipHigh)
+                let l1, l2 = -a' * gamma, -a' * clipped
+                loss <- loss + max l1 l2
+                if not (l2 > l1) then
+                    for v in 0 .. b.V - 1 do
+                        let target =
+                            (if v = y then 1.0 - alpha' else 0.0)
+                            + (if Array.contains v top then alpha' / float top.Length else 0.0)
+                        grad.[(j * b.V) + v] <- a' * gamma * (exp lp.[v] - target) / n
+    loss / n, grad
+
+/// The surrogate whose ordinary gradient SimKO's loss has at the point `at` (γ and the top-K set
+/// frozen there): J(z) = −Σ A′·γ₀·[(1−α′) log p_y(z) + (α′/K) Σ_k log p_{c_k}(z)] / N over
+/// unclipped valid tokens. Finite differences of J check the gradient of the SimKO loss.
+let surrogate (s: Settings) (at: Batch) : float[] -> float =
+    let n = max 1.0 (Array.sum at.Mask)
+    let w = gates s at
+    let frozen =
+        [| for i in 0 .. at.B - 1 do
+             for t in 0 .. at.T - 1 do
+                 let j = i * at.T + t
+                 if at.Mask.[j] > 0.0 then
+                     let z = row at i t
+                     let lp = logSoftmax z
+                     let y = at.Tokens.[j]
+                     let top = topK (min (max s.K 1) at.V) z
+                     let gamma = exp (lp.[y] - at.Old.[j])
+                     let a = at.Adv.[i]
+                     let a' = if w.[j] && a < 0.0 && y = top.[0] then s.Lambda * a else a
+                     let alpha' = if w.[j] && a > 0.0 then s.Alpha else 0.0
+                     let clipped = min (max gamma (1.0 - s.ClipLow)) (1.0 + s.ClipHigh)
+                     if not (-a' * clipped > -a' * gamma) then
+                         yield (j, y, top, gamma, a', alpha') |]
+    fun logits ->
+        let mutable total = 0.0
+        for (j, y, top, gamma, a', alpha') in frozen do
+            let lp = logSoftmax (Array.sub logits (j * at.V) at.V)
+            let smoothed = (1.0 - alpha') * lp.[y] + alpha' / float top.Length * (top |> Array.sumBy (fun c -> lp.[c]))
+            total <- total - a' * gamma * smoothed
+        total / n
+
+/// Central finite differences of f at x, step h.
+let finiteDifferences (h: float) (f: float[] -> float) (x: float[]) : float[] =
+    Array.init x.Length (fun i ->
+        let xp = Array.copy x
+        let xm = Array.copy x
+        xp.[i] <- x.[i] + h
+        xm.[i] <- x.[i] - h
+        (f xp - f xm) / (2.0 * h))
