@@ -1,4 +1,6 @@
-using SimKO.Cli;
+using Microsoft.FSharp.Core;
+using CliCommands = SimKO.Cli.Commands;
+using SimKO.Host.Commands;
 using TorchSharp;
 
 namespace SimKO.Host;
@@ -7,19 +9,21 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        var parsed = Commands.parse(args);
-        if (parsed is Commands.Parsed.Exit exit)
+        var parsed = CliCommands.parse(args);
+        if (parsed is CliCommands.Parsed.Exit exit)
         {
             (exit.code == 0 ? Console.Out : Console.Error).WriteLine(exit.message);
             return exit.code;
         }
-        var command = ((Commands.Parsed.Run)parsed).Item;
+        var command = ((CliCommands.Parsed.Run)parsed).Item;
         switch (command)
         {
             case var c when c.IsInfo:
                 Console.WriteLine($"TorchSharp {typeof(torch).Assembly.GetName().Version}, libtorch {torch.__version__}");
                 Console.WriteLine($"CUDA available: {torch.cuda.is_available()}; threads: {torch.get_num_threads()}");
                 return 0;
+            case CliCommands.Command.Loss loss:
+                return LossCommand.Run(loss.Item.Input, OptionModule.ToObj(loss.Item.Output));
             default:
                 Console.Error.WriteLine($"not implemented: {command}");
                 return 2;

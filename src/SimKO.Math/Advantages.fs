@@ -28,12 +28,23 @@ type AdvantageEstimator =
     /// rollouts with c correct (SPEC §4).
     | PassAtKTraining of k: int
 
+/// The estimator's name in messages.
+let describe (estimator: AdvantageEstimator) =
+    match estimator with
+    | GroupNormalised true -> "group-normalised advantage (GRPO)"
+    | GroupNormalised false -> "group-centred advantage (Dr. GRPO)"
+    | LeaveOneOut -> "leave-one-out advantage (RLOO)"
+    | PositiveOnly -> "PSR advantage"
+    | NegativeOnly -> "NSR advantage"
+    | WeightedReinforce _ -> "W-REINFORCE advantage"
+    | PassAtKTraining _ -> "pass@k-training advantage"
+
 /// Every problem with an estimator for a given group size, at once.
 let validate (groupSize: int) (estimator: AdvantageEstimator) : string list =
     [ if groupSize < 1 then yield sprintf "group_size must be >= 1, got %d" groupSize
       match estimator with
       | GroupNormalised true | LeaveOneOut when groupSize < 2 ->
-          yield sprintf "%A needs group_size >= 2 (a std or leave-one-out mean of one response is undefined), got %d" estimator groupSize
+          yield sprintf "the %s needs group_size >= 2 (a std or leave-one-out mean of one response is undefined), got %d" (describe estimator) groupSize
       | WeightedReinforce w when not (w >= 0.0) -> yield sprintf "lambda_w must be >= 0, got %g" w
       | PassAtKTraining k when k < 1 || k > groupSize ->
           yield sprintf "pass@k training needs 1 <= k <= group_size = %d, got k = %d" groupSize k

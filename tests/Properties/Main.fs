@@ -19,6 +19,8 @@ let all =
             PassAtKTests.tests
             MethodTests.tests
             MutationTests.tests
+            ComposeExample.tests
+            LossCommandTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
