@@ -19,8 +19,10 @@ let all =
             PassAtKTests.tests
             MethodTests.tests
             MutationTests.tests
+            RegulariserTests.tests
             ComposeExample.tests
             LossCommandTests.tests
+            PlotTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
