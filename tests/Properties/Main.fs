@@ -21,8 +21,11 @@ let all =
             MutationTests.tests
             RegulariserTests.tests
             ComposeExample.tests
+        ]
+        testList "HostReporting" [
             LossCommandTests.tests
             PlotTests.tests
+            ReportTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
