@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SimKO.Host.Bench;
+
+/// <summary>Timing and memory measurement helpers shared by the benchmarks.</summary>
+public static class Measure
+{
+    /// <summary>Median wall time (seconds) of <paramref name="reps"/> runs after <paramref name="warmup"/> unmeasured ones.</summary>
+    public static (double Median, double[] All) Time(Action run, int warmup, int reps)
+    {
+        for (int i = 0; i < warmup; i++) run();
+        var times = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            run();
+            if (cuda.is_available()) cuda.synchronize();
+            times[i] = sw.Elapsed.TotalSeconds;
+        }
+        var sorted = times.OrderBy(t => t).ToArray();
+        return (sorted[sorted.Length / 2], times);
+    }
+
+    /// <summary>Resident set size now and its peak (bytes), from /proc/self/status (Linux).</summary>
+    public static (long Rss, long Peak) Memory()
+    {
+        if (!File.Exists("/proc/self/status")) return (Environment.WorkingSet, Environment.WorkingSet);
+        long rss = 0, peak = 0;
+        foreach (var line in File.ReadLines("/proc/self/status"))
+        {
+            if (line.StartsWith("VmRSS:")) rss = ParseKb(line);
+            else if (line.StartsWith("VmHWM:")) peak = ParseKb(line);
+        }
+        return (rss, peak);
+    }
+
+    /// <summary>Reset the kernel's peak-RSS counter (Linux: clear_refs 5), so the next peak is this phase's own.</summary>
+    public static bool ResetPeak()
+    {
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); return true; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
+    static long ParseKb(string line) => long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+
+    /// <summary>The machine as a benchmark report states it.</summary>
+    public static Dictionary<string, object> Machine()
+    {
+        string cpu = "unknown";
+        if (File.Exists("/proc/cpuinfo"))
+            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? cpu;
+        return new()
+        {
+            ["cpu"] = cpu,
+            ["cores"] = Environment.ProcessorCount,
+            ["torch_threads"] = get_num_threads(),
+            ["torchsharp"] = typeof(torch).Assembly.GetName().Version?.ToString() ?? "?",
+            ["libtorch"] = __version__,
+            ["cuda"] = cuda.is_available() ? $"{cuda.device_count()} device(s)" : "none",
+            ["os"] = RuntimeInformation.OSDescription,
+            ["dotnet"] = RuntimeInformation.FrameworkDescription,
+        };
+    }
+
+    /// <summary>Measured matmul throughput (FLOP/s): n×n by n×n, 2n³ FLOPs, median of reps.</summary>
+    public static double MatmulPeak(Device device, ScalarType dtype, int n = 1024, int reps = 7)
+    {
+        using var scope = NewDisposeScope();
+        var a = randn(n, n, dtype: dtype, device: device);
+        var b = randn(n, n, dtype: dtype, device: device);
+        var (median, _) = Time(() => { using var c = a.matmul(b); }, warmup: 2, reps: reps);
+        return 2.0 * n * n * n / median;
+    }
+}

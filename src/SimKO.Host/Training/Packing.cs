@@ -1,0 +1,66 @@
+using static TorchSharp.torch;
+
+namespace SimKO.Host.Training;
+
+/// <summary>One sampled response of a prompt, with its advantage.</summary>
+public sealed record Sample(int Group, int[] Prompt, int[] Response, double Reward);
+
+/// <summary>
+/// Responses packed for a forward pass: prompts left-padded to P tokens, responses right-padded to
+/// R tokens, so that logits[:, P−1 .. P+R−2] predict the response tokens [:, 0 .. R−1].
+/// </summary>
+public sealed class PackedBatch : IDisposable
+{
+    /// <summary>[N, P+R] int64 token ids (padding = pad id).</summary>
+    public required Tensor Ids { get; init; }
+    /// <summary>[N, P+R] int64, 1 on real prompt and response tokens.</summary>
+    public required Tensor Attention { get; init; }
+    /// <summary>[N, R] int64 response tokens (pad where masked).</summary>
+    public required Tensor ResponseTokens { get; init; }
+    /// <summary>[N, R] float32, 1 on response tokens.</summary>
+    public required Tensor ResponseMask { get; init; }
+    public required int PromptLength { get; init; }
+    public required int ResponseLength { get; init; }
+
+    /// <summary>The logits that predict the response tokens: [N, R, V] out of [N, P+R, V].</summary>
+    public Tensor ResponseLogits(Tensor logits) => logits.narrow(1, PromptLength - 1, ResponseLength);
+
+    public void Dispose()
+    {
+        Ids.Dispose(); Attention.Dispose(); ResponseTokens.Dispose(); ResponseMask.Dispose();
+    }
+
+    public static PackedBatch Pack(IReadOnlyList<Sample> samples, int padId, Device device)
+    {
+        if (samples.Count == 0) throw new ArgumentException("cannot pack an empty batch");
+        int p = samples.Max(s => s.Prompt.Length), r = System.Math.Max(1, samples.Max(s => s.Response.Length));
+        if (samples.Any(s => s.Prompt.Length == 0)) throw new ArgumentException("every prompt needs at least one token");
+        int n = samples.Count, t = p + r;
+        var ids = new long[n * t];
+        var att = new long[n * t];
+        var resp = new long[n * r];
+        var mask = new float[n * r];
+        Array.Fill(ids, padId);
+        Array.Fill(resp, padId);
+        for (int i = 0; i < n; i++)
+        {
+            var s = samples[i];
+            int offset = p - s.Prompt.Length;
+            for (int j = 0; j < s.Prompt.Length; j++) { ids[i * t + offset + j] = s.Prompt[j]; att[i * t + offset + j] = 1; }
+            for (int j = 0; j < s.Response.Length; j++)
+            {
+                ids[i * t + p + j] = s.Response[j]; att[i * t + p + j] = 1;
+                resp[i * r + j] = s.Response[j]; mask[i * r + j] = 1;
+            }
+        }
+        return new PackedBatch
+        {
+            Ids = tensor(ids, [n, t], device: device),
+            Attention = tensor(att, [n, t], device: device),
+            ResponseTokens = tensor(resp, [n, r], device: device),
+            ResponseMask = tensor(mask, [n, r], device: device),
+            PromptLength = p,
+            ResponseLength = r,
+        };
+    }
+}
