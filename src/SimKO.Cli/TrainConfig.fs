@@ -167,8 +167,9 @@ let readFile (path: string) : Result<(string * string) list, string list> =
                 | _ -> e.GetRawText()
             Ok [ for p in doc.RootElement.EnumerateObject() do
                    if p.Name = "method_settings" && p.Value.ValueKind = JsonValueKind.Object then
-                       for s in p.Value.EnumerateObject() -> methodSettingPrefix + s.Name, text s.Value
-                   else p.Name, text p.Value ]
+                       for s in p.Value.EnumerateObject() do
+                           yield methodSettingPrefix + s.Name, text s.Value
+                   else yield p.Name, text p.Value ]
     with
     | :? JsonException as e -> Error [ sprintf "%s: not valid JSON (%s)" path e.Message ]
     | :? IOException as e -> Error [ sprintf "%s: cannot read (%s)" path e.Message ]

@@ -79,13 +79,17 @@ let compute (estimator: AdvantageEstimator) (groupSize: int) (rewards: Tensor) :
     let correct = rewards.gt(sc (0.0)) |> asFloat rewards                  // [B]
     match estimator with
     | GroupNormalised divideByStd ->
-        let centred = grouped - grouped.mean([| 1L |], keepdim = true)
+        // A constant group's mean of equal floats can round in the last bit; its advantage is 0 exactly.
+        let constant = grouped.amax([| 1L |], keepdim = true).eq(grouped.amin([| 1L |], keepdim = true))
+        let centred = (grouped - grouped.mean([| 1L |], keepdim = true)).masked_fill(constant, sc 0.0)
         let a = if divideByStd then centred / (grouped.std(1L, true, true) + Epsilon) else centred
         a.reshape(-1L)
     | LeaveOneOut ->
         let g = float groupSize
-        let others = (grouped.sum(1L, true) - grouped) / (g - 1.0)
-        (grouped - others).reshape(-1L)
+        let constant = grouped.amax([| 1L |], keepdim = true).eq(grouped.amin([| 1L |], keepdim = true))
+        let centred = (grouped - grouped.mean([| 1L |], keepdim = true)).masked_fill(constant, sc 0.0)
+        // r_i − mean of the others = G/(G−1)·(r_i − mean)
+        (centred * (g / (g - 1.0))).reshape(-1L)
     | PositiveOnly -> correct
     | NegativeOnly -> correct - 1.0
     | WeightedReinforce lambdaW -> correct * (lambdaW + 1.0) - 1.0

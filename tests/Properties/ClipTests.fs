@@ -19,7 +19,7 @@ let private withRatio (b: Built) (shiftForPositive: float) (shiftForNegative: fl
 
 let tests =
     testList "clipping" [
-        for name, objective in [ "grpo", grpo; "simko", simko 0.5 3 1.5 0.0 ] ->
+        for name, objective in [ "grpo", grpo; "simko", simko 0.5 3 1.5 0.0 ] do
             testPropertyWithConfig (config 60) (sprintf "A > 0 and gamma > 1+eps, or A < 0 and gamma < 1-eps, give zero gradient (7.7, %s)" name) (fun (c: Case) ->
                 use _ = torch.NewDisposeScope()
                 let b = withRatio (build c) (log 1.3) (log 0.7)           // ε = 0.2 both sides

@@ -104,6 +104,16 @@ type Arbs =
     static member Mixed() : Arbitrary<MixedGroups> = Arb.fromGen mixedGroupsGen
     static member Pass() : Arbitrary<PassCase> = Arb.fromGen (passCaseGen 14)
 
-/// Property configuration: our generators, `maxTest` cases.
+/// The FsCheck seed: fixed so the suite is deterministic; set SIMKO_PROPERTY_SEED=<n> to explore
+/// other cases (a failure prints the case, so it can be turned into a fixed test).
+let seed =
+    match System.Environment.GetEnvironmentVariable "SIMKO_PROPERTY_SEED" with
+    | null | "" -> 20251123UL
+    | s -> uint64 s
+
+/// Property configuration: our generators, `maxTest` cases, the fixed seed.
 let config maxTest =
-    { Expecto.FsCheckConfig.defaultConfig with maxTest = maxTest; arbitrary = [ typeof<Arbs> ] }
+    { Expecto.FsCheckConfig.defaultConfig with
+        maxTest = maxTest
+        arbitrary = [ typeof<Arbs> ]
+        replay = Some(seed, 0x9E3779B97F4A7C15UL, None) }
