@@ -26,6 +26,7 @@ let all =
             LossCommandTests.tests
             PlotTests.tests
             ReportTests.tests
+            UpdateStepTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests

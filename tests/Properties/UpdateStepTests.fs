@@ -1,0 +1,77 @@
+/// The trainer's update step (issue 5): the gradient and the update do not depend on the
+/// micro-batch size; packing puts response logits where they belong; the NaN guard skips.
+module SimKO.Tests.UpdateStepTests
+
+open Expecto
+open TorchSharp
+open SimKO.Math
+open SimKO.Host.Training
+
+/// A toy policy: logits depend on the current token only (embedding → linear).
+type ToyPolicy(vocab: int64, dim: int64, seed: int64) =
+    let gen = new torch.Generator(uint64 seed)
+    let emb = new TorchSharp.Modules.Parameter(torch.randn([| vocab; dim |], generator = gen) * 0.5)
+    let head = new TorchSharp.Modules.Parameter(torch.randn([| dim; vocab |], generator = gen) * 0.5)
+    member val Poison = false with get, set
+    interface IPolicy with
+        member this.Logits(ids, _mask) =
+            let h = emb.index_select(0L, ids.reshape(-1L)).reshape(ids.shape[0], ids.shape[1], dim)
+            let logits = h.matmul(head)
+            if this.Poison then logits * nan else logits
+        member _.NamedParameters = [| struct ("emb", emb); struct ("head", head) |] :> System.Collections.Generic.IReadOnlyList<_>
+        member _.Device = torch.CPU
+        member _.SetTraining _ = ()
+
+let private samples () =
+    let rng = System.Random(4)
+    [| for g in 0 .. 3 do
+         let prompt = Array.init (2 + g % 3) (fun _ -> rng.Next(1, 9))
+         for _ in 0 .. 3 ->
+             Sample(g, prompt, Array.init (1 + rng.Next(5)) (fun _ -> rng.Next(1, 9)), float (rng.Next(2))) |]
+
+let private run micro (policy: ToyPolicy) =
+    let p = policy :> IPolicy
+    let opt = AdamW(p.NamedParameters |> Seq.map (fun struct (n, t) -> struct (n, t :> torch.Tensor)) |> Array.ofSeq, 0.9, 0.99, 1e-8, 0.0)
+    let s = samples ()
+    use batch = PackedBatch.Pack(s, 0, torch.CPU)
+    let rewards = torch.tensor(s |> Array.map (fun x -> x.Reward))
+    let objective = Methods.objective (Methods.Simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5 })
+    let adv = Advantages.compute objective.Advantage 4 rewards
+    let m = PolicyUpdate.Run(objective, p, opt, 1e-2, batch, adv, 4, UpdateSettings(2, micro, 1, 1.0))
+    m, p.NamedParameters |> Seq.map (fun struct (_, t) -> t.detach().clone()) |> Array.ofSeq
+
+let tests =
+    testSequenced <| testList "update step" [
+        testCase "packing left-pads prompts and aligns response logits" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            use b = PackedBatch.Pack([| Sample(0, [| 5; 6 |], [| 7 |], 1.0); Sample(0, [| 4 |], [| 8; 9 |], 0.0) |], 0, torch.CPU)
+            Expect.sequenceEqual (b.Ids.data<int64>().ToArray()) [| 5L; 6L; 7L; 0L; 0L; 4L; 8L; 9L |] "ids [2, 4]"
+            Expect.sequenceEqual (b.Attention.data<int64>().ToArray()) [| 1L; 1L; 1L; 0L; 0L; 1L; 1L; 1L |] "attention"
+            Expect.sequenceEqual (b.ResponseMask.data<float32>().ToArray()) [| 1.0f; 0.0f; 1.0f; 1.0f |] "response mask"
+            // logits at position t predict token t+1: the response block starts at P − 1 = 1
+            let positions = torch.arange(4L).reshape(1L, 4L, 1L).expand(2L, 4L, 1L)
+            Expect.sequenceEqual ((b.ResponseLogits positions).reshape(-1L).data<int64>().ToArray()) [| 1L; 2L; 1L; 2L |] "positions"
+        testCase "the update does not depend on the micro-batch size" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            let m1, p1 = run 1 (ToyPolicy(10L, 8L, 1L))
+            let m16, p16 = run 16 (ToyPolicy(10L, 8L, 1L))
+            Expect.equal (m1.Updates, m16.Updates) (2, 2) "two mini-batch updates each"
+            for a, b in Array.zip p1 p16 do
+                let diff = (a - b).abs().max().item<float32>()
+                Expect.isLessThan diff 1e-5f "parameters after the update"
+            let before = ToyPolicy(10L, 8L, 1L) :> IPolicy
+            let struct (_, head0) = before.NamedParameters.[1]
+            let moved = (p1.[1] - head0).abs().max().item<float32>()
+            Expect.isGreaterThan moved 1e-4f "the update moved the parameters"
+        testCase "a NaN loss skips the update and is reported" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            let policy = ToyPolicy(10L, 8L, 2L)
+            policy.Poison <- true
+            let m, after = run 4 policy
+            Expect.equal m.Updates 0 "no update taken"
+            Expect.equal m.SkippedUpdates 2 "both mini-batches skipped"
+            Expect.isNonEmpty m.Problems "problems reported"
+            let fresh = ToyPolicy(10L, 8L, 2L) :> IPolicy
+            for (a: torch.Tensor), struct (_, b) in Array.zip after (Array.ofSeq fresh.NamedParameters) do
+                Expect.isTrue (a.Equals(b)) "parameters unchanged"
+    ]
