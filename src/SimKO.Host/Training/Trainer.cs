@@ -1,0 +1,227 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using SimKO.Math;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SimKO.Host.Training;
+
+/// <summary>One generated response as the trainer sees it (whatever engine produced it).</summary>
+public sealed record Generated(int PromptIndex, int[] Tokens, float[] SamplerLogProbs);
+
+/// <summary>Sampling request of one step.</summary>
+public sealed record GenerateRequest(IReadOnlyList<int[]> Prompts, int SamplesPerPrompt, double Temperature, double TopP, int TopK, int MaxNewTokens, long Seed);
+
+/// <summary>A training problem: an id, its prompt ids, and a reward function of the response ids.</summary>
+public sealed record TrainProblem(string Id, int[] PromptIds, Func<int[], double> Reward);
+
+/// <summary>Everything a training run needs that is not the math: the policy and how to sample
+/// from it, the problems, and how model/optimizer tensors are written and read.</summary>
+public sealed class TrainerParts
+{
+    public required IPolicy Policy { get; init; }
+    public required Func<GenerateRequest, IReadOnlyList<Generated>> Generate { get; init; }
+    public required IReadOnlyList<TrainProblem> Problems { get; init; }
+    public required int PadId { get; init; }
+    /// <summary>Write named tensors to a stream (safetensors).</summary>
+    public required Action<Stream, IReadOnlyDictionary<string, Tensor>> WriteTensors { get; init; }
+    /// <summary>Read named tensors from a file (safetensors), validated.</summary>
+    public required Func<string, Dictionary<string, Tensor>> ReadTensors { get; init; }
+    /// <summary>Export the policy as an HF folder (model, config, tokenizer).</summary>
+    public required Action<string> ExportHf { get; init; }
+    /// <summary>Optional frozen reference policy for the KL penalty.</summary>
+    public IPolicy? Reference { get; init; }
+}
+
+/// <summary>Run settings the trainer uses (a projection of the CLI's TrainConfig).</summary>
+public sealed record TrainerSettings(
+    int Steps, int PromptsPerStep, int SamplesPerPrompt, double Temperature, double TopP, int TopK, int MaxNewTokens,
+    int MiniBatches, int MicroBatchSize, int PpoEpochs, double LearningRate, int WarmupSteps,
+    double Beta1, double Beta2, double WeightDecay, double GradClip, int MaxBadSteps,
+    int Seed, string Out, int CheckpointEvery, int KeepCheckpoints, bool Tensorboard, string ConfigJson);
+
+/// <summary>The outcome of a run: where it ended and the last step's metrics.</summary>
+public sealed record TrainResult(long StepsDone, IReadOnlyDictionary<string, double> LastMetrics, string FinalModel);
+
+/// <summary>
+/// The training loop (SPEC §2, §5–8) as one story: sample prompts → n responses each → rewards →
+/// advantages → PPO updates (PolicyUpdate) → metrics → checkpoints. Every random choice of step s
+/// comes from (seed, s), so a resumed run repeats exactly what an uninterrupted one does.
+/// </summary>
+public sealed class Trainer(Methods.Method method, TrainerSettings settings, TrainerParts parts, ILogger log)
+{
+    public const string ModelFile = "model.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "trainer.json";
+
+    readonly Objective.Objective _objective = Methods.objective(method);
+
+    /// <summary>Train from scratch, or from the newest complete checkpoint when <paramref name="resume"/>.</summary>
+    public TrainResult Run(bool resume, long? stopAfter = null)
+    {
+        var store = new CheckpointStore(Path.Combine(settings.Out, "checkpoints"));
+        var optimizer = new AdamW(parts.Policy.NamedParameters.Select(p => (p.Name, (Tensor)p.Param)).ToList(),
+            settings.Beta1, settings.Beta2, 1e-8, settings.WeightDecay);
+        long start = 0;
+        int badSteps = 0;
+        if (resume)
+        {
+            var latest = store.Latest();
+            if (latest is null) log.LogInformation("no checkpoint in {Dir}: starting from step 0", store.Directory);
+            else (start, badSteps) = Restore(latest, optimizer);
+        }
+        Directory.CreateDirectory(settings.Out);
+        AtomicFile.WriteAllText(Path.Combine(settings.Out, "config.json"), settings.ConfigJson);
+        using var sink = new MetricsSink(settings.Out, log, start, settings.Steps, settings.Tensorboard);
+        IReadOnlyDictionary<string, double> last = new Dictionary<string, double>();
+        long end = stopAfter is long s ? System.Math.Min(settings.Steps, start + s) : settings.Steps;
+        for (long step = start; step < end; step++)
+        {
+            var metrics = Step(step, optimizer, out var skipped, out var problems);
+            badSteps += skipped;
+            foreach (var p in problems) log.LogWarning("step {Step}: skipped an update: {Problem}", step, p);
+            metrics["skipped_updates_total"] = badSteps;
+            sink.Step(step, metrics, $"reward {metrics["reward_mean"]:F3} pass@1 {metrics["train_pass@1"]:F3} H {metrics.GetValueOrDefault("entropy"):F3}");
+            last = metrics;
+            if (badSteps >= settings.MaxBadSteps)
+            {
+                Save(store, step + 1, optimizer, badSteps);
+                throw new InvalidOperationException($"stopping: {badSteps} updates were skipped for a NaN/Inf loss or gradient (max_bad_steps = {settings.MaxBadSteps}); the last checkpoint is step {step + 1}");
+            }
+            if ((step + 1) % settings.CheckpointEvery == 0 || step + 1 == settings.Steps)
+                Save(store, step + 1, optimizer, badSteps);
+        }
+        var final = Path.Combine(settings.Out, "final");
+        if (end == settings.Steps) parts.ExportHf(final);
+        return new TrainResult(end, last, final);
+    }
+
+    /// <summary>Learning rate at a step: linear warm-up, then constant (the paper's schedule).</summary>
+    public double LearningRate(long step) =>
+        settings.WarmupSteps > 0 && step < settings.WarmupSteps ? settings.LearningRate * (step + 1) / settings.WarmupSteps : settings.LearningRate;
+
+    /// <summary>Prompt indices of a step: consecutive slices of a per-epoch permutation seeded by (seed, epoch).</summary>
+    public IReadOnlyList<int> PromptsOf(long step)
+    {
+        int n = parts.Problems.Count, k = settings.PromptsPerStep;
+        var chosen = new List<int>(k);
+        for (long pos = step * k; chosen.Count < k; pos++)
+        {
+            long epoch = pos / n;
+            chosen.Add(Permutation(epoch)[(int)(pos % n)]);
+        }
+        return chosen;
+    }
+
+    readonly Dictionary<long, int[]> _permutations = new();
+
+    int[] Permutation(long epoch)
+    {
+        if (_permutations.TryGetValue(epoch, out var p)) return p;
+        var rng = new Random(unchecked((int)Seeds.Mix(settings.Seed, 0x5EED, epoch)));
+        p = Enumerable.Range(0, parts.Problems.Count).ToArray();
+        rng.Shuffle(p);
+        return _permutations[epoch] = p;
+    }
+
+    Dictionary<string, double> Step(long step, AdamW optimizer, out int skipped, out List<string> problems)
+    {
+        using var scope = NewDisposeScope();
+        var clock = Stopwatch.StartNew();
+        var promptIdx = PromptsOf(step);
+        var prompts = promptIdx.Select(i => parts.Problems[i].PromptIds).ToList();
+        int g = settings.SamplesPerPrompt;
+        var generated = parts.Generate(new GenerateRequest(prompts, g, settings.Temperature, settings.TopP, settings.TopK,
+            settings.MaxNewTokens, Seeds.Mix(settings.Seed, 0x1207, step)));
+        var rolloutSeconds = clock.Elapsed.TotalSeconds;
+        var ordered = generated.OrderBy(x => x.PromptIndex).ToList();   // stable: groups stay consecutive
+        if (ordered.Count != prompts.Count * g)
+            throw new InvalidOperationException($"step {step}: the rollout engine returned {ordered.Count} responses, expected {prompts.Count} × {g}");
+        var samples = ordered.Select(x => new Sample(x.PromptIndex, prompts[x.PromptIndex], x.Tokens,
+            parts.Problems[promptIdx[x.PromptIndex]].Reward(x.Tokens))).ToList();
+        var rewards = tensor(samples.Select(s => s.Reward).ToArray(), ScalarType.Float32);
+        var advantages = Advantages.compute(_objective.Advantage, g, rewards);
+        using var batch = PackedBatch.Pack(samples, parts.PadId, parts.Policy.Device);
+        Tensor? refLogProbs = parts.Reference is { } r && _objective.Kl.Beta > 0 ? PolicyUpdate.LogProbs(r, batch, settings.MicroBatchSize) : null;
+        clock.Restart();
+        var update = PolicyUpdate.Run(_objective, parts.Policy, optimizer, LearningRate(step), batch, advantages, g,
+            new UpdateSettings(settings.MiniBatches, settings.MicroBatchSize, settings.PpoEpochs, settings.GradClip), refLogProbs);
+        var updateSeconds = clock.Elapsed.TotalSeconds;
+        skipped = update.SkippedUpdates;
+        problems = update.Problems;
+
+        var metrics = new Dictionary<string, double>(update.Values);
+        var correct = samples.Select(s => s.Reward > 0).ToArray();
+        long responseTokens = samples.Sum(s => s.Response.Length);
+        metrics["reward_mean"] = samples.Average(s => s.Reward);
+        metrics["train_pass@1"] = correct.Average(c => c ? 1.0 : 0.0);
+        metrics[$"train_pass@{g}"] = Enumerable.Range(0, prompts.Count).Average(p => correct.Skip(p * g).Take(g).Any(c => c) ? 1.0 : 0.0);
+        metrics["response_length"] = samples.Average(s => s.Response.Length);
+        metrics["rollout_tokens_per_s"] = responseTokens / System.Math.Max(1e-9, rolloutSeconds);
+        metrics["update_tokens_per_s"] = settings.PpoEpochs * (double)batch.Ids.numel() / System.Math.Max(1e-9, updateSeconds);
+        metrics["lr"] = LearningRate(step);
+        metrics["updates"] = update.Updates;
+        metrics["peak_rss_mb"] = Bench.Measure.Memory().Peak / 1048576.0;
+        return metrics;
+    }
+
+    void Save(CheckpointStore store, long stepsDone, AdamW optimizer, int badSteps)
+    {
+        var model = parts.Policy.NamedParameters.ToDictionary(p => p.Name, p => (Tensor)p.Param);
+        var state = new JsonObject
+        {
+            ["steps_done"] = stepsDone,
+            ["seed"] = settings.Seed,
+            ["skipped_updates"] = badSteps,
+            ["data_position"] = stepsDone * settings.PromptsPerStep,
+            ["config"] = JsonNode.Parse(settings.ConfigJson),
+        };
+        store.Save(stepsDone,
+        [
+            (ModelFile, s => parts.WriteTensors(s, model)),
+            (OptimizerFile, s => parts.WriteTensors(s, optimizer.State())),
+            (StateFile, s => JsonSerializer.Serialize(s, state, new JsonSerializerOptions { WriteIndented = true })),
+        ]);
+        store.Prune(settings.KeepCheckpoints);
+        log.LogInformation("checkpoint: {Path}", Path.Combine(store.Directory, CheckpointStore.NameOf(stepsDone)));
+    }
+
+    (long Step, int BadSteps) Restore(string checkpoint, AdamW optimizer)
+    {
+        var state = JsonNode.Parse(File.ReadAllText(Path.Combine(checkpoint, StateFile)))!;
+        var steps = state["steps_done"]!.GetValue<long>();
+        var seed = state["seed"]!.GetValue<int>();
+        if (seed != settings.Seed)
+            throw new InvalidOperationException($"{checkpoint}: written with seed {seed}, this run has seed {settings.Seed}; resume with the same configuration");
+        var model = parts.ReadTensors(Path.Combine(checkpoint, ModelFile));
+        var problems = new List<string>();
+        using (no_grad())
+        {
+            foreach (var (name, p) in parts.Policy.NamedParameters)
+            {
+                if (!model.TryGetValue(name, out var t)) { problems.Add($"missing tensor '{name}'"); continue; }
+                if (!t.shape.SequenceEqual(p.shape)) { problems.Add($"tensor '{name}' has shape [{string.Join(", ", t.shape)}], expected [{string.Join(", ", p.shape)}]"); continue; }
+                p.copy_(t);
+            }
+        }
+        if (problems.Count > 0) throw new InvalidDataException($"{Path.Combine(checkpoint, ModelFile)}: {string.Join("; ", problems)}");
+        optimizer.Load(parts.ReadTensors(Path.Combine(checkpoint, OptimizerFile)), Path.Combine(checkpoint, OptimizerFile));
+        log.LogInformation("resumed from {Checkpoint} (step {Step})", checkpoint, steps);
+        return (steps, state["skipped_updates"]?.GetValue<int>() ?? 0);
+    }
+}
+
+/// <summary>Deterministic seeds derived from a run seed and indices (SplitMix64 finaliser).</summary>
+public static class Seeds
+{
+    public static long Mix(long seed, long stream, long index)
+    {
+        unchecked
+        {
+            ulong z = (ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)stream * 0xBF58476D1CE4E5B9UL ^ (ulong)index * 0x94D049BB133111EBUL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return (long)((z ^ (z >> 31)) & 0x7FFFFFFFFFFFFFFFUL);
+        }
+    }
+}
