@@ -5,7 +5,7 @@ namespace SimKO.Host;
 public static class AtomicFile
 {
     public static void WriteAllText(string path, string text) =>
-        Write(path, stream => { using var w = new StreamWriter(stream); w.Write(text); });
+        Write(path, stream => { using var w = new StreamWriter(stream, leaveOpen: true); w.Write(text); });
 
     public static void Write(string path, Action<Stream> write)
     {

@@ -27,6 +27,7 @@ let all =
             PlotTests.tests
             ReportTests.tests
             UpdateStepTests.tests
+            TrainerTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests

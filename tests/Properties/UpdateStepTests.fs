@@ -12,15 +12,17 @@ type ToyPolicy(vocab: int64, dim: int64, seed: int64) =
     let gen = new torch.Generator(uint64 seed)
     let emb = new TorchSharp.Modules.Parameter(torch.randn([| vocab; dim |], generator = gen) * 0.5)
     let head = new TorchSharp.Modules.Parameter(torch.randn([| dim; vocab |], generator = gen) * 0.5)
+    /// NaN logits in training mode (sampling and old log-probs stay finite).
     member val Poison = false with get, set
+    member val Training = false with get, set
     interface IPolicy with
         member this.Logits(ids, _mask) =
             let h = emb.index_select(0L, ids.reshape(-1L)).reshape(ids.shape[0], ids.shape[1], dim)
             let logits = h.matmul(head)
-            if this.Poison then logits * nan else logits
+            if this.Poison && this.Training then logits * nan else logits
         member _.NamedParameters = [| struct ("emb", emb); struct ("head", head) |] :> System.Collections.Generic.IReadOnlyList<_>
         member _.Device = torch.CPU
-        member _.SetTraining _ = ()
+        member this.SetTraining t = this.Training <- t
 
 let private samples () =
     let rng = System.Random(4)

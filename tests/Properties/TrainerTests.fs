@@ -1,0 +1,112 @@
+/// The training loop with toy parts: 4 steps equal 2 steps + resume + 2 steps bit for bit, a
+/// damaged checkpoint is named and never loaded, repeated NaN updates stop the run.
+module SimKO.Tests.TrainerTests
+
+open System.IO
+open Expecto
+open TorchSharp
+open Microsoft.Extensions.Logging.Abstractions
+open SimKO.Math
+open SimKO.Host.Training
+open SimKO.Tests.UpdateStepTests
+
+/// A minimal sampler over the toy policy (categorical at temperature 1, fixed length).
+let private generate (policy: IPolicy) (req: GenerateRequest) : System.Collections.Generic.IReadOnlyList<Generated> =
+    use _ = torch.no_grad()
+    let gen = new torch.Generator(uint64 req.Seed)
+    [| for p in 0 .. req.Prompts.Count - 1 do
+         for _ in 1 .. req.SamplesPerPrompt do
+             let mutable seq = Array.copy req.Prompts.[p]
+             let tokens = ResizeArray()
+             for _ in 1 .. req.MaxNewTokens do
+                 use ids = torch.tensor(seq |> Array.map int64).unsqueeze(0L)
+                 use logits = policy.Logits(ids, torch.ones_like(ids))
+                 use probs = logits.select(1L, -1L).softmax(-1L)
+                 let t = int (probs.multinomial(1L, false, gen).item<int64>())
+                 tokens.Add t
+                 seq <- Array.append seq [| t |]
+             yield Generated(p, tokens.ToArray(), Array.zeroCreate tokens.Count) |] :> _
+
+/// Tensor files for the test: name, shape, float32 data.
+let private writeTensors (s: Stream) (d: System.Collections.Generic.IReadOnlyDictionary<string, torch.Tensor>) =
+    use w = new BinaryWriter(s, System.Text.Encoding.UTF8, true)
+    w.Write d.Count
+    for kv in d |> Seq.sortBy (fun kv -> kv.Key) do
+        let t = kv.Value.detach().to_type(torch.ScalarType.Float32).contiguous()
+        w.Write kv.Key
+        w.Write t.shape.Length
+        for x in t.shape do w.Write x
+        for x in t.data<float32>().ToArray() do w.Write x
+
+let private readTensors (path: string) =
+    use r = new BinaryReader(File.OpenRead path)
+    let n = r.ReadInt32()
+    let d = System.Collections.Generic.Dictionary<string, torch.Tensor>()
+    for _ in 1 .. n do
+        let name = r.ReadString()
+        let shape = Array.init (r.ReadInt32()) (fun _ -> r.ReadInt64())
+        let count = shape |> Array.fold (*) 1L
+        d[name] <- torch.tensor(Array.init (int count) (fun _ -> r.ReadSingle())).reshape(shape)
+    d
+
+let private settings out steps =
+    TrainerSettings(steps, 4, 4, 1.0, 1.0, 0, 3, 2, 8, 1, 1e-2, 0, 0.9, 0.99, 0.0, 1.0, 2, 7, out, 2, 3, false, "{}")
+
+let private parts (policy: ToyPolicy) =
+    let p = policy :> IPolicy
+    TrainerParts(
+        Policy = p,
+        Generate = generate p,
+        Problems = [| for i in 0 .. 9 -> TrainProblem(string i, [| 1 + i % 5; 2 |], fun r -> if Array.contains 3 r then 1.0 else 0.0) |],
+        PadId = 0,
+        WriteTensors = System.Action<_, _>(writeTensors),
+        ReadTensors = System.Func<_, _>(readTensors),
+        ExportHf = System.Action<string>(fun dir -> Directory.CreateDirectory dir |> ignore))
+
+let private simko = Methods.Simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5 }
+
+let private paramsOf (policy: ToyPolicy) =
+    (policy :> IPolicy).NamedParameters |> Seq.map (fun struct (_, t) -> t.detach().clone()) |> Array.ofSeq
+
+let private tempDir name =
+    let d = Path.Combine(Path.GetTempPath(), sprintf "simko-%s-%d" name System.Environment.ProcessId)
+    if Directory.Exists d then Directory.Delete(d, true)
+    d
+
+let tests =
+    testSequenced <| testList "trainer" [
+        testCase "4 steps equal 2 steps + resume + 2 steps, bit for bit" <| fun () ->
+            let full = ToyPolicy(10L, 8L, 3L)
+            Trainer(simko, settings (tempDir "full") 4, parts full, NullLogger.Instance).Run(false) |> ignore
+            let out = tempDir "halves"
+            let first = ToyPolicy(10L, 8L, 3L)
+            let r1 = Trainer(simko, settings out 4, parts first, NullLogger.Instance).Run(false, stopAfter = 2L)
+            Expect.equal r1.StepsDone 2L "stopped after 2"
+            let second = ToyPolicy(10L, 8L, 99L)            // different init: everything must come from the checkpoint
+            let r2 = Trainer(simko, settings out 4, parts second, NullLogger.Instance).Run(true)
+            Expect.equal r2.StepsDone 4L "finished"
+            for a, b in Array.zip (paramsOf full) (paramsOf second) do
+                Expect.isTrue (a.Equals(b)) "parameters identical"
+        testCase "a damaged checkpoint is named and never loaded" <| fun () ->
+            let out = tempDir "damaged"
+            Trainer(simko, settings out 2, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore
+            let model = Path.Combine(out, "checkpoints", "step-00000002", Trainer.ModelFile)
+            let bytes = File.ReadAllBytes model
+            bytes.[bytes.Length / 2] <- bytes.[bytes.Length / 2] ^^^ 0xFFuy
+            File.WriteAllBytes(model, bytes)
+            let fresh = ToyPolicy(10L, 8L, 5L)
+            let before = paramsOf fresh
+            Expect.throwsC (fun () -> Trainer(simko, settings out 4, parts fresh, NullLogger.Instance).Run(true) |> ignore)
+                (fun e -> Expect.stringContains e.Message model "names the damaged file")
+            for a, b in Array.zip before (paramsOf fresh) do
+                Expect.isTrue (a.Equals(b)) "nothing was loaded"
+        testCase "repeated NaN updates stop the run with a message" <| fun () ->
+            let policy = ToyPolicy(10L, 8L, 3L)
+            policy.Poison <- true
+            Expect.throwsC (fun () -> Trainer(simko, settings (tempDir "nan") 10, parts policy, NullLogger.Instance).Run(false) |> ignore)
+                (fun e -> Expect.stringContains e.Message "max_bad_steps = 2" "says why")
+        testCase "prompt order covers every problem once per epoch" <| fun () ->
+            let t = Trainer(simko, settings (tempDir "order") 10, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
+            let firstEpoch = [ for s in 0L .. 1L do yield! t.PromptsOf s ] @ (t.PromptsOf 2L |> Seq.take 2 |> List.ofSeq)
+            Expect.sequenceEqual (List.sort firstEpoch) [ 0 .. 9 ] "a permutation of 0..9"
+    ]
