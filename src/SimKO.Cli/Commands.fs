@@ -6,15 +6,18 @@ open Argu
 
 type SimkoArgs =
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Loss of ParseResults<LossArgs.LossArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs.BenchArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Info
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Loss _ -> "compute a method's loss, its gradient w.r.t. the logits and its metrics from a JSON batch."
+            | Bench _ -> "measure where time and memory go: matmul peak, update step MFU, SimKO vs GRPO, rollout, grading."
             | Info -> "print the device, dtype and library versions this build runs with."
 
 type Command =
     | Loss of LossArgs.LossOptions
+    | Bench of BenchArgs.BenchOptions
     | Info
 
 /// Outcome of parsing: a command, or text to print (help or a usage error) with an exit code.
@@ -29,6 +32,7 @@ let parse (argv: string[]) : Parsed =
         let r = parser.ParseCommandLine(argv, raiseOnUsage = true)
         match r.TryGetSubCommand() with
         | Some (SimkoArgs.Loss l) -> Run(Loss(LossArgs.toOptions l))
+        | Some (SimkoArgs.Bench b) -> Run(Bench(BenchArgs.toOptions b))
         | Some SimkoArgs.Info -> Run Info
         | None -> Exit(parser.PrintUsage(), 2)
     with :? ArguParseException as e ->

@@ -38,9 +38,12 @@ let compute (k: int) (logits: Tensor) (tokens: Tensor) : TokenStats =
     if k < 1 || int64 k > vocab then
         invalidArg "k" (sprintf "top-K needs 1 <= K <= V = %d, got K = %d" vocab k)
     let logp = logits.log_softmax(-1L)                                       // [B; T; V]
-    let tokenLogp = logp.gather(-1L, tokens.unsqueeze(-1L)).squeeze(-1L)      // [B; T]
     let struct (_, topIdx) = logits.detach().topk(k, dim = -1, largest = true, sorted = true) // [B; T; K]
-    let topLogp = logp.gather(-1L, topIdx)                                     // [B; T; K]
+    // One gather for y and c_1..c_K: its backward scatters into one dense [B; T; V] gradient
+    // instead of two (the cost SimKO would otherwise add over GRPO at a large vocabulary).
+    let gathered = logp.gather(-1L, torch.cat([| tokens.unsqueeze(-1L); topIdx |], -1L))   // [B; T; 1+K]
+    let tokenLogp = gathered.select(-1L, 0L)                                   // [B; T]
+    let topLogp = gathered.narrow(-1L, 1L, int64 k)                            // [B; T; K]
     let entropy =
         use _ = torch.no_grad()
         let lp = logp.detach()
