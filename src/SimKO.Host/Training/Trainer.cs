@@ -8,11 +8,25 @@ using static TorchSharp.torch;
 
 namespace SimKO.Host.Training;
 
-/// <summary>One generated response as the trainer sees it (whatever engine produced it).</summary>
+/// <summary>One generated response (whatever engine produced it): the prompt it answers, its token
+/// ids (ending with the stop token when it stopped), and the sampler's log-prob of each token under
+/// the distribution it sampled from (after temperature, top-k, top-p).</summary>
 public sealed record Generated(int PromptIndex, int[] Tokens, float[] SamplerLogProbs);
 
-/// <summary>Sampling request of one step.</summary>
-public sealed record GenerateRequest(IReadOnlyList<int[]> Prompts, int SamplesPerPrompt, double Temperature, double TopP, int TopK, int MaxNewTokens, long Seed);
+/// <summary>A sampling request (SPEC §8): prompt token ids, n samples per prompt, sampling settings, seed.</summary>
+public sealed record GenerateRequest(IReadOnlyList<int[]> Prompts, int SamplesPerPrompt, double Temperature, double TopP, int TopK, int MaxNewTokens, long Seed)
+{
+    /// <summary>Token ids that end a response (EOS and the like); the stop token is kept in the response.</summary>
+    public IReadOnlyList<int> StopTokenIds { get; init; } = [];
+}
+
+/// <summary>The rollout seam: the in-process KV-cache sampler is one implementation, a client of an
+/// inference server the planned second. The trainer never knows which produced a batch.</summary>
+public interface IRolloutEngine
+{
+    /// <summary>Responses grouped by prompt (all samples of prompt 0 first), <c>SamplesPerPrompt</c> per prompt.</summary>
+    IReadOnlyList<Generated> Generate(GenerateRequest request);
+}
 
 /// <summary>A training problem: an id, its prompt ids, and a reward function of the response ids.</summary>
 public sealed record TrainProblem(string Id, int[] PromptIds, Func<int[], double> Reward);

@@ -1,0 +1,272 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace SimKO.Host.Model;
+
+/// <summary>RMSNorm: x · rsqrt(mean(x²) + ε) · weight, computed in float32.</summary>
+public sealed class RMSNorm : Module<Tensor, Tensor>
+{
+    readonly Parameter weight;
+    readonly double _eps;
+
+    public RMSNorm(long dim, double eps) : base(nameof(RMSNorm))
+    {
+        weight = new Parameter(ones(dim));
+        _eps = eps;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var x32 = x.to(ScalarType.Float32);
+        var normed = x32 * (x32.pow(2).mean([-1], keepdim: true) + _eps).rsqrt();
+        return weight * normed.to(x.dtype);
+    }
+}
+
+/// <summary>SwiGLU feed-forward: down(silu(gate(x)) · up(x)).</summary>
+public sealed class Mlp : Module<Tensor, Tensor>
+{
+    readonly Linear gate_proj, up_proj, down_proj;
+
+    public Mlp(long dim, long hidden) : base(nameof(Mlp))
+    {
+        gate_proj = Linear(dim, hidden, hasBias: false);
+        up_proj = Linear(dim, hidden, hasBias: false);
+        down_proj = Linear(hidden, dim, hasBias: false);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => down_proj.forward(functional.silu(gate_proj.forward(x)) * up_proj.forward(x));
+}
+
+/// <summary>Keys and values of earlier positions, per layer: [B, n_kv, T_past, head_dim].</summary>
+public sealed class KvCache : IDisposable
+{
+    public readonly Tensor?[] Keys, Values;
+    public KvCache(int layers) { Keys = new Tensor?[layers]; Values = new Tensor?[layers]; }
+    public long Length => Keys[0]?.shape[2] ?? 0;
+
+    /// <summary>Keep only the given batch rows (e.g. drop finished sequences).</summary>
+    public void Select(Tensor rows)
+    {
+        for (int i = 0; i < Keys.Length; i++)
+        {
+            if (Keys[i] is null) continue;
+            var k = Keys[i]!.index_select(0, rows); var v = Values[i]!.index_select(0, rows);
+            Keys[i]!.Dispose(); Values[i]!.Dispose();
+            Keys[i] = k.DetachFromDisposeScope(); Values[i] = v.DetachFromDisposeScope();
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in Keys) t?.Dispose();
+        foreach (var t in Values) t?.Dispose();
+    }
+}
+
+/// <summary>Grouped-query self-attention with rotary embeddings (optional q/k/v biases, Qwen2).</summary>
+public sealed class Attention : Module
+{
+    readonly Linear q_proj, k_proj, v_proj, o_proj;
+    readonly int _heads, _kvHeads, _headDim;
+
+    public Attention(ModelConfig c) : base(nameof(Attention))
+    {
+        _heads = c.NumAttentionHeads; _kvHeads = c.NumKeyValueHeads; _headDim = c.HeadDim;
+        q_proj = Linear(c.HiddenSize, _heads * _headDim, hasBias: c.AttentionBias);
+        k_proj = Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias);
+        v_proj = Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias);
+        o_proj = Linear(_heads * _headDim, c.HiddenSize, hasBias: false);
+        RegisterComponents();
+    }
+
+    /// <param name="x">[B, T, d]</param>
+    /// <param name="cos">[B, 1, T, hd] rotary cosines of the positions of x</param>
+    /// <param name="sin">[B, 1, T, hd]</param>
+    /// <param name="mask">[B, 1, T, T_past + T] boolean, true = may attend</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
+    {
+        long b = x.shape[0], t = x.shape[1];
+        var q = q_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);        // (B, nh, T, hd)
+        var k = k_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);      // (B, nkv, T, hd)
+        var v = v_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);      // (B, nkv, T, hd)
+        q = q * cos + RotateHalf(q) * sin;
+        k = k * cos + RotateHalf(k) * sin;
+        if (cache is not null)
+        {
+            if (cache.Keys[layer] is { } pk)
+            {
+                k = cat([pk, k], 2);                                                      // (B, nkv, T_past+T, hd)
+                v = cat([cache.Values[layer]!, v], 2);
+                pk.Dispose(); cache.Values[layer]!.Dispose();
+            }
+            cache.Keys[layer] = k.detach().DetachFromDisposeScope();
+            cache.Values[layer] = v.detach().DetachFromDisposeScope();
+            k = cache.Keys[layer]!; v = cache.Values[layer]!;
+        }
+        if (_kvHeads != _heads)
+        {
+            k = k.repeat_interleave(_heads / _kvHeads, dim: 1);                          // (B, nh, S, hd)
+            v = v.repeat_interleave(_heads / _kvHeads, dim: 1);
+        }
+        var y = functional.scaled_dot_product_attention(q, k, v, attn_mask: mask);       // (B, nh, T, hd)
+        return o_proj.forward(y.transpose(1, 2).reshape(b, t, _heads * _headDim));      // (B, T, d)
+    }
+
+    static Tensor RotateHalf(Tensor x)
+    {
+        var half = x.shape[^1] / 2;
+        return cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
+    }
+}
+
+/// <summary>Pre-norm decoder layer: x + attn(norm(x)), then + mlp(norm(x)).</summary>
+public sealed class DecoderLayer : Module
+{
+    readonly RMSNorm input_layernorm, post_attention_layernorm;
+    readonly Attention self_attn;
+    readonly Mlp mlp;
+
+    public DecoderLayer(ModelConfig c) : base(nameof(DecoderLayer))
+    {
+        input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        self_attn = new Attention(c);
+        post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        mlp = new Mlp(c.HiddenSize, c.IntermediateSize);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
+    {
+        var h = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, layer);
+        return h + mlp.forward(post_attention_layernorm.forward(h));
+    }
+}
+
+/// <summary>The decoder body (HF "model."): embeddings, layers, final norm.</summary>
+public sealed class DecoderModel : Module
+{
+    public readonly Embedding embed_tokens;
+    public readonly ModuleList<DecoderLayer> layers;
+    public readonly RMSNorm norm;
+
+    public DecoderModel(ModelConfig c) : base(nameof(DecoderModel))
+    {
+        embed_tokens = Embedding(c.VocabSize, c.HiddenSize);
+        layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new DecoderLayer(c)).ToArray());
+        norm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        RegisterComponents();
+    }
+}
+
+/// <summary>
+/// A decoder-only causal LM matching HF's Qwen2ForCausalLM / LlamaForCausalLM: parameter names are
+/// the checkpoint's tensor names (model.layers.0.self_attn.q_proj.weight, …), so loading is a name map.
+/// </summary>
+public sealed class CausalLM : Module
+{
+    public readonly DecoderModel model;
+    readonly Linear? lm_head;
+    readonly Tensor _invFreq;
+    Tensor? _invFreqOnDevice;
+
+    public ModelConfig Config { get; }
+
+    public CausalLM(ModelConfig config) : base(nameof(CausalLM))
+    {
+        var problems = config.Validate();
+        if (problems.Count > 0) throw new ArgumentException("invalid model config: " + string.Join("; ", problems));
+        Config = config;
+        model = new DecoderModel(config);
+        if (!config.TieWordEmbeddings) lm_head = Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+        RegisterComponents();
+        _invFreq = Rotary.InverseFrequencies(config).DetachFromDisposeScope();
+    }
+
+    /// <summary>Initialise like HF (normal(0, 0.02) weights, zero biases, unit norms), from a seed.</summary>
+    public void InitWeights(long seed)
+    {
+        using var _ = no_grad();
+        var gen = new Generator((ulong)seed);
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.EndsWith("layernorm.weight") || name.EndsWith("norm.weight")) p.fill_(1.0);
+            else if (name.EndsWith(".bias")) p.zero_();
+            else p.copy_(normal(0, 0.02, p.shape, p.dtype, p.device, generator: gen));
+        }
+    }
+
+    /// <summary>
+    /// Logits [B, T, V] of the next token at every position.
+    /// </summary>
+    /// <param name="inputIds">[B, T] int64</param>
+    /// <param name="attentionMask">[B, T_past + T] int64/bool, 1 = real token (left padding = 0)</param>
+    /// <param name="positions">[B, T] int64 position ids (from the mask's cumulative sum)</param>
+    /// <param name="cache">keys/values of the T_past earlier positions, extended in place</param>
+    public Tensor Forward(Tensor inputIds, Tensor attentionMask, Tensor positions, KvCache? cache = null)
+    {
+        long b = inputIds.shape[0], t = inputIds.shape[1];
+        long past = cache?.Length ?? 0;
+        var x = model.embed_tokens.forward(inputIds);                                     // (B, T, d)
+        var inv = _invFreq.device == x.device ? _invFreq : (_invFreqOnDevice ??= _invFreq.to(x.device).DetachFromDisposeScope());
+        var (cos, sin) = Rotary.CosSin(inv, positions, x.dtype);                           // (B, 1, T, hd)
+        // causal: query i (absolute past + i) may see key j ≤ past + i, and only real keys
+        var keyPos = arange(past + t, device: x.device).view(1, 1, 1, past + t);          // (1, 1, 1, S)
+        var queryPos = (arange(t, device: x.device) + past).view(1, 1, t, 1);             // (1, 1, T, 1)
+        var real = attentionMask.to(ScalarType.Bool).view(b, 1, 1, past + t);             // (B, 1, 1, S)
+        var mask = keyPos.le(queryPos).logical_and(real);                                  // (B, 1, T, S)
+        // a padded query row would see no key at all (NaN in softmax): let it see itself
+        mask = mask.logical_or(keyPos.eq(queryPos));
+        for (int i = 0; i < model.layers.Count; i++)
+            x = model.layers[i].Forward(x, cos, sin, mask, cache, i);
+        x = model.norm.forward(x);
+        return lm_head is not null ? lm_head.forward(x) : x.matmul(model.embed_tokens.weight!.t());
+    }
+
+    /// <summary>Position ids from an attention mask [B, T]: cumulative count of real tokens − 1 (0 on padding).</summary>
+    public static Tensor PositionsFromMask(Tensor attentionMask) =>
+        (attentionMask.to(ScalarType.Int64).cumsum(1) - 1).clamp_min(0);
+
+    /// <summary>Parameters by HF checkpoint name.</summary>
+    public IReadOnlyList<(string Name, Parameter Param)> NamedParameters() =>
+        named_parameters().Select(p => (p.name, p.parameter)).ToList();
+}
+
+/// <summary>Rotary position embeddings (theta from the config; Llama-3 frequency scaling).</summary>
+public static class Rotary
+{
+    public static Tensor InverseFrequencies(ModelConfig c)
+    {
+        int hd = c.HeadDim;
+        var inv = new double[hd / 2];
+        for (int i = 0; i < hd / 2; i++) inv[i] = 1.0 / System.Math.Pow(c.RopeTheta, 2.0 * i / hd);
+        if (c.RopeScaling is { } s)
+        {
+            double lowWavelen = s.OriginalMaxPositionEmbeddings / s.LowFreqFactor;
+            double highWavelen = s.OriginalMaxPositionEmbeddings / s.HighFreqFactor;
+            for (int i = 0; i < inv.Length; i++)
+            {
+                double wavelen = 2 * System.Math.PI / inv[i];
+                if (wavelen > lowWavelen) inv[i] /= s.Factor;
+                else if (wavelen >= highWavelen)
+                {
+                    double smooth = (s.OriginalMaxPositionEmbeddings / wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
+                    inv[i] = (1 - smooth) * inv[i] / s.Factor + smooth * inv[i];
+                }
+            }
+        }
+        return tensor(inv, ScalarType.Float32);
+    }
+
+    /// <summary>cos and sin [B, 1, T, hd] for positions [B, T].</summary>
+    public static (Tensor Cos, Tensor Sin) CosSin(Tensor invFreq, Tensor positions, ScalarType dtype)
+    {
+        var freqs = positions.to(ScalarType.Float32).unsqueeze(-1) * invFreq;            // (B, T, hd/2)
+        var emb = cat([freqs, freqs], -1).unsqueeze(1);                                    // (B, 1, T, hd)
+        return (emb.cos().to(dtype), emb.sin().to(dtype));
+    }
+}
