@@ -28,6 +28,7 @@ let all =
             ReportTests.tests
             UpdateStepTests.tests
             TrainerTests.tests
+            ModelTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests

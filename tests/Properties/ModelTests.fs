@@ -1,0 +1,67 @@
+/// The decoder and the sampler: KV-cache logits equal full-forward logits, left padding does not
+/// change a sequence's logits, sampling is deterministic for a seed, GQA and untied heads work.
+module SimKO.Tests.ModelTests
+
+open Expecto
+open TorchSharp
+open SimKO.Host.Model
+open SimKO.Host.Rollout
+open SimKO.Host.Training
+
+let tiny (vocab: int) (kvHeads: int) (tied: bool) =
+    let cfg = ModelConfig("qwen2", vocab, 32, 64, 2, 4, kvHeads, 1e-6, 10000.0, tied, true, 64)
+    let m = new CausalLM(cfg)
+    m.InitWeights(7L)
+    m
+
+let private maxDiff (a: torch.Tensor) (b: torch.Tensor) = (a - b).abs().max().item<float32>()
+
+let tests =
+    testSequenced <| testList "model" [
+        for kv, tied in [ 4, true; 2, false ] do
+            testCase (sprintf "KV-cache logits equal full-forward logits at every step (kv heads %d, tied %b)" kv tied) <| fun () ->
+                use _ = torch.NewDisposeScope()
+                use _ = torch.no_grad()
+                let m = tiny 20 kv tied
+                let ids = torch.tensor([| 3L; 5L; 7L; 2L; 9L; 4L; 11L; 6L |]).reshape(1L, 8L)
+                let mask = torch.ones_like(ids)
+                let full = m.Forward(ids, mask, CausalLM.PositionsFromMask mask)                 // [1, 8, V]
+                use cache = new KvCache(2)
+                let prefill = m.Forward(ids.narrow(1L, 0L, 3L), mask.narrow(1L, 0L, 3L), CausalLM.PositionsFromMask(mask.narrow(1L, 0L, 3L)), cache)
+                Expect.isLessThan (maxDiff prefill (full.narrow(1L, 0L, 3L))) 1e-5f "prefill"
+                for t in 3L .. 7L do
+                    let step = m.Forward(ids.narrow(1L, t, 1L), mask.narrow(1L, 0L, t + 1L), torch.tensor([| t |]).reshape(1L, 1L), cache)
+                    Expect.isLessThan (maxDiff step (full.narrow(1L, t, 1L))) 1e-5f (sprintf "step %d" t)
+        testCase "left padding does not change a sequence's logits" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            use _ = torch.no_grad()
+            let m = tiny 20 2 true
+            let ids = torch.tensor([| 3L; 5L; 7L |]).reshape(1L, 3L)
+            let alone = m.Forward(ids, torch.ones_like(ids), CausalLM.PositionsFromMask(torch.ones_like(ids)))
+            let padded = torch.tensor([| 0L; 0L; 3L; 5L; 7L |]).reshape(1L, 5L)
+            let pmask = torch.tensor([| 0L; 0L; 1L; 1L; 1L |]).reshape(1L, 5L)
+            let logits = m.Forward(padded, pmask, CausalLM.PositionsFromMask pmask)
+            Expect.isLessThan (maxDiff alone (logits.narrow(1L, 2L, 3L))) 1e-5f "padded vs alone"
+        testCase "parameter names are HF checkpoint names" <| fun () ->
+            use m = tiny 20 2 false
+            let names = m.NamedParameters() |> Seq.map (fun struct (n, _) -> n) |> Set.ofSeq
+            for n in [ "model.embed_tokens.weight"; "model.layers.0.self_attn.q_proj.weight"; "model.layers.0.self_attn.q_proj.bias"
+                       "model.layers.1.mlp.down_proj.weight"; "model.layers.0.input_layernorm.weight"
+                       "model.layers.0.post_attention_layernorm.weight"; "model.norm.weight"; "lm_head.weight" ] do
+                Expect.isTrue (names.Contains n) (sprintf "has %s (got %A)" n names)
+        testCase "sampling is deterministic for a seed, and cache and no-cache agree" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            let m = tiny 20 2 true
+            let req = GenerateRequest([| [| 3; 4 |]; [| 5; 6; 7 |] |], 3, 1.0, 0.9, 10, 6, 42L, StopTokenIds = [| 1 |])
+            let a = KvCacheSampler(m, 0).Generate req
+            let b = KvCacheSampler(m, 0).Generate req
+            let c = KvCacheSampler(m, 0, useCache = false).Generate req
+            Expect.equal a.Count 6 "2 prompts × 3"
+            for x, y in Seq.zip a b do Expect.sequenceEqual x.Tokens y.Tokens "same seed, same tokens"
+            for x, y in Seq.zip a c do Expect.sequenceEqual x.Tokens y.Tokens "cache and no cache"
+            for x in a do
+                Expect.isTrue (x.Tokens.Length = 6 || x.Tokens.[x.Tokens.Length - 1] = 1) "stops at EOS or max length"
+                Expect.isTrue (x.SamplerLogProbs |> Array.forall (fun l -> l <= 0.0f && System.Single.IsFinite l)) "log-probs"
+            let other = KvCacheSampler(m, 0).Generate(GenerateRequest(req.Prompts, 3, 1.0, 0.9, 10, 6, 43L, StopTokenIds = [| 1 |]))
+            Expect.isFalse (Seq.forall2 (fun (x: Generated) (y: Generated) -> x.Tokens = y.Tokens) a other) "another seed differs"
+    ]
