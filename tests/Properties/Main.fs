@@ -29,6 +29,7 @@ let all =
             UpdateStepTests.tests
             TrainerTests.tests
             ModelTests.tests
+            CheckpointTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests

@@ -187,6 +187,13 @@ public sealed class CausalLM : Module
         _invFreq = Rotary.InverseFrequencies(config).DetachFromDisposeScope();
     }
 
+    /// <summary>Move parameters to a device and dtype (float32 on CPU; bfloat16 for CUDA).</summary>
+    public CausalLM MoveTo(Device device, ScalarType dtype)
+    {
+        _to(device, dtype, false);
+        return this;
+    }
+
     /// <summary>Initialise like HF (normal(0, 0.02) weights, zero biases, unit norms), from a seed.</summary>
     public void InitWeights(long seed)
     {
