@@ -6,18 +6,21 @@ open Argu
 
 type SimkoArgs =
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Loss of ParseResults<LossArgs.LossArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Reproduce of ParseResults<ReproduceArgs.ReproduceArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs.BenchArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Info
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Loss _ -> "compute a method's loss, its gradient w.r.t. the logits and its metrics from a JSON batch."
+            | Reproduce _ -> "the paper's experiment at CPU scale: base model, GRPO and SimKO from it, pass@K table, Λ and entropy plots."
             | Bench _ -> "measure where time and memory go: matmul peak, update step MFU, SimKO vs GRPO, rollout, grading."
             | Info -> "print the device, dtype and library versions this build runs with."
 
 type Command =
     | Loss of LossArgs.LossOptions
     | Bench of BenchArgs.BenchOptions
+    | Reproduce of ReproduceArgs.ReproduceOptions
     | Info
 
 /// Outcome of parsing: a command, or text to print (help or a usage error) with an exit code.
@@ -32,6 +35,7 @@ let parse (argv: string[]) : Parsed =
         let r = parser.ParseCommandLine(argv, raiseOnUsage = true)
         match r.TryGetSubCommand() with
         | Some (SimkoArgs.Loss l) -> Run(Loss(LossArgs.toOptions l))
+        | Some (SimkoArgs.Reproduce r) -> Run(Reproduce(ReproduceArgs.toOptions r))
         | Some (SimkoArgs.Bench b) -> Run(Bench(BenchArgs.toOptions b))
         | Some SimkoArgs.Info -> Run Info
         | None -> Exit(parser.PrintUsage(), 2)

@@ -24,6 +24,8 @@ public static class Program
                 return 0;
             case CliCommands.Command.Loss loss:
                 return LossCommand.Run(loss.Item.Input, OptionModule.ToObj(loss.Item.Output));
+            case CliCommands.Command.Reproduce reproduce:
+                return SimKO.Host.Experiments.Reproduce.Run(reproduce.Item, Logging.Create("reproduce"));
             case CliCommands.Command.Bench bench:
                 return SimKO.Host.Bench.BenchCommand.Run(bench.Item.Quick, bench.Item.Out, bench.Item.Only.ToList(), bench.Item.Device, Logging.Create("bench"));
             default:
