@@ -6,6 +6,8 @@ open Argu
 
 type SimkoArgs =
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Loss of ParseResults<LossArgs.LossArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainArgs.TrainArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalArgs.EvalArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Reproduce of ParseResults<ReproduceArgs.ReproduceArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs.BenchArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Info
@@ -13,6 +15,8 @@ type SimkoArgs =
         member a.Usage =
             match a with
             | Loss _ -> "compute a method's loss, its gradient w.r.t. the logits and its metrics from a JSON batch."
+            | Train _ -> "train a policy with one method (grpo, simko, …) from a JSON config and --set overrides."
+            | Eval _ -> "pass@K, mean@n and maj@n of a model; a temperature sweep by option."
             | Reproduce _ -> "the paper's experiment at CPU scale: base model, GRPO and SimKO from it, pass@K table, Λ and entropy plots."
             | Bench _ -> "measure where time and memory go: matmul peak, update step MFU, SimKO vs GRPO, rollout, grading."
             | Info -> "print the device, dtype and library versions this build runs with."
@@ -21,6 +25,8 @@ type Command =
     | Loss of LossArgs.LossOptions
     | Bench of BenchArgs.BenchOptions
     | Reproduce of ReproduceArgs.ReproduceOptions
+    | Train of TrainArgs.TrainOptions
+    | Eval of EvalArgs.EvalOptions
     | Info
 
 /// Outcome of parsing: a command, or text to print (help or a usage error) with an exit code.
@@ -35,10 +41,14 @@ let parse (argv: string[]) : Parsed =
         let r = parser.ParseCommandLine(argv, raiseOnUsage = true)
         match r.TryGetSubCommand() with
         | Some (SimkoArgs.Loss l) -> Run(Loss(LossArgs.toOptions l))
+        | Some (SimkoArgs.Train t) -> Run(Train(TrainArgs.toOptions t))
+        | Some (SimkoArgs.Eval e) -> Run(Eval(EvalArgs.toOptions e))
         | Some (SimkoArgs.Reproduce r) -> Run(Reproduce(ReproduceArgs.toOptions r))
         | Some (SimkoArgs.Bench b) -> Run(Bench(BenchArgs.toOptions b))
         | Some SimkoArgs.Info -> Run Info
         | None -> Exit(parser.PrintUsage(), 2)
     with :? ArguParseException as e ->
         let code = if e.ErrorCode = ErrorCode.HelpText then 0 else 2
-        Exit(e.Message, code)
+        // `train --help` also lists every setting with its default and source
+        let extra = if code = 0 && argv.Length > 0 && argv.[0] = "train" then "\n" + TrainConfig.helpText () else ""
+        Exit(e.Message + extra, code)

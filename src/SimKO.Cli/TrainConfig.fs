@@ -12,11 +12,7 @@ open System.Text.Json
 type TrainConfig =
     { // what to train on
       Task: string
-      DataPath: string option
-      QuestionField: string option
-      AnswerField: string option
       Model: string
-      Tokenizer: string option
       // method
       Method: string
       MethodSettings: (string * SimKO.Math.Methods.SettingValue) list
@@ -51,8 +47,8 @@ type TrainConfig =
 /// CPU-scale defaults: the Countdown setting of REPRODUCTION-NOTES (where GRPO's pass@K collapse
 /// appears in minutes); the paper's GPU settings are in comments of the fields.
 let defaults =
-    { Task = "countdown"; DataPath = None; QuestionField = None; AnswerField = None
-      Model = "tiny"; Tokenizer = None
+    { Task = "countdown"
+      Model = "tiny"
       Method = "simko"; MethodSettings = []
       Steps = 300; PromptsPerStep = 16; SamplesPerPrompt = 8; Temperature = 1.0; TopP = 1.0; TopK = 0; MaxNewTokens = 12
       MiniBatches = 1; MicroBatchSize = 64; PpoEpochs = 1
@@ -96,12 +92,8 @@ let private boolean name doc (get: TrainConfig -> bool) set =
 
 /// Every field, in the order `--help` lists them.
 let fields : Field list =
-    [ str "task" "built-in task (countdown, …) or dataset preset (gsm8k, math500, …); see `simko train --help`" (fun c -> c.Task) (fun v c -> { c with Task = v })
-      optStr "data_path" "a JSONL/Parquet file to train on instead of a preset" (fun c -> c.DataPath) (fun v c -> { c with DataPath = v })
-      optStr "question_field" "question field of data_path rows" (fun c -> c.QuestionField) (fun v c -> { c with QuestionField = v })
-      optStr "answer_field" "answer field of data_path rows" (fun c -> c.AnswerField) (fun v c -> { c with AnswerField = v })
-      str "model" "an HF folder (config.json + safetensors + tokenizer), or 'tiny' for a small model built for the task" (fun c -> c.Model) (fun v c -> { c with Model = v })
-      optStr "tokenizer" "tokenizer folder when it is not the model folder" (fun c -> c.Tokenizer) (fun v c -> { c with Tokenizer = v })
+    [ str "task" "built-in task to train on (countdown); dataset presets come with the data issue" (fun c -> c.Task) (fun v c -> { c with Task = v })
+      str "model" "an HF folder (config.json + safetensors + the task's tokenizer, e.g. runs/reproduce/base), or 'tiny' for a freshly initialised small model" (fun c -> c.Model) (fun v c -> { c with Model = v })
       str "method" "grpo, simko, psr, nsr, w-reinforce, kl-cov, entropy-adv, forking, passk, dr-grpo (SPEC §2–4)" (fun c -> c.Method) (fun v c -> { c with Method = v })
       integer "steps" "training steps (paper: ~ a few hundred; notes: 300 for Countdown)" (fun c -> c.Steps) (fun v c -> { c with Steps = v })
       integer "prompts_per_step" "prompts sampled per step (paper 1024; notes 16)" (fun c -> c.PromptsPerStep) (fun v c -> { c with PromptsPerStep = v })
@@ -144,13 +136,17 @@ let private setOne (c: TrainConfig) (key: string) (value: string) : Result<Train
         | Some f -> f.Set value c |> Result.mapError (fun e -> sprintf "%s: %s" key e)
         | None -> Error(sprintf "unknown setting '%s'; valid: %s, method.<name>" key (fields |> List.map _.Name |> String.concat ", "))
 
-/// Apply (key, value) pairs in order; every problem at once.
-let apply (pairs: (string * string) list) (c: TrainConfig) : Result<TrainConfig, string list> =
+/// Apply (key, value) pairs in order: the config with every valid pair applied, and the problems.
+let applyAll (pairs: (string * string) list) (c: TrainConfig) : TrainConfig * string list =
     let folder (cfg, errors) (k, v) =
         match setOne cfg k v with
         | Ok cfg -> cfg, errors
         | Error e -> cfg, errors @ [ e ]
-    match List.fold folder (c, []) pairs with
+    List.fold folder (c, []) pairs
+
+/// Apply (key, value) pairs in order; every problem at once.
+let apply (pairs: (string * string) list) (c: TrainConfig) : Result<TrainConfig, string list> =
+    match applyAll pairs c with
     | cfg, [] -> Ok cfg
     | _, errors -> Error errors
 

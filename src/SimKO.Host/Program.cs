@@ -24,6 +24,10 @@ public static class Program
                 return 0;
             case CliCommands.Command.Loss loss:
                 return LossCommand.Run(loss.Item.Input, OptionModule.ToObj(loss.Item.Output));
+            case CliCommands.Command.Train train:
+                return TrainCommand.Run(train.Item, Logging.Create("train"));
+            case CliCommands.Command.Eval eval:
+                return EvalCommand.Run(eval.Item, Logging.Create("eval"));
             case CliCommands.Command.Reproduce reproduce:
                 return SimKO.Host.Experiments.Reproduce.Run(reproduce.Item, Logging.Create("reproduce"));
             case CliCommands.Command.Bench bench:

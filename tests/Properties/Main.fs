@@ -30,6 +30,7 @@ let all =
             TrainerTests.tests
             ModelTests.tests
             CheckpointTests.tests
+            EndToEndTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests

@@ -1,0 +1,47 @@
+/// `simko eval`: pass@K of a model on a built-in task (and, with the data presets, on benchmarks).
+module SimKO.Cli.EvalArgs
+
+open Argu
+
+type EvalArgs =
+    | [<Mandatory>] Model of folder: string
+    | Task of name: string
+    | N of samples: int
+    | Temperature of t: float
+    | Temperatures of ts: float list
+    | Top_P of p: float
+    | Max_New_Tokens of count: int
+    | Problems of count: int
+    | Seed of seed: int
+    | [<AltCommandLine("-o")>] Out of dir: string
+    | Device of device: string
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Model _ -> "HF model folder (config.json, model.safetensors, tokenizer)."
+            | Task _ -> "built-in task to evaluate on its held-out split (default countdown)."
+            | N _ -> "samples per problem (default 256, the paper's; pass@K for K = 1, 2, 4, … n)."
+            | Temperature _ -> "sampling temperature (default 0.6, the paper's)."
+            | Temperatures _ -> "a temperature sweep (the paper's Table 5), e.g. --temperatures 0.2 0.4 0.6 0.8 1.0."
+            | Top_P _ -> "nucleus sampling (default 0.95, the paper's)."
+            | Max_New_Tokens _ -> "response budget (default: the task's)."
+            | Problems _ -> "evaluate only the first N problems."
+            | Seed _ -> "sampling seed (default 2025)."
+            | Out _ -> "folder for eval.json, eval.md and pass_at_k.png (default runs/eval)."
+            | Device _ -> "cpu (default), cuda or cuda:N."
+
+type EvalOptions =
+    { Model: string; Task: string; N: int; Temperatures: float list; TopP: float; MaxNewTokens: int option
+      Problems: int option; Seed: int; Out: string; Device: string }
+
+let toOptions (r: ParseResults<EvalArgs>) =
+    { Model = r.GetResult Model
+      Task = r.GetResult(Task, defaultValue = "countdown")
+      N = r.GetResult(N, defaultValue = 256)
+      Temperatures = (match r.TryGetResult Temperatures with Some ts -> ts | None -> [ r.GetResult(Temperature, defaultValue = 0.6) ])
+      TopP = r.GetResult(Top_P, defaultValue = 0.95)
+      MaxNewTokens = r.TryGetResult Max_New_Tokens
+      Problems = r.TryGetResult Problems
+      Seed = r.GetResult(Seed, defaultValue = 2025)
+      Out = r.GetResult(Out, defaultValue = "runs/eval")
+      Device = r.GetResult(Device, defaultValue = "cpu") }

@@ -1,0 +1,88 @@
+/// End to end: the trainer as a child process killed (kill -9) at random moments and resumed equals
+/// an uninterrupted run; `reproduce` writes a report whose files exist and parse.
+module SimKO.Tests.EndToEndTests
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.Json
+open Expecto
+open Microsoft.Extensions.Logging.Abstractions
+
+let private exe = Path.Combine(AppContext.BaseDirectory, "simko")
+
+let private temp name =
+    let d = Path.Combine(Path.GetTempPath(), sprintf "simko-e2e-%s-%d" name Environment.ProcessId)
+    if Directory.Exists d then Directory.Delete(d, true)
+    d
+
+let private trainArgs (out: string) =
+    [ "train"; "--resume"; "--set"; "method=nsr"; "--set"; "steps=8"; "--set"; "prompts_per_step=4"
+      "--set"; "samples_per_prompt=4"; "--set"; "checkpoint_every=1"; "--set"; "keep_checkpoints=2"
+      "--set"; "tensorboard=false"; "--set"; "seed=3"; "--set"; sprintf "out=%s" out ]
+
+let private start (args: string list) =
+    let psi = ProcessStartInfo(exe, args, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    let p = Process.Start psi
+    p.OutputDataReceived.Add ignore
+    p.ErrorDataReceived.Add ignore
+    p.BeginOutputReadLine()
+    p.BeginErrorReadLine()
+    p
+
+let private runToEnd (args: string list) =
+    use p = start args
+    if not (p.WaitForExit 120_000) then
+        p.Kill true
+        failtest "trainer did not finish in 120 s"
+    Expect.equal p.ExitCode 0 (sprintf "exit code of simko %s" (String.concat " " args))
+
+let private finalModel (out: string) =
+    File.ReadAllBytes(Path.Combine(out, "checkpoints", "step-00000008", "model.safetensors"))
+
+let tests =
+    testSequenced <| testList "end to end" [
+        testCase "a trainer killed at random moments and resumed ends equal to an uninterrupted run" <| fun () ->
+            Expect.isTrue (File.Exists exe) (sprintf "the simko executable next to the tests (%s)" exe)
+            let whole = temp "whole"
+            runToEnd (trainArgs whole)
+            let killed = temp "killed"
+            let rng = Random(11)
+            let mutable kills = 0
+            for _ in 1 .. 4 do
+                use p = start (trainArgs killed)
+                let delay = 800 + rng.Next(2500)
+                if not (p.WaitForExit delay) then
+                    p.Kill()                        // SIGKILL: no chance to clean up
+                    p.WaitForExit()
+                    kills <- kills + 1
+            runToEnd (trainArgs killed)
+            Expect.isGreaterThan kills 0 "at least one run was killed mid-way"
+            Expect.isTrue (finalModel whole = finalModel killed) "final model bytes equal the uninterrupted run's"
+            SimKO.Host.Training.CheckpointStore.Verify(Path.Combine(killed, "checkpoints", "step-00000008"))
+        testCase "reproduce writes a report whose files exist and parse" <| fun () ->
+            let out = temp "reproduce"
+            let options : SimKO.Cli.ReproduceArgs.ReproduceOptions =
+                { Quick = true; Out = out; Methods = [ "grpo"; "simko" ]; Seeds = 1; Steps = Some 3; BaseSteps = Some 30
+                  EvalSamples = Some 4; EvalProblems = Some 8; EvalTemperature = 0.6
+                  SimkoAlpha = 0.1; SimkoLambda = 1.5; SimkoK = 3; SimkoQ = 0.8; Task = "countdown" }
+            let code = SimKO.Host.Experiments.Reproduce.Run(options, NullLogger.Instance)
+            Expect.equal code 0 "exit code"
+            let report = File.ReadAllText(Path.Combine(out, "report.md"))
+            for row in [ "| Base |"; "| GRPO |"; "| SimKO |"; "| @1 | @2 | @4 |" ] do
+                Expect.stringContains report row "report table"
+            use results = JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "results.json")))
+            let passAt1 = results.RootElement.GetProperty("runs").GetProperty("simko").GetProperty("pass_at_k").GetProperty("1")
+            Expect.equal (passAt1.GetArrayLength()) 1 "one seed"
+            use config = JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "config.json")))
+            Expect.equal (config.RootElement.GetProperty("rl_steps").GetInt32()) 3 "config records the run"
+            for png in [ "pass_at_k.png"; "lambda.png"; "entropy.png" ] do
+                let bytes = File.ReadAllBytes(Path.Combine(out, png))
+                Expect.sequenceEqual bytes.[1..3] "PNG"B (sprintf "%s is a PNG" png)
+            for m in [ "grpo"; "simko" ] do
+                let lines = File.ReadAllLines(Path.Combine(out, "runs", sprintf "%s-seed0" m, "metrics.jsonl"))
+                Expect.equal lines.Length 3 "one metrics line per step"
+                for l in lines do
+                    use d = JsonDocument.Parse l
+                    Expect.isTrue (d.RootElement.GetProperty("lambda_top1").GetDouble() <= 0.0) "Λ(1) is a log-prob"
+    ]
