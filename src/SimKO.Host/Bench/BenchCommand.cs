@@ -22,6 +22,9 @@ public static class BenchCommand
     [
         ("machine", Machine),
         ("loss-overhead", LossOverhead),
+        ("update", ModelBench.Update),
+        ("rollout", ModelBench.Rollout),
+        ("memory", ModelBench.Memory),
     ];
 
     public static int Run(bool quick, string outDir, IReadOnlyList<string> only, string deviceName, ILogger log)
