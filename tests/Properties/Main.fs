@@ -31,6 +31,7 @@ let all =
             ModelTests.tests
             CheckpointTests.tests
             EndToEndTests.tests
+            CountdownTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
