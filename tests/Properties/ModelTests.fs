@@ -32,6 +32,29 @@ let tests =
                 for t in 3L .. 7L do
                     let step = m.Forward(ids.narrow(1L, t, 1L), mask.narrow(1L, 0L, t + 1L), torch.tensor([| t |]).reshape(1L, 1L), cache)
                     Expect.isLessThan (maxDiff step (full.narrow(1L, t, 1L))) 1e-5f (sprintf "step %d" t)
+        testCase "a Llama-style model (no biases, untied head, llama3 rope scaling) matches its KV cache" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            use _ = torch.no_grad()
+            let cfg = ModelConfig("llama", 20, 32, 64, 2, 4, 2, 1e-5, 500000.0, false, false, 64, RopeScaling(8.0, 1.0, 4.0, 16))
+            let m = new CausalLM(cfg)
+            m.InitWeights(3L)
+            let names = m.NamedParameters() |> Seq.map (fun struct (n, _) -> n) |> Set.ofSeq
+            Expect.isFalse (names.Contains "model.layers.0.self_attn.q_proj.bias") "no biases"
+            Expect.isTrue (names.Contains "lm_head.weight") "untied head"
+            let ids = torch.tensor([| 3L; 5L; 7L; 2L |]).reshape(1L, 4L)
+            let mask = torch.ones_like(ids)
+            let full = m.Forward(ids, mask, CausalLM.PositionsFromMask mask)
+            use cache = new KvCache(2)
+            m.Forward(ids.narrow(1L, 0L, 3L), mask.narrow(1L, 0L, 3L), CausalLM.PositionsFromMask(mask.narrow(1L, 0L, 3L)), cache) |> ignore
+            let last = m.Forward(ids.narrow(1L, 3L, 1L), mask, torch.tensor([| 3L |]).reshape(1L, 1L), cache)
+            Expect.isLessThan (maxDiff last (full.narrow(1L, 3L, 1L))) 1e-5f "cached step"
+        testCase "stop strings end a response (and are kept)" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            let m = tiny 20 2 true
+            // every token decodes to "x": the stop string "xx" ends each response after two tokens
+            let sampler = KvCacheSampler(m, 0, decode = System.Func<_, _>(fun (ids: System.Collections.Generic.IReadOnlyList<int>) -> System.String('x', ids.Count)))
+            let out = sampler.Generate(GenerateRequest([| [| 3; 4 |] |], 4, 1.0, 1.0, 0, 8, 1L, StopStrings = [| "xx" |]))
+            for g in out do Expect.equal g.Tokens.Length 2 "stopped after two tokens"
         testCase "left padding does not change a sequence's logits" <| fun () ->
             use _ = torch.NewDisposeScope()
             use _ = torch.no_grad()

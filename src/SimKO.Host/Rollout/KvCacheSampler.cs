@@ -10,7 +10,7 @@ namespace SimKO.Host.Rollout;
 /// top-k and top-p; rows stop at a stop token (kept) or after max new tokens. No gradient is tracked,
 /// tensors are released every step, and a seeded generator makes the output deterministic on CPU.
 /// </summary>
-public sealed class KvCacheSampler(CausalLM model, int padId, bool useCache = true) : IRolloutEngine
+public sealed class KvCacheSampler(CausalLM model, int padId, bool useCache = true, Func<IReadOnlyList<int>, string>? decode = null) : IRolloutEngine
 {
     /// <summary>Rows sampled together at most (memory bound); larger requests run in chunks.</summary>
     public int MaxRows { get; init; } = 512;
@@ -19,6 +19,8 @@ public sealed class KvCacheSampler(CausalLM model, int padId, bool useCache = tr
     {
         if (request.Prompts.Count == 0) return [];
         if (request.Prompts.Any(p => p.Length == 0)) throw new ArgumentException("every prompt needs at least one token");
+        if (request.StopStrings.Count > 0 && decode is null)
+            throw new ArgumentException("stop strings need the sampler to be given the tokenizer's decode function");
         var rows = request.Prompts.SelectMany((p, i) => Enumerable.Repeat((Index: i, Ids: p), request.SamplesPerPrompt)).ToList();
         var result = new List<Generated>(rows.Count);
         var gen = new Generator((ulong)request.Seed, model.model.embed_tokens.weight!.device);
@@ -72,6 +74,11 @@ public sealed class KvCacheSampler(CausalLM model, int padId, bool useCache = tr
                     tokens[i].Add((int)s[i]);
                     logps[i].Add(l[i]);
                     if (stop.Contains((int)s[i])) done[i] = true;
+                    else if (r.StopStrings.Count > 0)
+                    {
+                        var text = decode!(tokens[i]);
+                        if (r.StopStrings.Any(text.EndsWith)) done[i] = true;
+                    }
                 }
                 if (done.All(d => d)) break;
                 // rows that are done keep feeding padding that nobody attends to

@@ -18,6 +18,9 @@ public sealed record GenerateRequest(IReadOnlyList<int[]> Prompts, int SamplesPe
 {
     /// <summary>Token ids that end a response (EOS and the like); the stop token is kept in the response.</summary>
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
+
+    /// <summary>Strings that end a response once its decoded text ends with one (kept in the response).</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
 }
 
 /// <summary>The rollout seam: the in-process KV-cache sampler is one implementation, a client of an
