@@ -48,10 +48,11 @@ public static class PolicyUpdate
     /// <summary>Run the updates of one step. <paramref name="advantages"/> is [N] (per response),
     /// <paramref name="groupSize"/> responses per prompt, rows grouped consecutively.</summary>
     public static UpdateMetrics Run(Objective.Objective objective, IPolicy policy, AdamW optimizer, double lr,
-        PackedBatch batch, Tensor advantages, int groupSize, UpdateSettings settings, Tensor? refLogProbs = null)
+        PackedBatch batch, Tensor advantages, int groupSize, UpdateSettings settings, Tensor? refLogProbs = null, Tensor? oldLogProbs = null)
     {
         var result = new UpdateMetrics();
-        var oldLogProbs = LogProbs(policy, batch, settings.MicroBatchSize);
+        bool ownOld = oldLogProbs is null;
+        oldLogProbs ??= LogProbs(policy, batch, settings.MicroBatchSize);
         long n = batch.Ids.shape[0];
         long groups = n / groupSize;
         long groupsPerMini = System.Math.Max(1, groups / settings.MiniBatches);
@@ -114,7 +115,7 @@ public static class PolicyUpdate
         policy.SetTraining(false);
         foreach (var (k, v) in sums)
             result.Values[k] = k == "grad_norm" ? v / System.Math.Max(1, result.Updates) : v / System.Math.Max(1e-9, tokenWeight);
-        oldLogProbs.Dispose();
+        if (ownOld) oldLogProbs.Dispose();
         return result;
     }
 

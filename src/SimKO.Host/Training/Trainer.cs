@@ -161,8 +161,12 @@ public sealed class Trainer(Methods.Method method, TrainerSettings settings, Tra
         using var batch = PackedBatch.Pack(samples, parts.PadId, parts.Policy.Device);
         Tensor? refLogProbs = parts.Reference is { } r && _objective.Kl.Beta > 0 ? PolicyUpdate.LogProbs(r, batch, settings.MicroBatchSize) : null;
         clock.Restart();
+        // SPEC §8: the trainer recomputes the old log-probs; the sampler's are kept only as a check.
+        var oldLogProbs = PolicyUpdate.LogProbs(parts.Policy, batch, settings.MicroBatchSize);
+        var samplerLogProbs = PackSamplerLogProbs(ordered, batch);
+        var mismatch = ((oldLogProbs - samplerLogProbs).abs() * batch.ResponseMask).sum().item<float>() / System.Math.Max(1f, batch.ResponseMask.sum().item<float>());
         var update = PolicyUpdate.Run(_objective, parts.Policy, optimizer, LearningRate(step), batch, advantages, g,
-            new UpdateSettings(settings.MiniBatches, settings.MicroBatchSize, settings.PpoEpochs, settings.GradClip), refLogProbs);
+            new UpdateSettings(settings.MiniBatches, settings.MicroBatchSize, settings.PpoEpochs, settings.GradClip), refLogProbs, oldLogProbs);
         var updateSeconds = clock.Elapsed.TotalSeconds;
         skipped = update.SkippedUpdates;
         problems = update.Problems;
@@ -177,9 +181,20 @@ public sealed class Trainer(Methods.Method method, TrainerSettings settings, Tra
         metrics["rollout_tokens_per_s"] = responseTokens / System.Math.Max(1e-9, rolloutSeconds);
         metrics["update_tokens_per_s"] = settings.PpoEpochs * (double)batch.Ids.numel() / System.Math.Max(1e-9, updateSeconds);
         metrics["lr"] = LearningRate(step);
+        metrics["sampler_logprob_mismatch"] = mismatch;
         metrics["updates"] = update.Updates;
         metrics["peak_rss_mb"] = Bench.Measure.Memory().Peak / 1048576.0;
         return metrics;
+    }
+
+    /// <summary>The sampler's per-token log-probs laid out like the packed responses [N, R].</summary>
+    static Tensor PackSamplerLogProbs(IReadOnlyList<Generated> responses, PackedBatch batch)
+    {
+        int r = batch.ResponseLength;
+        var flat = new float[responses.Count * r];
+        for (int i = 0; i < responses.Count; i++)
+            Array.Copy(responses[i].SamplerLogProbs, 0, flat, i * r, System.Math.Min(r, responses[i].SamplerLogProbs.Length));
+        return tensor(flat, [responses.Count, r], device: batch.ResponseMask.device);
     }
 
     void Save(CheckpointStore store, long stepsDone, AdamW optimizer, int badSteps)
