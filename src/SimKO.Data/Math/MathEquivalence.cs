@@ -115,6 +115,7 @@ public static class MathEquivalence
         t = UnwrapCommand(t, "\\fbox");
         if (t.Contains('\\'))
         {
+            t = t.Replace("\\\\", "¶"); // matrix row breaks, kept apart from \, \! …
             foreach (var (from, to) in Replacements)
                 if (t.Contains(from, StringComparison.Ordinal)) t = t.Replace(from, to, StringComparison.Ordinal);
             t = StripTextCommands(t);
@@ -230,7 +231,8 @@ public static class MathEquivalence
             if (i == cut || i == 0) return t;
             if (i > 0 && t[i - 1] == '\\') return t;
             var word = t[i..cut];
-            if (!Units.Contains(word)) return t;
+            // single letters (2n, 3 m) are too often variables to drop
+            if (word.Length < 2 || !Units.Contains(word)) return t;
             var rest = t[..i].TrimEnd();
             if (rest.Length == 0 || !LooksNumeric(rest)) return t;
             t = rest;
@@ -448,7 +450,7 @@ public static class MathEquivalence
         if (e < nameEnd) return null;
         if (t[..b].Trim().Length > 0 || t[(t.IndexOf('}', e) + 1)..].Trim().Length > 0) return null;
         var body = t[(nameEnd + 1)..e];
-        var rows = body.Split("\\\\").Select(r => r.Trim()).Where(r => r.Length > 0)
+        var rows = body.Split('¶').Select(r => r.Trim()).Where(r => r.Length > 0)
             .Select(r => r.Split('&').Select(x => x.Trim()).ToList()).ToList();
         return rows.Count == 0 ? null : rows;
     }
@@ -460,11 +462,29 @@ public static class MathEquivalence
         if (Key(a) == Key(b)) return true;
         var (la, ra) = SplitEquation(a);
         var (lb, rb) = SplitEquation(b);
-        if (la is not null && lb is null) return Value(ra!, b) || (IsVariableName(ra!) && Value(la, b));
-        if (lb is not null && la is null) return Value(a, rb!) || (IsVariableName(rb!) && Value(a, lb));
+        if (la is not null && lb is null) return (IsNamedQuantity(la) && Value(ra!, b)) || (IsVariableName(ra!) && Value(la, b));
+        if (lb is not null && la is null) return (IsNamedQuantity(lb) && Value(a, rb!)) || (IsVariableName(rb!) && Value(a, lb));
         if (la is not null && lb is not null)
             return (Value(la, lb) && Value(ra!, rb!)) || (Value(la, rb!) && Value(ra!, lb));
         return Value(a, b);
+    }
+
+    /// <summary>The left side of a definition (<c>x</c>, <c>f(n)</c>, <c>\frac{dM}{dt}</c>, <c>\angle ABC</c>):
+    /// one term with a letter in it, so that <c>y' + ry = 0</c> is not read as the value 0.</summary>
+    static bool IsNamedQuantity(string lhs)
+    {
+        if (IsVariableName(lhs)) return true;
+        bool letter = false;
+        int depth = 0;
+        for (int i = 0; i < lhs.Length; i++)
+        {
+            char c = lhs[i];
+            if (IsOpen(c)) depth++;
+            else if (IsClose(c)) depth--;
+            else if (depth == 0 && c is '+' or '-') return false;
+            else if (char.IsAsciiLetter(c)) letter = true;
+        }
+        return letter;
     }
 
     /// <summary>Sides of a single top-level <c>=</c> (not part of <c>\le</c>, <c>&lt;=</c>, …), or (null, t).</summary>
