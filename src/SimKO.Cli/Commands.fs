@@ -10,6 +10,7 @@ type SimkoArgs =
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Eval of ParseResults<EvalArgs.EvalArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Reproduce of ParseResults<ReproduceArgs.ReproduceArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs.BenchArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Grade of ParseResults<GradeArgs.GradeArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Info
     interface IArgParserTemplate with
         member a.Usage =
@@ -19,6 +20,7 @@ type SimkoArgs =
             | Eval _ -> "pass@K, mean@n and maj@n of a model; a temperature sweep by option."
             | Reproduce _ -> "the paper's experiment at CPU scale: base model, GRPO and SimKO from it, pass@K table, Λ and entropy plots."
             | Bench _ -> "measure where time and memory go: matmul peak, update step MFU, SimKO vs GRPO, rollout, grading."
+            | Grade _ -> "grade math answers: JSONL {prediction, reference} in, each line back with extracted and correct."
             | Info -> "print the device, dtype and library versions this build runs with."
 
 type Command =
@@ -27,6 +29,7 @@ type Command =
     | Reproduce of ReproduceArgs.ReproduceOptions
     | Train of TrainArgs.TrainOptions
     | Eval of EvalArgs.EvalOptions
+    | Grade of GradeArgs.GradeOptions
     | Info
 
 /// Outcome of parsing: a command, or text to print (help or a usage error) with an exit code.
@@ -45,6 +48,7 @@ let parse (argv: string[]) : Parsed =
         | Some (SimkoArgs.Eval e) -> Run(Eval(EvalArgs.toOptions e))
         | Some (SimkoArgs.Reproduce r) -> Run(Reproduce(ReproduceArgs.toOptions r))
         | Some (SimkoArgs.Bench b) -> Run(Bench(BenchArgs.toOptions b))
+        | Some (SimkoArgs.Grade g) -> Run(Grade(GradeArgs.toOptions g))
         | Some SimkoArgs.Info -> Run Info
         | None -> Exit(parser.PrintUsage(), 2)
     with :? ArguParseException as e ->

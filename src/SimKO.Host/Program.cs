@@ -28,6 +28,8 @@ public static class Program
                 return TrainCommand.Run(train.Item, Logging.Create("train"));
             case CliCommands.Command.Eval eval:
                 return EvalCommand.Run(eval.Item, Logging.Create("eval"));
+            case CliCommands.Command.Grade grade:
+                return GradeCommand.Run(OptionModule.ToObj(grade.Item.Input), OptionModule.ToObj(grade.Item.Output));
             case CliCommands.Command.Reproduce reproduce:
                 return SimKO.Host.Experiments.Reproduce.Run(reproduce.Item, Logging.Create("reproduce"));
             case CliCommands.Command.Bench bench:

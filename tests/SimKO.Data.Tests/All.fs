@@ -1,4 +1,10 @@
 /// Every test of SimKO.Data, joined into one list for the test console.
 module SimKO.Data.Tests.All
 open Expecto
-let tests = testList "Data" [ ]
+let tests =
+    testList "Data" [
+        AnswerExtractionTests.tests
+        MathEquivalenceTests.tests
+        MathGraderTests.tests
+        DatasetsTests.tests
+    ]

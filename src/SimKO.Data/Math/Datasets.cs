@@ -1,0 +1,183 @@
+using System.Text;
+using System.Text.Json;
+
+namespace SimKO.Data.Math;
+
+/// <summary>One evaluation or training problem: its id, the question and the reference answer.</summary>
+public sealed record MathProblem(string Id, string Question, string Answer);
+
+/// <summary>A dataset file that cannot be read as its preset says, with file, line and field.</summary>
+public sealed class DatasetException(string message) : Exception(message);
+
+/// <summary>
+/// Loads the math benchmarks (math500, aime24, aime25, amc23, minerva_math, olympiadbench, gsm8k)
+/// from JSONL files under a dataset root, each with its own schema (see the datasets README):
+/// the question from <c>problem</c> or <c>question</c>; the answer from <c>answer</c>, from the last
+/// <c>\boxed{}</c> of <c>solution</c> (minerva_math), from <c>final_answer</c>'s list
+/// (olympiadbench) or after <c>#### </c> (gsm8k).
+/// </summary>
+public static class Datasets
+{
+    enum AnswerFrom { Answer, BoxedInSolution, FinalAnswerList, AfterHashes }
+
+    sealed record Preset(string Folder, string[] QuestionFields, AnswerFrom Answer, string? IdField);
+
+    static readonly Dictionary<string, Preset> Presets = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["math500"] = new("math500", ["problem"], AnswerFrom.Answer, "unique_id"),
+        ["aime24"] = new("aime24", ["problem", "question"], AnswerFrom.Answer, "id"),
+        ["aime25"] = new("aime25", ["problem", "question"], AnswerFrom.Answer, null),
+        ["amc23"] = new("amc23", ["problem", "question"], AnswerFrom.Answer, "id"),
+        ["minerva_math"] = new("minerva_math", ["problem"], AnswerFrom.BoxedInSolution, "idx"),
+        ["olympiadbench"] = new("olympiadbench", ["question"], AnswerFrom.FinalAnswerList, "id"),
+        ["gsm8k"] = new("gsm8k", ["question"], AnswerFrom.AfterHashes, null),
+    };
+
+    /// <summary>The preset names, in the order the paper reports them.</summary>
+    public static IReadOnlyList<string> Names { get; } =
+        ["math500", "aime24", "aime25", "amc23", "minerva_math", "olympiadbench", "gsm8k"];
+
+    /// <summary><c>&lt;repo root&gt;/../shared/datasets</c>, the repo root being the nearest folder
+    /// above the running program that holds <c>SimKO.sln</c>; null when there is none.</summary>
+    public static string? DefaultRoot()
+    {
+        var repo = FindRepoRoot(AppContext.BaseDirectory);
+        return repo is null ? null : Path.GetFullPath(Path.Combine(repo, "..", "shared", "datasets"));
+    }
+
+    /// <summary>The nearest folder at or above <paramref name="start"/> that holds SimKO.sln.</summary>
+    public static string? FindRepoRoot(string start)
+    {
+        for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "SimKO.sln"))) return dir.FullName;
+        return null;
+    }
+
+    /// <summary>The file a preset reads: <c>&lt;root&gt;/&lt;folder&gt;/&lt;split&gt;.jsonl</c>.</summary>
+    public static string PathOf(string preset, string? root = null, string split = "test")
+    {
+        var p = Find(preset);
+        root ??= DefaultRoot() ?? throw new DatasetException(
+            "no dataset root given and no SimKO.sln above the program to find ../shared/datasets from");
+        return Path.Combine(root, p.Folder, split + ".jsonl");
+    }
+
+    static Preset Find(string preset) =>
+        Presets.TryGetValue(preset, out var p) ? p
+        : throw new DatasetException($"unknown dataset '{preset}'; known: {string.Join(", ", Names)}");
+
+    /// <summary>Every row of a preset's split (gsm8k has train and test; the others test only).</summary>
+    public static IReadOnlyList<MathProblem> Load(string preset, string? root = null, string split = "test")
+    {
+        var p = Find(preset);
+        var path = PathOf(preset, root, split);
+        if (!File.Exists(path)) throw new DatasetException($"{path}: no such file (dataset '{preset}', split '{split}')");
+        var rows = new List<MathProblem>();
+        int lineNo = 0;
+        foreach (var line in File.ReadLines(path, Encoding.UTF8))
+        {
+            lineNo++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            rows.Add(ParseRow(p, preset, split, path, lineNo, line));
+        }
+        if (rows.Count == 0) throw new DatasetException($"{path}: the file has no rows");
+        return rows;
+    }
+
+    static MathProblem ParseRow(Preset p, string preset, string split, string path, int lineNo, string line)
+    {
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(line); }
+        catch (JsonException e) { throw new DatasetException($"{path}:{lineNo}: not valid JSON: {e.Message}"); }
+        using (doc)
+        {
+            var row = doc.RootElement;
+            if (row.ValueKind != JsonValueKind.Object)
+                throw new DatasetException($"{path}:{lineNo}: expected a JSON object, got {row.ValueKind}");
+            string Where() => $"{path}:{lineNo}";
+            string Missing(string field) =>
+                $"{Where()}: missing field '{field}' (fields present: {string.Join(", ", row.EnumerateObject().Select(o => o.Name))})";
+
+            string? question = null;
+            foreach (var f in p.QuestionFields)
+                if (row.TryGetProperty(f, out var q) && q.ValueKind == JsonValueKind.String) { question = q.GetString(); break; }
+            if (question is null) throw new DatasetException(Missing(string.Join("' or '", p.QuestionFields)));
+
+            string FieldText(string field) =>
+                row.TryGetProperty(field, out var v) && v.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined)
+                    ? (v.ValueKind == JsonValueKind.String ? v.GetString()! : v.GetRawText())
+                    : throw new DatasetException(Missing(field));
+
+            string answer = p.Answer switch
+            {
+                AnswerFrom.Answer => FieldText("answer").Trim(),
+                AnswerFrom.BoxedInSolution => AnswerExtraction.LastBoxed(FieldText("solution"))
+                    ?? throw new DatasetException($"{Where()}: field 'solution' has no \\boxed{{...}} answer"),
+                AnswerFrom.AfterHashes => AfterHashes(FieldText("answer"))
+                    ?? throw new DatasetException($"{Where()}: field 'answer' has no '#### ' line"),
+                AnswerFrom.FinalAnswerList => FinalAnswer(row, Where(), Missing),
+                _ => throw new InvalidOperationException(),
+            };
+            if (answer.Length == 0) throw new DatasetException($"{Where()}: the answer is empty");
+
+            string id = p.IdField is not null && row.TryGetProperty(p.IdField, out var idv) && idv.ValueKind != JsonValueKind.Null
+                ? (idv.ValueKind == JsonValueKind.String ? idv.GetString()! : idv.GetRawText())
+                : $"{preset}-{split}-{lineNo}";
+            return new MathProblem(id, question, answer);
+        }
+    }
+
+    static string? AfterHashes(string answer)
+    {
+        int at = answer.LastIndexOf("#### ", StringComparison.Ordinal);
+        if (at < 0) return null;
+        var rest = answer[(at + 5)..];
+        int nl = rest.IndexOf('\n');
+        return (nl < 0 ? rest : rest[..nl]).Trim();
+    }
+
+    /// <summary>olympiadbench's <c>final_answer</c>: a JSON list of strings, or that list written
+    /// as a (Python) string; its items are joined with ", ".</summary>
+    static string FinalAnswer(JsonElement row, string where, Func<string, string> missing)
+    {
+        if (!row.TryGetProperty("final_answer", out var v) || v.ValueKind == JsonValueKind.Null)
+            throw new DatasetException(missing("final_answer"));
+        List<string> items;
+        if (v.ValueKind == JsonValueKind.Array)
+            items = v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.GetRawText()).ToList();
+        else if (v.ValueKind == JsonValueKind.String)
+            items = ParseListString(v.GetString()!)
+                ?? throw new DatasetException($"{where}: field 'final_answer' is not a list: {v.GetString()}");
+        else
+            throw new DatasetException($"{where}: field 'final_answer' must be a list, got {v.ValueKind}");
+        if (items.Count == 0) throw new DatasetException($"{where}: field 'final_answer' is an empty list");
+        return string.Join(", ", items.Select(s => s.Trim()));
+    }
+
+    /// <summary>A list of quoted strings as Python or JSON writes it (<c>['a', "b"]</c>); null if not one.</summary>
+    static List<string>? ParseListString(string s)
+    {
+        s = s.Trim();
+        if (s.Length < 2 || s[0] != '[' || s[^1] != ']') return null;
+        var items = new List<string>();
+        int i = 1;
+        while (true)
+        {
+            while (i < s.Length && (s[i] is ' ' or ',')) i++;
+            if (i >= s.Length - 1) break;
+            char quote = s[i];
+            if (quote is not ('\'' or '"')) return null;
+            var sb = new StringBuilder();
+            i++;
+            for (; i < s.Length && s[i] != quote; i++)
+            {
+                if (s[i] == '\\' && i + 1 < s.Length && (s[i + 1] is '\\' or '\'' or '"')) i++;
+                sb.Append(s[i]);
+            }
+            if (i >= s.Length) return null;
+            items.Add(sb.ToString());
+            i++;
+        }
+        return items;
+    }
+}
