@@ -8,6 +8,7 @@ type SimkoArgs =
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Loss of ParseResults<LossArgs.LossArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Reproduce of ParseResults<ReproduceArgs.ReproduceArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs.BenchArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Tokenize of ParseResults<TokenizeArgs.TokenizeArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Info
     interface IArgParserTemplate with
         member a.Usage =
@@ -15,12 +16,14 @@ type SimkoArgs =
             | Loss _ -> "compute a method's loss, its gradient w.r.t. the logits and its metrics from a JSON batch."
             | Reproduce _ -> "the paper's experiment at CPU scale: base model, GRPO and SimKO from it, pass@K table, Λ and entropy plots."
             | Bench _ -> "measure where time and memory go: matmul peak, update step MFU, SimKO vs GRPO, rollout, grading."
+            | Tokenize _ -> "encode JSONL lines {text} with a tokenizer folder into {text, ids} lines."
             | Info -> "print the device, dtype and library versions this build runs with."
 
 type Command =
     | Loss of LossArgs.LossOptions
     | Bench of BenchArgs.BenchOptions
     | Reproduce of ReproduceArgs.ReproduceOptions
+    | Tokenize of TokenizeArgs.TokenizeOptions
     | Info
 
 /// Outcome of parsing: a command, or text to print (help or a usage error) with an exit code.
@@ -37,6 +40,7 @@ let parse (argv: string[]) : Parsed =
         | Some (SimkoArgs.Loss l) -> Run(Loss(LossArgs.toOptions l))
         | Some (SimkoArgs.Reproduce r) -> Run(Reproduce(ReproduceArgs.toOptions r))
         | Some (SimkoArgs.Bench b) -> Run(Bench(BenchArgs.toOptions b))
+        | Some (SimkoArgs.Tokenize t) -> Run(Tokenize(TokenizeArgs.toOptions t))
         | Some SimkoArgs.Info -> Run Info
         | None -> Exit(parser.PrintUsage(), 2)
     with :? ArguParseException as e ->

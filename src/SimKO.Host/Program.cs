@@ -24,6 +24,8 @@ public static class Program
                 return 0;
             case CliCommands.Command.Loss loss:
                 return LossCommand.Run(loss.Item.Input, OptionModule.ToObj(loss.Item.Output));
+            case CliCommands.Command.Tokenize tokenize:
+                return TokenizeCommand.Run(tokenize.Item.Tokenizer, OptionModule.ToObj(tokenize.Item.Input), OptionModule.ToObj(tokenize.Item.Output));
             case CliCommands.Command.Reproduce reproduce:
                 return SimKO.Host.Experiments.Reproduce.Run(reproduce.Item, Logging.Create("reproduce"));
             case CliCommands.Command.Bench bench:
