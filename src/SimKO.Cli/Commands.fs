@@ -11,6 +11,7 @@ type SimkoArgs =
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Reproduce of ParseResults<ReproduceArgs.ReproduceArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs.BenchArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Grade of ParseResults<GradeArgs.GradeArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Tokenize of ParseResults<TokenizeArgs.TokenizeArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Info
     interface IArgParserTemplate with
         member a.Usage =
@@ -21,6 +22,7 @@ type SimkoArgs =
             | Reproduce _ -> "the paper's experiment at CPU scale: base model, GRPO and SimKO from it, pass@K table, Λ and entropy plots."
             | Bench _ -> "measure where time and memory go: matmul peak, update step MFU, SimKO vs GRPO, rollout, grading."
             | Grade _ -> "grade math answers: JSONL {prediction, reference} in, each line back with extracted and correct."
+            | Tokenize _ -> "encode JSONL lines {text} with a tokenizer folder into {text, ids} lines."
             | Info -> "print the device, dtype and library versions this build runs with."
 
 type Command =
@@ -30,6 +32,7 @@ type Command =
     | Train of TrainArgs.TrainOptions
     | Eval of EvalArgs.EvalOptions
     | Grade of GradeArgs.GradeOptions
+    | Tokenize of TokenizeArgs.TokenizeOptions
     | Info
 
 /// Outcome of parsing: a command, or text to print (help or a usage error) with an exit code.
@@ -49,6 +52,7 @@ let parse (argv: string[]) : Parsed =
         | Some (SimkoArgs.Reproduce r) -> Run(Reproduce(ReproduceArgs.toOptions r))
         | Some (SimkoArgs.Bench b) -> Run(Bench(BenchArgs.toOptions b))
         | Some (SimkoArgs.Grade g) -> Run(Grade(GradeArgs.toOptions g))
+        | Some (SimkoArgs.Tokenize t) -> Run(Tokenize(TokenizeArgs.toOptions t))
         | Some SimkoArgs.Info -> Run Info
         | None -> Exit(parser.PrintUsage(), 2)
     with :? ArguParseException as e ->

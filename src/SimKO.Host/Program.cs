@@ -30,6 +30,8 @@ public static class Program
                 return EvalCommand.Run(eval.Item, Logging.Create("eval"));
             case CliCommands.Command.Grade grade:
                 return GradeCommand.Run(OptionModule.ToObj(grade.Item.Input), OptionModule.ToObj(grade.Item.Output));
+            case CliCommands.Command.Tokenize tokenize:
+                return TokenizeCommand.Run(tokenize.Item.Tokenizer, OptionModule.ToObj(tokenize.Item.Input), OptionModule.ToObj(tokenize.Item.Output));
             case CliCommands.Command.Reproduce reproduce:
                 return SimKO.Host.Experiments.Reproduce.Run(reproduce.Item, Logging.Create("reproduce"));
             case CliCommands.Command.Bench bench:

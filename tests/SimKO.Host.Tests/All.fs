@@ -1,4 +1,4 @@
 /// Every test of SimKO.Host, joined into one list for the test console.
 module SimKO.Host.Tests.All
 open Expecto
-let tests = testList "Host" [ ]
+let tests = testList "Host" [ TokenizerTests.tests ]

@@ -81,12 +81,11 @@ public static class HfFolder
         return model.MoveTo(device, dtype);
     }
 
-    /// <summary>The tokenizer saved in a folder (character tokenizers of built-in tasks).</summary>
+    /// <summary>The tokenizer saved in a folder: a character tokenizer of a built-in task, or an HF byte-level BPE (tokenizer.json).</summary>
     public static ITokenizer LoadTokenizer(string folder)
     {
         if (File.Exists(Path.Combine(folder, CharTokenizer.FileName))) return CharTokenizer.Load(folder);
-        if (File.Exists(Path.Combine(folder, "tokenizer.json")))
-            throw new NotSupportedException($"{folder}: byte-level BPE tokenizer.json loading is not implemented yet (issue 3)");
+        if (HfBpeTokenizer.IsPresent(folder)) return HfBpeTokenizer.FromFolder(folder);
         throw new FileNotFoundException($"{folder}: no tokenizer files ({CharTokenizer.FileName} or tokenizer.json)");
     }
 }
