@@ -6,6 +6,7 @@ open Argu
 type EvalArgs =
     | [<Mandatory>] Model of folder: string
     | Task of name: string
+    | Template of name: string
     | N of samples: int
     | Temperature of t: float
     | Temperatures of ts: float list
@@ -19,7 +20,8 @@ type EvalArgs =
         member a.Usage =
             match a with
             | Model _ -> "HF model folder (config.json, model.safetensors, tokenizer)."
-            | Task _ -> "built-in task to evaluate on its held-out split (default countdown)."
+            | Task _ -> "a built-in task (its held-out split) or a math preset (math500, aime24, aime25, amc23, minerva_math, olympiadbench, gsm8k); repeat for several, reported per benchmark and averaged (default countdown)."
+            | Template _ -> "prompt template for math presets: chat (default) or plain."
             | N _ -> "samples per problem (default 256, the paper's; pass@K for K = 1, 2, 4, … n)."
             | Temperature _ -> "sampling temperature (default 0.6, the paper's)."
             | Temperatures _ -> "a temperature sweep (the paper's Table 5), e.g. --temperatures 0.2 0.4 0.6 0.8 1.0."
@@ -31,12 +33,13 @@ type EvalArgs =
             | Device _ -> "cpu (default), cuda or cuda:N."
 
 type EvalOptions =
-    { Model: string; Task: string; N: int; Temperatures: float list; TopP: float; MaxNewTokens: int option
+    { Model: string; Tasks: string list; Template: string; N: int; Temperatures: float list; TopP: float; MaxNewTokens: int option
       Problems: int option; Seed: int; Out: string; Device: string }
 
 let toOptions (r: ParseResults<EvalArgs>) =
     { Model = r.GetResult Model
-      Task = r.GetResult(Task, defaultValue = "countdown")
+      Tasks = (match r.GetResults Task with [] -> [ "countdown" ] | ts -> ts)
+      Template = r.GetResult(Template, defaultValue = "chat")
       N = r.GetResult(N, defaultValue = 256)
       Temperatures = (match r.TryGetResult Temperatures with Some ts -> ts | None -> [ r.GetResult(Temperature, defaultValue = 0.6) ])
       TopP = r.GetResult(Top_P, defaultValue = 0.95)

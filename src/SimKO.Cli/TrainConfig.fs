@@ -12,6 +12,7 @@ open System.Text.Json
 type TrainConfig =
     { // what to train on
       Task: string
+      PromptTemplate: string
       Model: string
       // method
       Method: string
@@ -48,6 +49,7 @@ type TrainConfig =
 /// appears in minutes); the paper's GPU settings are in comments of the fields.
 let defaults =
     { Task = "countdown"
+      PromptTemplate = "chat"
       Model = "tiny"
       Method = "simko"; MethodSettings = []
       Steps = 300; PromptsPerStep = 16; SamplesPerPrompt = 8; Temperature = 1.0; TopP = 1.0; TopK = 0; MaxNewTokens = 12
@@ -92,7 +94,8 @@ let private boolean name doc (get: TrainConfig -> bool) set =
 
 /// Every field, in the order `--help` lists them.
 let fields : Field list =
-    [ str "task" "built-in task to train on (countdown); dataset presets come with the data issue" (fun c -> c.Task) (fun v c -> { c with Task = v })
+    [ str "task" "built-in task (countdown) or math dataset preset (gsm8k, math500, aime24, aime25, amc23, minerva_math, olympiadbench; needs model = an HF folder)" (fun c -> c.Task) (fun v c -> { c with Task = v })
+      str "prompt_template" "for dataset presets: chat (the model's chat template + the paper's instruction) or plain" (fun c -> c.PromptTemplate) (fun v c -> { c with PromptTemplate = v })
       str "model" "an HF folder (config.json + safetensors + the task's tokenizer, e.g. runs/reproduce/base), or 'tiny' for a freshly initialised small model" (fun c -> c.Model) (fun v c -> { c with Model = v })
       str "method" "grpo, simko, psr, nsr, w-reinforce, kl-cov, entropy-adv, forking, passk, dr-grpo (SPEC §2–4)" (fun c -> c.Method) (fun v c -> { c with Method = v })
       integer "steps" "training steps (paper: ~ a few hundred; notes: 300 for Countdown)" (fun c -> c.Steps) (fun v c -> { c with Steps = v })
@@ -192,6 +195,7 @@ let validate (c: TrainConfig) : string list =
       if c.MaxBadSteps < 1 then yield sprintf "max_bad_steps must be >= 1, got %d" c.MaxBadSteps
       if c.CheckpointEvery < 1 then yield sprintf "checkpoint_every must be >= 1, got %d" c.CheckpointEvery
       if c.KeepCheckpoints < 1 then yield sprintf "keep_checkpoints must be >= 1, got %d" c.KeepCheckpoints
+      if c.PromptTemplate <> "chat" && c.PromptTemplate <> "plain" then yield sprintf "prompt_template must be chat or plain, got '%s'" c.PromptTemplate
       if c.DType <> "float32" && c.DType <> "bfloat16" then yield sprintf "dtype must be float32 or bfloat16, got '%s'" c.DType
       match SimKO.Math.Methods.byName c.Method with
       | Error e -> yield e

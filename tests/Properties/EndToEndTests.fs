@@ -40,8 +40,54 @@ let private runToEnd (args: string list) =
 let private finalModel (out: string) =
     File.ReadAllBytes(Path.Combine(out, "checkpoints", "step-00000008", "model.safetensors"))
 
+let private sharedDir () =
+    SimKO.Data.Math.Datasets.FindRepoRoot(AppContext.BaseDirectory)
+    |> Option.ofObj
+    |> Option.map (fun root -> Path.GetFullPath(Path.Combine(root, "..", "shared")))
+    |> Option.filter Directory.Exists
+
+/// A tiny random Qwen2 model with the real Qwen3 tokenizer, as an HF folder.
+let private tinyQwenFolder (shared: string) =
+    let dir = temp "qwen-tiny"
+    let tok = SimKO.Data.Tokenizers.HfBpeTokenizer.FromFolder(Path.Combine(shared, "fixtures", "qwen3-tokenizer"))
+    let cfg = SimKO.Host.Model.ModelConfig.Tiny(tok.VocabSize, 32, 1, 2, 1, 64, 1024)
+    use m = new SimKO.Host.Model.CausalLM(cfg)
+    m.InitWeights(5L)
+    SimKO.Host.Checkpoints.HfFolder.Save(m, tok, dir)
+    dir
+
 let tests =
     testSequenced <| testList "end to end" [
+        testCase "train and eval run on a math preset with an HF folder and a BPE tokenizer (the GPU path, tiny)" <| fun () ->
+            match sharedDir () with
+            | None -> skiptest "../shared (datasets and the Qwen3 tokenizer fixture) is not beside the repository"
+            | Some shared ->
+                let model = tinyQwenFolder shared
+                let out = temp "preset-train"
+                let train : SimKO.Cli.TrainArgs.TrainOptions =
+                    { Config = None; Resume = false
+                      Sets = [ "task=gsm8k"; sprintf "model=%s" model; "method=grpo"; "steps=1"; "prompts_per_step=2"
+                               "samples_per_prompt=2"; "max_new_tokens=4"; "tensorboard=false"; sprintf "out=%s" out ] }
+                Expect.equal (SimKO.Host.Commands.TrainCommand.Run(train, NullLogger.Instance)) 0 "train exit code"
+                Expect.isTrue (File.Exists(Path.Combine(out, "final", "tokenizer.json"))) "exported with its tokenizer"
+                SimKO.Host.Training.CheckpointStore.Verify(Path.Combine(out, "checkpoints", "step-00000001"))
+                let evalOut = temp "preset-eval"
+                let eval : SimKO.Cli.EvalArgs.EvalOptions =
+                    { Model = Path.Combine(out, "final"); Tasks = [ "math500"; "aime24" ]; Template = "chat"; N = 2
+                      Temperatures = [ 0.6 ]; TopP = 0.95; MaxNewTokens = Some 4; Problems = Some 2; Seed = 1; Out = evalOut; Device = "cpu" }
+                Expect.equal (SimKO.Host.Commands.EvalCommand.Run(eval, NullLogger.Instance)) 0 "eval exit code"
+                use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(evalOut, "eval.json")))
+                let perTask = doc.RootElement.GetProperty("temperatures").GetProperty("0.6")
+                Expect.equal (perTask.GetProperty("math500").GetProperty("problems").GetInt32()) 2 "math500 evaluated"
+                Expect.stringContains (File.ReadAllText(Path.Combine(evalOut, "eval.md"))) "**Average**" "averaged over benchmarks"
+        testCase "bad train settings are all reported at once" <| fun () ->
+            let bad : SimKO.Cli.TrainArgs.TrainOptions =
+                { Config = None; Resume = false; Sets = [ "steps=0"; "lr=-1"; "nonsense=1"; "temperature=hot" ] }
+            match SimKO.Cli.TrainArgs.resolve bad with
+            | Ok _ -> failtest "accepted bad settings"
+            | Error problems ->
+                for fragment in [ "steps must be >= 1"; "lr must be > 0"; "unknown setting 'nonsense'"; "temperature: 'hot' is not a number" ] do
+                    Expect.exists problems (fun p -> p.Contains fragment) (sprintf "reports %s in %A" fragment problems)
         testCase "a trainer killed at random moments and resumed ends equal to an uninterrupted run" <| fun () ->
             Expect.isTrue (File.Exists exe) (sprintf "the simko executable next to the tests (%s)" exe)
             let whole = temp "whole"

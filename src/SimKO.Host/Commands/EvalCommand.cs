@@ -21,37 +21,46 @@ public static class EvalCommand
         try
         {
             var device = DeviceSelection.ParseDevice(o.Device);
-            var task = BuiltinTask.Create(o.Task);
             using var model = HfFolder.LoadModel(o.Model, device, ScalarType.Float32);
             model.eval();
-            var sampler = new KvCacheSampler(model, task.Tokenizer.PadId);
-            var problems = task.Test.Take(Microsoft.FSharp.Core.FSharpOption<int>.get_IsSome(o.Problems) ? o.Problems.Value : task.Test.Count).ToList();
-            int maxNew = Microsoft.FSharp.Core.FSharpOption<int>.get_IsSome(o.MaxNewTokens) ? o.MaxNewTokens.Value : task.MaxNewTokens;
+            var tasks = o.Tasks.Select(t => TaskBinding.IsBuiltin(t) ? TaskBinding.Create(t)
+                : TaskBinding.Preset(t, HfFolder.LoadTokenizer(o.Model), o.Template, Microsoft.FSharp.Core.FSharpOption<int>.get_IsSome(o.MaxNewTokens) ? o.MaxNewTokens.Value : 4096)).ToList();
+            var sampler = new KvCacheSampler(model, tasks[0].Tokenizer.PadId);
             var rows = new List<ReportRow>();
-            var json = new JsonObject { ["model"] = o.Model, ["task"] = task.Name, ["n"] = o.N, ["top_p"] = o.TopP, ["problems"] = problems.Count };
+            var json = new JsonObject { ["model"] = o.Model, ["tasks"] = new JsonArray(o.Tasks.Select(t => (JsonNode?)t).ToArray()), ["n"] = o.N, ["top_p"] = o.TopP };
             var byTemp = new JsonObject();
             foreach (var t in o.Temperatures)
             {
-                var s = new EvalSettings(o.N, t, o.TopP, 0, maxNew, o.Seed, System.Math.Max(1, 1024 / o.N));
-                var r = Evaluator.Run(task.Name, problems, req => sampler.Generate(req with { StopTokenIds = [task.Tokenizer.EosId] }), s, log);
-                rows.Add(new ReportRow(string.Create(CultureInfo.InvariantCulture, $"T = {t}"), [[r]]));
-                var passes = new JsonObject();
-                foreach (var k in SimKO.Math.PassAtK.ladder(o.N)) passes[$"{k}"] = r.PassAt(k);
-                byTemp[t.ToString(CultureInfo.InvariantCulture)] = new JsonObject
+                var results = new List<BenchmarkResult>();
+                var perTask = new JsonObject();
+                foreach (var task in tasks)
                 {
-                    ["pass_at_k"] = passes, ["mean_at_n"] = r.MeanAtN, ["maj_at_n"] = r.MajAtN,
-                    ["per_problem"] = new JsonArray(r.Problems.Select(p => (JsonNode?)new JsonObject { ["id"] = p.Id, ["n"] = p.N, ["c"] = p.C, ["maj"] = p.MajorityCorrect }).ToArray()),
-                };
+                    var problems = task.Test.Take(Microsoft.FSharp.Core.FSharpOption<int>.get_IsSome(o.Problems) ? o.Problems.Value : task.Test.Count).ToList();
+                    int maxNew = Microsoft.FSharp.Core.FSharpOption<int>.get_IsSome(o.MaxNewTokens) ? o.MaxNewTokens.Value : task.MaxNewTokens;
+                    var s = new EvalSettings(o.N, t, o.TopP, 0, maxNew, o.Seed, System.Math.Max(1, 1024 / o.N));
+                    var r = Evaluator.Run(task.Name, problems, req => sampler.Generate(req with { StopTokenIds = task.StopTokenIds }), s, log);
+                    results.Add(r);
+                    var passes = new JsonObject();
+                    foreach (var k in SimKO.Math.PassAtK.ladder(o.N)) passes[$"{k}"] = r.PassAt(k);
+                    perTask[task.Name] = new JsonObject
+                    {
+                        ["problems"] = problems.Count, ["pass_at_k"] = passes, ["mean_at_n"] = r.MeanAtN, ["maj_at_n"] = r.MajAtN,
+                        ["per_problem"] = new JsonArray(r.Problems.Select(p => (JsonNode?)new JsonObject { ["id"] = p.Id, ["n"] = p.N, ["c"] = p.C, ["maj"] = p.MajorityCorrect }).ToArray()),
+                    };
+                }
+                rows.Add(new ReportRow(string.Create(CultureInfo.InvariantCulture, $"T = {t}"), [results]));
+                byTemp[t.ToString(CultureInfo.InvariantCulture)] = perTask;
             }
             json["temperatures"] = byTemp;
             AtomicFile.WriteAllText(Path.Combine(o.Out, "eval.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            var md = PassAtKReport.Markdown(rows, $"pass@K of {o.Model} on {task.Name} ({problems.Count} problems, n = {o.N}, top-p {o.TopP})");
+            var md = PassAtKReport.Markdown(rows, $"pass@K of {o.Model} (n = {o.N}, top-p {o.TopP})");
             AtomicFile.WriteAllText(Path.Combine(o.Out, "eval.md"), md);
-            PassAtKReport.Plot(Path.Combine(o.Out, "pass_at_k.png"), rows, task.Name, $"pass@K on {task.Name}");
+            var plotOn = tasks.Count > 1 ? PassAtKReport.Average : tasks[0].Name;
+            PassAtKReport.Plot(Path.Combine(o.Out, "pass_at_k.png"), rows, plotOn, $"pass@K ({plotOn})");
             Console.WriteLine(md);
             return 0;
         }
-        catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or NotSupportedException)
+        catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or NotSupportedException or SimKO.Data.Math.DatasetException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;

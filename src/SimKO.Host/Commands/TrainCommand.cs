@@ -25,9 +25,12 @@ public static class TrainCommand
         {
             var device = DeviceSelection.ParseDevice(cfg.Device);
             var dtype = DeviceSelection.ParseDType(cfg.DType, device);
-            var task = BuiltinTask.Create(cfg.Task);
+            if (!TaskBinding.IsBuiltin(cfg.Task) && cfg.Model == "tiny")
+                throw new ArgumentException($"task '{cfg.Task}' is a dataset preset: set model to an HF folder (config.json, safetensors, tokenizer.json)");
+            var task = TaskBinding.IsBuiltin(cfg.Task) ? TaskBinding.Create(cfg.Task)
+                : TaskBinding.Preset(cfg.Task, HfFolder.LoadTokenizer(cfg.Model), cfg.PromptTemplate, cfg.MaxNewTokens);
             using var model = cfg.Model == "tiny" ? Tiny(task, cfg.Seed) : HfFolder.LoadModel(cfg.Model, device, dtype);
-            if (cfg.Model != "tiny")
+            if (cfg.Model != "tiny" && TaskBinding.IsBuiltin(cfg.Task))
             {
                 var tok = HfFolder.LoadTokenizer(cfg.Model);
                 if (tok.VocabSize != task.Tokenizer.VocabSize || !tok.Encode("1+2").SequenceEqual(task.Tokenizer.Encode("1+2")))
@@ -46,7 +49,7 @@ public static class TrainCommand
             log.LogInformation("done: {Steps} steps; final model in {Final}", result.StepsDone, result.FinalModel);
             return 0;
         }
-        catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or InvalidOperationException or NotSupportedException)
+        catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or InvalidOperationException or NotSupportedException or SimKO.Data.Math.DatasetException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
@@ -55,7 +58,7 @@ public static class TrainCommand
 
     static double Methods_KlBeta(SimKO.Math.Methods.Method m) => SimKO.Math.Methods.common(m).Kl.Beta;
 
-    static CausalLM Tiny(BuiltinTask task, int seed)
+    static CausalLM Tiny(TaskBinding task, int seed)
     {
         var m = new CausalLM(Reproduce.TinyConfig(task));
         m.InitWeights(seed);

@@ -29,7 +29,7 @@ public static class Reproduce
     {
         var clock = Stopwatch.StartNew();
         set_num_threads(System.Math.Max(1, Environment.ProcessorCount));
-        var task = BuiltinTask.Create(o.Task);
+        var task = TaskBinding.Create(o.Task);
         int baseSteps = Or(o.BaseSteps, o.Quick ? 300 : 1000);
         int steps = Or(o.Steps, o.Quick ? 24 : 300);
         int evalN = Or(o.EvalSamples, o.Quick ? 16 : 64);
@@ -164,9 +164,9 @@ public static class Reproduce
     };
 
     /// <summary>The CPU model of REPRODUCTION-NOTES: d 128, 2 layers, 4 heads (~0.4M parameters).</summary>
-    public static ModelConfig TinyConfig(BuiltinTask task) => ModelConfig.Tiny(task.Tokenizer.VocabSize, 128, 2, 4, 4, 512, 64);
+    public static ModelConfig TinyConfig(TaskBinding task) => ModelConfig.Tiny(task.Tokenizer.VocabSize, 128, 2, 4, 4, 512, 64);
 
-    static TrainConfig.TrainConfig RlConfig(BuiltinTask task, int steps, string outDir, int seed, bool quick)
+    static TrainConfig.TrainConfig RlConfig(TaskBinding task, int steps, string outDir, int seed, bool quick)
     {
         var pairs = new (string, string)[]
         {
@@ -182,13 +182,13 @@ public static class Reproduce
         c.MiniBatches, c.MicroBatchSize, c.PpoEpochs, c.LearningRate, c.WarmupSteps, c.Beta1, c.Beta2, c.WeightDecay,
         c.GradClip, c.MaxBadSteps, c.Seed, c.Out, c.CheckpointEvery, c.KeepCheckpoints, c.Tensorboard, TrainConfig.toJson(c));
 
-    public static TrainerParts Parts(CausalLM model, BuiltinTask task)
+    public static TrainerParts Parts(CausalLM model, TaskBinding task)
     {
         var sampler = new KvCacheSampler(model, task.Tokenizer.PadId);
         return new TrainerParts
         {
             Policy = new ModelPolicy(model),
-            Generate = r => sampler.Generate(r with { StopTokenIds = [task.Tokenizer.EosId] }),
+            Generate = r => sampler.Generate(r with { StopTokenIds = task.StopTokenIds }),
             Problems = task.Train,
             PadId = task.Tokenizer.PadId,
             WriteTensors = (s, t) => SafeTensors.Write(s, t),
@@ -197,13 +197,13 @@ public static class Reproduce
         };
     }
 
-    static (BenchmarkResult, double[]) Evaluate(string what, string modelDir, BuiltinTask task, IReadOnlyList<EvalProblem> problems, EvalSettings s, ILogger log)
+    static (BenchmarkResult, double[]) Evaluate(string what, string modelDir, TaskBinding task, IReadOnlyList<EvalProblem> problems, EvalSettings s, ILogger log)
     {
         using var model = HfFolder.LoadModel(modelDir, CPU, ScalarType.Float32);
         model.eval();
         var sampler = new KvCacheSampler(model, task.Tokenizer.PadId);
         var samples = new List<Generated>();
-        var result = Evaluator.Run(task.Name, problems, r => sampler.Generate(r with { StopTokenIds = [task.Tokenizer.EosId] }), s, log, samples);
+        var result = Evaluator.Run(task.Name, problems, r => sampler.Generate(r with { StopTokenIds = task.StopTokenIds }), s, log, samples);
         log.LogInformation("{What}: pass@1 {P1:F3}, pass@{N} {PN:F3}", what, result.PassAt(1), s.Samples, result.PassAt(s.Samples));
         // entropy at the response tokens of (up to) 2,000 of the evaluation samples
         var subset = samples.Where((_, i) => i % System.Math.Max(1, samples.Count / 2000) == 0)

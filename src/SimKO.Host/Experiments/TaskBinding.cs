@@ -1,0 +1,91 @@
+using SimKO.Data.Tasks;
+using SimKO.Data.Tokenizers;
+using SimKO.Host.Evaluation;
+using SimKO.Host.Training;
+
+namespace SimKO.Host.Experiments;
+
+/// <summary>A task bound to a tokenizer: training problems (with rewards), evaluation problems (with
+/// judges), and, for built-in tasks, supervised examples for the warm-start. Built-in tasks bring
+/// their own character tokenizer; dataset presets use the model's tokenizer and the math grader.</summary>
+public sealed class TaskBinding
+{
+    public required string Name { get; init; }
+    public required ITokenizer Tokenizer { get; init; }
+    public required IReadOnlyList<TrainProblem> Train { get; init; }
+    public required IReadOnlyList<EvalProblem> Test { get; init; }
+    /// <summary>A (prompt, target) pair for the warm-start: a correct answer with probability p, else a wrong one.</summary>
+    public required Func<Random, double, (int[] Prompt, int[] Target)> Example { get; init; }
+    public required int MaxNewTokens { get; init; }
+    /// <summary>Token ids that end a response.</summary>
+    public int[] StopTokenIds { get; init; } = [];
+
+    public static readonly string[] BuiltinNames = ["countdown"];
+
+    public static bool IsBuiltin(string name) => BuiltinNames.Contains(name);
+
+    public static TaskBinding Create(string name) => name switch
+    {
+        "countdown" => Countdown(new Countdown()),
+        _ => throw new ArgumentException($"unknown built-in task '{name}'; valid: {string.Join(", ", BuiltinNames)}; dataset presets ({string.Join(", ", SimKO.Data.Math.Datasets.Names)}) need a model folder with its tokenizer"),
+    };
+
+    /// <summary>A math dataset preset with the model's tokenizer: prompts from a template, rewards from
+    /// the math grader on the decoded response. Training uses the preset's train split when it has one.</summary>
+    public static TaskBinding Preset(string preset, ITokenizer tok, string template, int maxNewTokens, string? datasetRoot = null)
+    {
+        var prompt = SimKO.Data.Math.Prompts.ByName(template);
+        IReadOnlyList<SimKO.Data.Math.MathProblem> Load(string split) => SimKO.Data.Math.Datasets.Load(preset, datasetRoot, split);
+        var test = Load("test");
+        IReadOnlyList<SimKO.Data.Math.MathProblem> train;
+        try { train = Load("train"); }
+        catch (Exception e) when (e is SimKO.Data.Math.DatasetException or FileNotFoundException or ArgumentException) { train = test; }
+        var stops = new[] { tok.EosId, tok.PadId };
+        string Response(int[] ids) => tok.Decode(ids.TakeWhile(i => !stops.Contains(i)));
+        return new TaskBinding
+        {
+            Name = preset,
+            Tokenizer = tok,
+            Train = train.Select(p => new TrainProblem(p.Id, tok.Encode(prompt(p.Question)),
+                ids => SimKO.Data.Math.MathGrader.Grade(Response(ids), p.Answer).Correct ? 1.0 : 0.0)).ToList(),
+            Test = test.Select(p => new EvalProblem(p.Id, tok.Encode(prompt(p.Question)), ids =>
+            {
+                var (extracted, ok) = SimKO.Data.Math.MathGrader.Grade(Response(ids), p.Answer);
+                return (ok, extracted);
+            })).ToList(),
+            Example = (_, _) => throw new NotSupportedException($"{preset} has no supervised warm-start examples"),
+            MaxNewTokens = maxNewTokens,
+            StopTokenIds = stops,
+        };
+    }
+
+    public static TaskBinding Countdown(Countdown task)
+    {
+        var tok = new CharTokenizer(SimKO.Data.Tasks.Countdown.Alphabet);
+        string Answer(int[] ids) => tok.Decode(ids.TakeWhile(i => i != tok.EosId));
+        int[] Prompt(CountdownProblem p) => tok.Encode(task.Prompt(p));
+        return new TaskBinding
+        {
+            Name = "countdown",
+            Tokenizer = tok,
+            Train = task.Train.Select(p => new TrainProblem(p.Id, Prompt(p), ids => SimKO.Data.Tasks.Countdown.Reward(p, Answer(ids)))).ToList(),
+            Test = task.Test.Select(p => new EvalProblem(p.Id, Prompt(p), ids =>
+            {
+                var a = Answer(ids);
+                var ok = SimKO.Data.Tasks.Countdown.Verify(p, a) == CountdownVerdict.Correct;
+                // maj@n votes on the value an answer reaches (an unparseable answer does not vote)
+                string? value = null;
+                try { value = SimKO.Data.Tasks.Countdown.Parse(a.Trim()).Value.ToString(); } catch (Exception e) when (e is FormatException or DivideByZeroException) { }
+                return (ok, value);
+            })).ToList(),
+            Example = (rng, pCorrect) =>
+            {
+                var p = task.Train[rng.Next(task.Train.Count)];
+                var answer = rng.NextDouble() < pCorrect ? task.SampleCorrect(p, rng) : task.SampleWrong(p, rng);
+                return (Prompt(p), [.. tok.Encode(answer), tok.EosId]);
+            },
+            MaxNewTokens = task.MaxAnswerLength + 1,
+            StopTokenIds = [tok.EosId],
+        };
+    }
+}
