@@ -105,6 +105,22 @@ let tests =
             policy.Poison <- true
             Expect.throwsC (fun () -> Trainer(simko, settings (tempDir "nan") 10, parts policy, NullLogger.Instance).Run(false) |> ignore)
                 (fun e -> Expect.stringContains e.Message "max_bad_steps = 2" "says why")
+        for name, method in Methods.all do
+            testCase (sprintf "%s: two steps change the parameters, metrics are finite, the checkpoint reloads" name) <| fun () ->
+                let method = match method with Methods.PassK s -> Methods.PassK { s with K = 2 } | m -> m
+                let out = tempDir ("method-" + name)
+                let policy = ToyPolicy(10L, 8L, 3L)
+                let before = paramsOf policy
+                let r = Trainer(method, settings out 2, parts policy, NullLogger.Instance).Run(false)
+                Expect.equal r.StepsDone 2L "steps"
+                Expect.isTrue (Array.exists2 (fun (a: torch.Tensor) b -> not (a.Equals b)) before (paramsOf policy)) "parameters changed"
+                for kv in r.LastMetrics do
+                    Expect.isTrue (System.Double.IsFinite kv.Value) (sprintf "metric %s = %g" kv.Key kv.Value)
+                let reloaded = ToyPolicy(10L, 8L, 77L)
+                let r2 = Trainer(method, settings out 2, parts reloaded, NullLogger.Instance).Run(true)
+                Expect.equal r2.StepsDone 2L "nothing left to do after resuming the final checkpoint"
+                for a, b in Array.zip (paramsOf policy) (paramsOf reloaded) do
+                    Expect.isTrue (a.Equals b) "reloaded parameters equal the trained ones"
         testCase "prompt order covers every problem once per epoch" <| fun () ->
             let t = Trainer(simko, settings (tempDir "order") 10, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
             let firstEpoch = [ for s in 0L .. 1L do yield! t.PromptsOf s ] @ (t.PromptsOf 2L |> Seq.take 2 |> List.ofSeq)
