@@ -59,65 +59,59 @@ let gates (s: Settings) (b: Batch) : bool[] =
             let valid = [| for t in 0 .. b.T - 1 do if b.Mask.[i * b.T + t] > 0.0 then yield ent.[i * b.T + t] |]
             b.Mask.[j] > 0.0 && (q <= 0.0 || ent.[j] > quantile q valid))
 
+/// What SimKO does at one valid token j: its sampled token y, top-K set, ratio γ, shaped advantage
+/// A′ (λA on gated negative top-1 tokens), smoothing weight α′ (α on gated positive tokens), and
+/// whether PPO's clipped branch is strictly taken (then the token has no gradient).
+type private TokenTerms =
+    { J: int; Y: int; Top: int[]; LogProbs: float[]; Gamma: float; A: float; Alpha: float; Loss: float; ClippedOff: bool }
+
+let private tokenTerms (s: Settings) (b: Batch) : TokenTerms[] =
+    let w = gates s b
+    [| for i in 0 .. b.B - 1 do
+         for t in 0 .. b.T - 1 do
+             let j = i * b.T + t
+             if b.Mask.[j] > 0.0 then
+                 let z = row b i t
+                 let lp = logSoftmax z
+                 let y = b.Tokens.[j]
+                 let top = topK (min (max s.K 1) b.V) z
+                 let gamma = exp (lp.[y] - b.Old.[j])
+                 let a = b.Adv.[i]
+                 let a' = if w.[j] && a < 0.0 && y = top.[0] then s.Lambda * a else a
+                 let alpha' = if w.[j] && a > 0.0 then s.Alpha else 0.0
+                 let clipped = min (max gamma (1.0 - s.ClipLow)) (1.0 + s.ClipHigh)
+                 let l1, l2 = -a' * gamma, -a' * clipped
+                 yield { J = j; Y = y; Top = top; LogProbs = lp; Gamma = gamma; A = a'; Alpha = alpha'
+                         Loss = max l1 l2; ClippedOff = l2 > l1 } |]
+
 /// token-mean loss and its gradient w.r.t. the logits, from the closed forms:
 /// value Σ max(−A′γ, −A′clip(γ)) / N, gradient A′·γ·[p − ((1−α′)e_y + (α′/K)Σ_k e_{c_k})] / N on
 /// unclipped tokens (α′ = α on gated positive tokens, A′ = λA on gated negative top-1 tokens).
 let lossAndGrad (s: Settings) (b: Batch) : float * float[] =
     let n = max 1.0 (Array.sum b.Mask)
-    let w = gates s b
     let grad = Array.zeroCreate (b.B * b.T * b.V)
-    let mutable loss = 0.0
-    for i in 0 .. b.B - 1 do
-        for t in 0 .. b.T - 1 do
-            let j = i * b.T + t
-            if b.Mask.[j] > 0.0 then
-                let z = row b i t
-                let lp = logSoftmax z
-                let y = b.Tokens.[j]
-                let top = topK (min (max s.K 1) b.V) z
-                let gamma = exp (lp.[y] - b.Old.[j])
-                let a = b.Adv.[i]
-                let a' = if w.[j] && a < 0.0 && y = top.[0] then s.Lambda * a else a
-                let alpha' = if w.[j] && a > 0.0 then s.Alpha else 0.0
-                let clipped = min (max gamma (1.0 - s.ClipLow)) (1.0 + s.ClipHigh)
-                let l1, l2 = -a' * gamma, -a' * clipped
-                loss <- loss + max l1 l2
-                if not (l2 > l1) then
-                    for v in 0 .. b.V - 1 do
-                        let target =
-                            (if v = y then 1.0 - alpha' else 0.0)
-                            + (if Array.contains v top then alpha' / float top.Length else 0.0)
-                        grad.[(j * b.V) + v] <- a' * gamma * (exp lp.[v] - target) / n
-    loss / n, grad
+    let terms = tokenTerms s b
+    for x in terms do
+        if not x.ClippedOff then
+            for v in 0 .. b.V - 1 do
+                let target =
+                    (if v = x.Y then 1.0 - x.Alpha else 0.0)
+                    + (if Array.contains v x.Top then x.Alpha / float x.Top.Length else 0.0)
+                grad.[(x.J * b.V) + v] <- x.A * x.Gamma * (exp x.LogProbs.[v] - target) / n
+    (terms |> Array.sumBy _.Loss) / n, grad
 
 /// The surrogate whose ordinary gradient SimKO's loss has at the point `at` (γ and the top-K set
 /// frozen there): J(z) = −Σ A′·γ₀·[(1−α′) log p_y(z) + (α′/K) Σ_k log p_{c_k}(z)] / N over
 /// unclipped valid tokens. Finite differences of J check the gradient of the SimKO loss.
 let surrogate (s: Settings) (at: Batch) : float[] -> float =
     let n = max 1.0 (Array.sum at.Mask)
-    let w = gates s at
-    let frozen =
-        [| for i in 0 .. at.B - 1 do
-             for t in 0 .. at.T - 1 do
-                 let j = i * at.T + t
-                 if at.Mask.[j] > 0.0 then
-                     let z = row at i t
-                     let lp = logSoftmax z
-                     let y = at.Tokens.[j]
-                     let top = topK (min (max s.K 1) at.V) z
-                     let gamma = exp (lp.[y] - at.Old.[j])
-                     let a = at.Adv.[i]
-                     let a' = if w.[j] && a < 0.0 && y = top.[0] then s.Lambda * a else a
-                     let alpha' = if w.[j] && a > 0.0 then s.Alpha else 0.0
-                     let clipped = min (max gamma (1.0 - s.ClipLow)) (1.0 + s.ClipHigh)
-                     if not (-a' * clipped > -a' * gamma) then
-                         yield (j, y, top, gamma, a', alpha') |]
+    let frozen = tokenTerms s at |> Array.filter (fun x -> not x.ClippedOff)
     fun logits ->
         let mutable total = 0.0
-        for (j, y, top, gamma, a', alpha') in frozen do
-            let lp = logSoftmax (Array.sub logits (j * at.V) at.V)
-            let smoothed = (1.0 - alpha') * lp.[y] + alpha' / float top.Length * (top |> Array.sumBy (fun c -> lp.[c]))
-            total <- total - a' * gamma * smoothed
+        for x in frozen do
+            let lp = logSoftmax (Array.sub logits (x.J * at.V) at.V)
+            let smoothed = (1.0 - x.Alpha) * lp.[x.Y] + x.Alpha / float x.Top.Length * (x.Top |> Array.sumBy (fun c -> lp.[c]))
+            total <- total - x.A * x.Gamma * smoothed
         total / n
 
 /// Central finite differences of f at x, step h.
