@@ -45,16 +45,4 @@ let tests =
             Prop.forAll (Arb.fromGen (Gen.zip garbageGen garbageGen)) (fun (a, b) ->
                 MathEquivalence.Equivalent(a, b) |> ignore
                 String.length (a.Trim()) = 0 || MathEquivalence.Equivalent(a, a))
-        test "throughput: typical answers grade at well over 20,000 per second" {
-            let pairs = [| for (p, r, _) in EquivalenceCases.cases -> "so the result is \\boxed{" + p + "}.", r |]
-            for c, r in pairs do MathGrader.Grade(c, r) |> ignore
-            let sw = System.Diagnostics.Stopwatch.StartNew()
-            let mutable n = 0
-            while sw.Elapsed.TotalSeconds < 0.5 do
-                for c, r in pairs do MathGrader.Grade(c, r) |> ignore
-                n <- n + pairs.Length
-            let rate = float n / sw.Elapsed.TotalSeconds
-            // the table is harder than typical (expressions, matrices); 5,000/s leaves room for a busy machine
-            Expect.isGreaterThan rate 5000.0 (sprintf "%.0f gradings/s" rate)
-        }
     ]

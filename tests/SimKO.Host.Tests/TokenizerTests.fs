@@ -60,14 +60,6 @@ let tests =
             for n, text, ids in refs do
                 // the tokenizer normalises to NFC (as Qwen's does), so decoding gives the NFC form
                 Expect.equal (tok.Decode ids) (text.Normalize NormalizationForm.FormC) (sprintf "%s line %d decodes back" referencePath n)
-            // speed: encode the whole fixture a few times
-            let tokens = refs |> Array.sumBy (fun (_, _, ids) -> ids.Length)
-            let sw = Diagnostics.Stopwatch.StartNew()
-            let reps = 5
-            for _ in 1 .. reps do
-                for _, text, _ in refs do tok.Encode text |> ignore
-            let s = sw.Elapsed.TotalSeconds
-            eprintfn "tokenizer speed: %d tokens x %d in %.3f s = %.0f tokens/s" tokens reps s (float (tokens * reps) / s)
 
         withFixture "special tokens in the text encode as single ids; eos, pad and vocabulary size" <| fun () ->
             let tok = tokenizer.Value

@@ -24,6 +24,7 @@ public static class BenchCommand
         ("loss-overhead", LossOverhead),
         ("update", ModelBench.Update),
         ("rollout", ModelBench.Rollout),
+        ("grading", GradingBench.Run),
         ("memory", ModelBench.Memory),
     ];
 
