@@ -12,6 +12,11 @@ open System.Text.Json
 type TrainConfig =
     { // what to train on
       Task: string
+      DataPath: string option
+      QuestionField: string
+      AnswerField: string
+      AnswerFrom: string
+      SkipBadRows: bool
       PromptTemplate: string
       Model: string
       // method
@@ -49,6 +54,11 @@ type TrainConfig =
 /// appears in minutes); the paper's GPU settings are in comments of the fields.
 let defaults =
     { Task = "countdown"
+      DataPath = None
+      QuestionField = "problem|question"
+      AnswerField = "answer"
+      AnswerFrom = "answer"
+      SkipBadRows = false
       PromptTemplate = "chat"
       Model = "tiny"
       Method = "simko"; MethodSettings = []
@@ -95,6 +105,11 @@ let private boolean name doc (get: TrainConfig -> bool) set =
 /// Every field, in the order `--help` lists them.
 let fields : Field list =
     [ str "task" "built-in task (countdown) or math dataset preset (gsm8k, math500, aime24, aime25, amc23, minerva_math, olympiadbench; needs model = an HF folder)" (fun c -> c.Task) (fun v c -> { c with Task = v })
+      optStr "data_path" "a JSONL file of math problems to train on instead of task (needs model = an HF folder)" (fun c -> c.DataPath) (fun v c -> { c with DataPath = v })
+      str "question_field" "data_path: question field(s), '|' between alternatives" (fun c -> c.QuestionField) (fun v c -> { c with QuestionField = v })
+      str "answer_field" "data_path: the field holding the answer" (fun c -> c.AnswerField) (fun v c -> { c with AnswerField = v })
+      str "answer_from" "data_path: answer (the field as is), boxed (last \\boxed{} of the field), hashes (after '#### ')" (fun c -> c.AnswerFrom) (fun v c -> { c with AnswerFrom = v })
+      boolean "skip_bad_rows" "data_path: skip malformed rows, listing each in the log and <out>/skipped_rows.txt, instead of stopping" (fun c -> c.SkipBadRows) (fun v c -> { c with SkipBadRows = v })
       str "prompt_template" "for dataset presets: chat (the model's chat template + the paper's instruction) or plain" (fun c -> c.PromptTemplate) (fun v c -> { c with PromptTemplate = v })
       str "model" "an HF folder (config.json + safetensors + the task's tokenizer, e.g. runs/reproduce/base), or 'tiny' for a freshly initialised small model" (fun c -> c.Model) (fun v c -> { c with Model = v })
       str "method" "grpo, simko, psr, nsr, w-reinforce, kl-cov, entropy-adv, forking, passk, dr-grpo (SPEC §2–4)" (fun c -> c.Method) (fun v c -> { c with Method = v })
@@ -195,6 +210,7 @@ let validate (c: TrainConfig) : string list =
       if c.MaxBadSteps < 1 then yield sprintf "max_bad_steps must be >= 1, got %d" c.MaxBadSteps
       if c.CheckpointEvery < 1 then yield sprintf "checkpoint_every must be >= 1, got %d" c.CheckpointEvery
       if c.KeepCheckpoints < 1 then yield sprintf "keep_checkpoints must be >= 1, got %d" c.KeepCheckpoints
+      if not (List.contains c.AnswerFrom [ "answer"; "boxed"; "hashes" ]) then yield sprintf "answer_from must be answer, boxed or hashes, got '%s'" c.AnswerFrom
       if c.PromptTemplate <> "chat" && c.PromptTemplate <> "plain" then yield sprintf "prompt_template must be chat or plain, got '%s'" c.PromptTemplate
       if c.DType <> "float32" && c.DType <> "bfloat16" then yield sprintf "dtype must be float32 or bfloat16, got '%s'" c.DType
       match SimKO.Math.Methods.byName c.Method with

@@ -32,6 +32,7 @@ let all =
             CheckpointTests.tests
             EndToEndTests.tests
             CountdownTests.tests
+            DatasetFileTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests

@@ -16,11 +16,24 @@ public sealed class DatasetException(string message) : Exception(message);
 /// <c>\boxed{}</c> of <c>solution</c> (minerva_math), from <c>final_answer</c>'s list
 /// (olympiadbench) or after <c>#### </c> (gsm8k).
 /// </summary>
+/// <summary>Where a row's reference answer is: a field as it is, the last \boxed{} of a solution
+/// field, the text after "#### " (GSM8K), or a JSON list of final answers (OlympiadBench).</summary>
+public enum AnswerFrom { Answer, BoxedInSolution, FinalAnswerList, AfterHashes }
+
+/// <summary>How to read a JSONL file that is not a preset: the question field(s), the answer field
+/// and how to take the answer from it (FinalAnswerList always reads <c>final_answer</c>), and an
+/// optional id field.</summary>
+public sealed record FieldOptions(string[] QuestionFields, string AnswerField, AnswerFrom Answer = AnswerFrom.Answer, string? IdField = null);
+
+/// <summary>Rows read, and every row skipped (only with skipBadRows) with its reason.</summary>
+public sealed record LoadResult(IReadOnlyList<MathProblem> Problems, IReadOnlyList<string> Skipped);
+
 public static class Datasets
 {
-    enum AnswerFrom { Answer, BoxedInSolution, FinalAnswerList, AfterHashes }
-
-    sealed record Preset(string Folder, string[] QuestionFields, AnswerFrom Answer, string? IdField);
+    sealed record Preset(string Folder, string[] QuestionFields, AnswerFrom Answer, string? IdField)
+    {
+        public string AnswerField => Answer switch { AnswerFrom.BoxedInSolution => "solution", AnswerFrom.FinalAnswerList => "final_answer", _ => "answer" };
+    }
 
     static readonly Dictionary<string, Preset> Presets = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -67,24 +80,46 @@ public static class Datasets
         : throw new DatasetException($"unknown dataset '{preset}'; known: {string.Join(", ", Names)}");
 
     /// <summary>Every row of a preset's split (gsm8k has train and test; the others test only).</summary>
-    public static IReadOnlyList<MathProblem> Load(string preset, string? root = null, string split = "test")
+    public static IReadOnlyList<MathProblem> Load(string preset, string? root = null, string split = "test") =>
+        LoadWithReport(preset, root, split, skipBadRows: false).Problems;
+
+    /// <summary>A preset's split; with <paramref name="skipBadRows"/> a bad row is skipped and listed
+    /// (file, line, reason) instead of stopping the load.</summary>
+    public static LoadResult LoadWithReport(string preset, string? root, string split, bool skipBadRows)
     {
         var p = Find(preset);
         var path = PathOf(preset, root, split);
         if (!File.Exists(path)) throw new DatasetException($"{path}: no such file (dataset '{preset}', split '{split}')");
+        return Read(path, p, preset + "-" + split, skipBadRows);
+    }
+
+    /// <summary>Any JSONL file, read through explicit field options.</summary>
+    public static LoadResult LoadFile(string path, FieldOptions fields, bool skipBadRows = false)
+    {
+        if (!File.Exists(path)) throw new DatasetException($"{path}: no such file");
+        if (fields.QuestionFields.Length == 0) throw new DatasetException($"{path}: no question field given");
+        var preset = new Preset("", fields.QuestionFields, fields.Answer, fields.IdField);
+        return Read(path, preset, Path.GetFileNameWithoutExtension(path), skipBadRows, fields.AnswerField);
+    }
+
+    static LoadResult Read(string path, Preset p, string idPrefix, bool skipBadRows, string? answerField = null)
+    {
         var rows = new List<MathProblem>();
+        var skipped = new List<string>();
         int lineNo = 0;
         foreach (var line in File.ReadLines(path, Encoding.UTF8))
         {
             lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
-            rows.Add(ParseRow(p, preset, split, path, lineNo, line));
+            try { rows.Add(ParseRow(p, idPrefix, path, lineNo, line, answerField ?? p.AnswerField)); }
+            catch (DatasetException e) when (skipBadRows) { skipped.Add(e.Message); }
         }
-        if (rows.Count == 0) throw new DatasetException($"{path}: the file has no rows");
-        return rows;
+        if (rows.Count == 0)
+            throw new DatasetException(skipped.Count > 0 ? $"{path}: every row was bad ({skipped.Count} skipped; first: {skipped[0]})" : $"{path}: the file has no rows");
+        return new LoadResult(rows, skipped);
     }
 
-    static MathProblem ParseRow(Preset p, string preset, string split, string path, int lineNo, string line)
+    static MathProblem ParseRow(Preset p, string idPrefix, string path, int lineNo, string line, string answerField)
     {
         JsonDocument doc;
         try { doc = JsonDocument.Parse(line); }
@@ -110,11 +145,11 @@ public static class Datasets
 
             string answer = p.Answer switch
             {
-                AnswerFrom.Answer => FieldText("answer").Trim(),
-                AnswerFrom.BoxedInSolution => AnswerExtraction.LastBoxed(FieldText("solution"))
-                    ?? throw new DatasetException($"{Where()}: field 'solution' has no \\boxed{{...}} answer"),
-                AnswerFrom.AfterHashes => AfterHashes(FieldText("answer"))
-                    ?? throw new DatasetException($"{Where()}: field 'answer' has no '#### ' line"),
+                AnswerFrom.Answer => FieldText(answerField).Trim(),
+                AnswerFrom.BoxedInSolution => AnswerExtraction.LastBoxed(FieldText(answerField))
+                    ?? throw new DatasetException($"{Where()}: field '{answerField}' has no \\boxed{{...}} answer"),
+                AnswerFrom.AfterHashes => AfterHashes(FieldText(answerField))
+                    ?? throw new DatasetException($"{Where()}: field '{answerField}' has no '#### ' line"),
                 AnswerFrom.FinalAnswerList => FinalAnswer(row, Where(), Missing),
                 _ => throw new InvalidOperationException(),
             };
@@ -122,7 +157,7 @@ public static class Datasets
 
             string id = p.IdField is not null && row.TryGetProperty(p.IdField, out var idv) && idv.ValueKind != JsonValueKind.Null
                 ? (idv.ValueKind == JsonValueKind.String ? idv.GetString()! : idv.GetRawText())
-                : $"{preset}-{split}-{lineNo}";
+                : $"{idPrefix}-{lineNo}";
             return new MathProblem(id, question, answer);
         }
     }

@@ -25,10 +25,25 @@ public static class TrainCommand
         {
             var device = DeviceSelection.ParseDevice(cfg.Device);
             var dtype = DeviceSelection.ParseDType(cfg.DType, device);
-            if (!TaskBinding.IsBuiltin(cfg.Task) && cfg.Model == "tiny")
-                throw new ArgumentException($"task '{cfg.Task}' is a dataset preset: set model to an HF folder (config.json, safetensors, tokenizer.json)");
-            var task = TaskBinding.IsBuiltin(cfg.Task) ? TaskBinding.Create(cfg.Task)
-                : TaskBinding.Preset(cfg.Task, HfFolder.LoadTokenizer(cfg.Model), cfg.PromptTemplate, cfg.MaxNewTokens);
+            var dataPath = Microsoft.FSharp.Core.OptionModule.ToObj(cfg.DataPath);
+            bool builtin = dataPath is null && TaskBinding.IsBuiltin(cfg.Task);
+            if (!builtin && cfg.Model == "tiny")
+                throw new ArgumentException($"{dataPath ?? $"task '{cfg.Task}'"} is a math dataset: set model to an HF folder (config.json, safetensors, tokenizer.json)");
+            TaskBinding task;
+            if (builtin) task = TaskBinding.Create(cfg.Task);
+            else if (dataPath is null) task = TaskBinding.Preset(cfg.Task, HfFolder.LoadTokenizer(cfg.Model), cfg.PromptTemplate, cfg.MaxNewTokens);
+            else
+            {
+                var from = cfg.AnswerFrom switch { "boxed" => SimKO.Data.Math.AnswerFrom.BoxedInSolution, "hashes" => SimKO.Data.Math.AnswerFrom.AfterHashes, _ => SimKO.Data.Math.AnswerFrom.Answer };
+                var loaded = SimKO.Data.Math.Datasets.LoadFile(dataPath, new SimKO.Data.Math.FieldOptions(cfg.QuestionField.Split('|'), cfg.AnswerField, from), cfg.SkipBadRows);
+                if (loaded.Skipped.Count > 0)
+                {
+                    foreach (var skipped in loaded.Skipped) log.LogWarning("skipped row: {Reason}", skipped);
+                    AtomicFile.WriteAllText(Path.Combine(cfg.Out, "skipped_rows.txt"), string.Join("\n", loaded.Skipped) + "\n");
+                    log.LogWarning("{Count} bad rows of {Path} skipped (listed in {Out}/skipped_rows.txt); {Kept} rows kept", loaded.Skipped.Count, dataPath, cfg.Out, loaded.Problems.Count);
+                }
+                task = TaskBinding.Math(Path.GetFileNameWithoutExtension(dataPath), loaded.Problems, loaded.Problems, HfFolder.LoadTokenizer(cfg.Model), cfg.PromptTemplate, cfg.MaxNewTokens);
+            }
             using var model = cfg.Model == "tiny" ? Tiny(task, cfg.Seed) : HfFolder.LoadModel(cfg.Model, device, dtype);
             if (cfg.Model != "tiny" && TaskBinding.IsBuiltin(cfg.Task))
             {

@@ -34,12 +34,20 @@ public sealed class TaskBinding
     /// the math grader on the decoded response. Training uses the preset's train split when it has one.</summary>
     public static TaskBinding Preset(string preset, ITokenizer tok, string template, int maxNewTokens, string? datasetRoot = null)
     {
-        var prompt = SimKO.Data.Math.Prompts.ByName(template);
         IReadOnlyList<SimKO.Data.Math.MathProblem> Load(string split) => SimKO.Data.Math.Datasets.Load(preset, datasetRoot, split);
         var test = Load("test");
         IReadOnlyList<SimKO.Data.Math.MathProblem> train;
         try { train = Load("train"); }
         catch (Exception e) when (e is SimKO.Data.Math.DatasetException or FileNotFoundException or ArgumentException) { train = test; }
+        return Math(preset, train, test, tok, template, maxNewTokens);
+    }
+
+    /// <summary>Math problems (from a preset or any file) with the model's tokenizer and the math grader.</summary>
+    public static TaskBinding Math(string name, IReadOnlyList<SimKO.Data.Math.MathProblem> train, IReadOnlyList<SimKO.Data.Math.MathProblem> test,
+        ITokenizer tok, string template, int maxNewTokens)
+    {
+        var prompt = SimKO.Data.Math.Prompts.ByName(template);
+        var preset = name;
         var stops = new[] { tok.EosId, tok.PadId };
         string Response(int[] ids) => tok.Decode(ids.TakeWhile(i => !stops.Contains(i)));
         return new TaskBinding
