@@ -42,29 +42,66 @@ public sealed class Mlp : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => down_proj.forward(functional.silu(gate_proj.forward(x)) * up_proj.forward(x));
 }
 
-/// <summary>Keys and values of earlier positions, per layer: [B, n_kv, T_past, head_dim].</summary>
-public sealed class KvCache : IDisposable
+/// <summary>
+/// Keys and values of earlier positions, per layer, in buffers [B, n_kv, capacity, head_dim]
+/// allocated once (no copy of the whole cache per step); the first <see cref="Length"/> positions
+/// are filled. A step that would overflow the capacity doubles it.
+/// </summary>
+public sealed class KvCache(int layers, int capacity = 0) : IDisposable
 {
-    public readonly Tensor?[] Keys, Values;
-    public KvCache(int layers) { Keys = new Tensor?[layers]; Values = new Tensor?[layers]; }
-    public long Length => Keys[0]?.shape[2] ?? 0;
+    readonly Tensor?[] _keys = new Tensor?[layers], _values = new Tensor?[layers];
+    readonly long[] _lengths = new long[layers];
+
+    public long Length => _lengths[0];
+
+    /// <summary>Append k, v [B, n_kv, T, hd] at layer <paramref name="layer"/>; returns all keys and
+    /// values so far (views of the buffers, [B, n_kv, Length, hd]).</summary>
+    public (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v)
+    {
+        long len = _lengths[layer], t = k.shape[2];
+        if (_keys[layer] is null || len + t > _keys[layer]!.shape[2])
+        {
+            long cap = System.Math.Max(System.Math.Max(capacity, len + t), 2 * (_keys[layer]?.shape[2] ?? 0));
+            _keys[layer] = Grow(_keys[layer], k, cap, len);
+            _values[layer] = Grow(_values[layer], v, cap, len);
+        }
+        using (no_grad())
+        {
+            _keys[layer]!.narrow(2, len, t).copy_(k);
+            _values[layer]!.narrow(2, len, t).copy_(v);
+        }
+        _lengths[layer] = len + t;
+        return (_keys[layer]!.narrow(2, 0, len + t), _values[layer]!.narrow(2, 0, len + t));
+    }
+
+    static Tensor Grow(Tensor? old, Tensor like, long capacity, long keep)
+    {
+        var buffer = zeros([like.shape[0], like.shape[1], capacity, like.shape[3]], like.dtype, like.device).DetachFromDisposeScope();
+        if (old is not null)
+        {
+            using (no_grad()) buffer.narrow(2, 0, keep).copy_(old.narrow(2, 0, keep));
+            old.Dispose();
+        }
+        return buffer;
+    }
 
     /// <summary>Keep only the given batch rows (e.g. drop finished sequences).</summary>
     public void Select(Tensor rows)
     {
-        for (int i = 0; i < Keys.Length; i++)
+        for (int i = 0; i < _keys.Length; i++)
         {
-            if (Keys[i] is null) continue;
-            var k = Keys[i]!.index_select(0, rows); var v = Values[i]!.index_select(0, rows);
-            Keys[i]!.Dispose(); Values[i]!.Dispose();
-            Keys[i] = k.DetachFromDisposeScope(); Values[i] = v.DetachFromDisposeScope();
+            if (_keys[i] is null) continue;
+            var k = _keys[i]!.index_select(0, rows).DetachFromDisposeScope();
+            var v = _values[i]!.index_select(0, rows).DetachFromDisposeScope();
+            _keys[i]!.Dispose(); _values[i]!.Dispose();
+            _keys[i] = k; _values[i] = v;
         }
     }
 
     public void Dispose()
     {
-        foreach (var t in Keys) t?.Dispose();
-        foreach (var t in Values) t?.Dispose();
+        foreach (var t in _keys) t?.Dispose();
+        foreach (var t in _values) t?.Dispose();
     }
 }
 
@@ -97,17 +134,7 @@ public sealed class Attention : Module
         q = q * cos + RotateHalf(q) * sin;
         k = k * cos + RotateHalf(k) * sin;
         if (cache is not null)
-        {
-            if (cache.Keys[layer] is { } pk)
-            {
-                k = cat([pk, k], 2);                                                      // (B, nkv, T_past+T, hd)
-                v = cat([cache.Values[layer]!, v], 2);
-                pk.Dispose(); cache.Values[layer]!.Dispose();
-            }
-            cache.Keys[layer] = k.detach().DetachFromDisposeScope();
-            cache.Values[layer] = v.detach().DetachFromDisposeScope();
-            k = cache.Keys[layer]!; v = cache.Values[layer]!;
-        }
+            (k, v) = cache.Append(layer, k.detach(), v.detach());                         // (B, nkv, T_past+T, hd)
         if (_kvHeads != _heads)
         {
             k = k.repeat_interleave(_heads / _kvHeads, dim: 1);                          // (B, nh, S, hd)
