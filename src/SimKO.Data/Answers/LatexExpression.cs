@@ -253,7 +253,7 @@ internal sealed class LatexParser
     bool StartsOperand()
     {
         char c = Peek;
-        if (char.IsAsciiDigit(c) || char.IsAsciiLetter(c) || c == '(' || c == '{') return true;
+        if (char.IsAsciiDigit(c) || char.IsAsciiLetter(c) || c == '(' || c == '{' || c == '[') return true;
         if (c == '.' && char.IsAsciiDigit(PeekAt(1))) return true;
         if (c == '\\')
         {
@@ -277,9 +277,9 @@ internal sealed class LatexParser
         if (b is null) return null;
         while (true)
         {
-            if (Peek == '!' && PeekAt(1) != '=') { pos++; b = Expr.Unary(Op.Fact, b); continue; }
             int save = pos;
             SkipSpaces();
+            if (Peek == '!' && PeekAt(1) != '=') { pos++; b = Expr.Unary(Op.Fact, b); continue; }
             if (Peek == '^' || (Peek == '*' && PeekAt(1) == '*'))
             {
                 pos += Peek == '^' ? 1 : 2;
@@ -519,6 +519,7 @@ internal sealed class LatexParser
         }
         if (name == "log")
         {
+            SkipSpaces();
             if (Peek == '_')
             {
                 pos++;

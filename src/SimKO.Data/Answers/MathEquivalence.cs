@@ -55,6 +55,23 @@ public static class MathEquivalence
         }
     }
 
+    /// <summary>The shape an answer parses to (number, expression, tuple, set, equation, text …), for diagnostics and tests.</summary>
+    internal static string Shape(string answer, string? unit = null)
+    {
+        var n = AnswerNormalizer.Normalize(answer, unit);
+        return Describe(StructuredAnswer.Parse(n.Text));
+    }
+
+    static string Describe(Answer a) => a switch
+    {
+        Scalar s => s.E.HasVars ? "expression" : "number",
+        Seq q => q.Open == 'M' ? "matrix" : $"{q.Open}{string.Join(",", q.Items.Select(Describe))}{q.Close}",
+        Bag b => (b.Bare ? "list{" : "set{") + string.Join(",", b.Items.Select(Describe)) + "}",
+        Equation => "equation",
+        Text t => t.Key.Length == 0 ? "empty" : "text",
+        _ => "?",
+    };
+
     sealed class Comparer(EquivalenceSettings settings)
     {
         public bool Equal(Answer a, Answer b)
