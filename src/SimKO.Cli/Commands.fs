@@ -7,15 +7,18 @@ open Argu
 type SimkoArgs =
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Loss of ParseResults<LossArgs.LossArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Info
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Grade of ParseResults<GradeArgs.GradeArgs>
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Loss _ -> "compute a method's loss, its gradient w.r.t. the logits and its metrics from a JSON batch."
             | Info -> "print the device, dtype and library versions this build runs with."
+            | Grade _ -> "grade JSONL predictions against references (math equivalence or BBH), or benchmark grading speed."
 
 type Command =
     | Loss of LossArgs.LossOptions
     | Info
+    | Grade of GradeArgs.GradeOptions
 
 /// Outcome of parsing: a command, or text to print (help or a usage error) with an exit code.
 type Parsed =
@@ -30,6 +33,7 @@ let parse (argv: string[]) : Parsed =
         match r.TryGetSubCommand() with
         | Some (SimkoArgs.Loss l) -> Run(Loss(LossArgs.toOptions l))
         | Some SimkoArgs.Info -> Run Info
+        | Some (SimkoArgs.Grade g) -> Run(Grade(GradeArgs.toOptions g))
         | None -> Exit(parser.PrintUsage(), 2)
     with :? ArguParseException as e ->
         let code = if e.ErrorCode = ErrorCode.HelpText then 0 else 2

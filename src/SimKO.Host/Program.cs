@@ -20,6 +20,8 @@ public static class Program
                 Console.WriteLine($"TorchSharp {typeof(torch).Assembly.GetName().Version}, libtorch {torch.__version__}");
                 Console.WriteLine($"CUDA available: {torch.cuda.is_available()}; threads: {torch.get_num_threads()}");
                 return 0;
+            case Commands.Command.Grade grade:
+                return GradeCommand.Run(grade.Item);
             default:
                 Console.Error.WriteLine($"not implemented: {command}");
                 return 2;
