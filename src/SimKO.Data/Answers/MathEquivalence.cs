@@ -124,11 +124,19 @@ public static class MathEquivalence
         bool ScalarEqual(Expr a, Expr b)
         {
             bool exact = a.IsLiteral && b.IsLiteral;
+            if (exact)
+            {
+                // Two whole numbers written as numbers are equal only when identical (109200000 is not 109200001).
+                var (va, vb) = (a.Eval(0), b.Eval(0));
+                if (IsWhole(va) && IsWhole(vb)) return va == vb;
+            }
             int points = a.HasVars || b.HasVars ? Math.Max(1, settings.Points) : 1;
             for (int p = 0; p < points; p++)
                 if (!Close(a.Eval(p), b.Eval(p), !exact)) return false;
             return true;
         }
+
+        static bool IsWhole(Complex z) => z.Imaginary == 0 && Math.Abs(z.Real) < 9e15 && z.Real == Math.Round(z.Real);
 
         public bool Close(Complex a, Complex b, bool absoluteFloor)
         {

@@ -70,7 +70,7 @@ public sealed partial record ChatTemplate : IPromptTemplate
         var template = t.GetString()!;
         if (!template.Contains("<|im_start|>", StringComparison.Ordinal))
             throw new DataFormatException(path, null, "chat_template",
-                $"only ChatML chat templates (<|im_start|>…<|im_end|>, Qwen) are supported; this one begins '{template[..Math.Min(60, template.Length)]}'");
+                $"field 'chat_template': only ChatML chat templates (<|im_start|>…<|im_end|>, Qwen) are supported; this one begins '{template[..Math.Min(60, template.Length)]}'");
         var m = DefaultSystem().Match(template);
         return new ChatTemplate { System = m.Success ? Regex.Unescape(m.Groups[1].Value) : null, Instruction = instruction };
     }

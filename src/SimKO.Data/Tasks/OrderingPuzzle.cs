@@ -140,7 +140,7 @@ public sealed class OrderingPuzzleTask : IBuiltinTask, IVerifier
     Problem Draw(Random rng)
     {
         int n = Settings.Items;
-        while (true)
+        for (int restart = 0; restart < 2000; restart++)
         {
             var alive = allOrders.ToList();
             var constraints = new List<OrderConstraint>();
@@ -161,6 +161,8 @@ public sealed class OrderingPuzzleTask : IBuiltinTask, IVerifier
             var question = $"Arrange {items} in a row so that: {string.Join("; ", constraints.Select(c => c.Describe()))}.";
             return new Problem("", question, solutions[0]) { Source = Name, Payload = payload };
         }
+        throw new InvalidOperationException(
+            $"{Name}: no puzzle of {n} items with {Settings.MinSolutions} to {Settings.MaxSolutions} solutions found in 2000 attempts; widen the range or allow more constraint kinds");
     }
 
     OrderConstraint RandomConstraint(Random rng, int n)
