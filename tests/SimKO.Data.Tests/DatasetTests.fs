@@ -19,8 +19,8 @@ let private load (root: string) (name: string) = DatasetLoader.Load(name, LoadOp
 
 let presetTests =
     testList "presets" [
-        for name, rows in expectedRows ->
-            datasetTest (sprintf "%s loads %d rows and grades each reference, boxed, as correct" name rows) (fun root ->
+        for name, rows in expectedRows do
+            yield datasetTest (sprintf "%s loads %d rows and grades each reference, boxed, as correct" name rows) (fun root ->
                 let d = load root name
                 Expect.equal d.Problems.Count rows "rows"
                 Expect.isEmpty d.Skipped "no skipped rows"
@@ -30,7 +30,10 @@ let presetTests =
                     let completion = sprintf "Let me think.\nTherefore the final answer is $\\boxed{%s}$." p.Answer
                     let g = d.Verifier.Grade(p, completion)
                     Expect.isTrue g.Correct (sprintf "%s: reference %A graded against itself (extracted %A)" p.Id p.Answer g.Extracted))
+    ]
 
+let solutionTests =
+    testList "published solutions and answers" [
         datasetTest "MATH-500: the last box of each published solution is equivalent to its answer" (fun root ->
             let rows = Text.Json.JsonDocument.Parse("[" + String.Join(",", File.ReadAllLines(Path.Combine(root, "math500", "test.jsonl"))) + "]")
             let d = load root "math500"
@@ -210,4 +213,4 @@ let parquetTests =
         }
     ]
 
-let tests = testList "datasets" [ presetTests; fileTests; parquetTests ]
+let tests = testList "datasets" [ presetTests; solutionTests; fileTests; parquetTests ]

@@ -61,6 +61,14 @@ let tests =
             Expect.isLessThanOrEqual prompt.Length defaultTask.MaxPromptLength "prompt length"
             Expect.isTrue (prompt |> Seq.forall (fun c -> defaultTask.Alphabet.Contains c)) "prompt alphabet"
             Expect.equal (prompt.Split(',').Length) pl.Constraints.Length "one entry per constraint"
+            // Replay the constraints in order: each must remove at least one order.
+            let positions (o: string) = [| for item in 0 .. 4 -> o.IndexOf(char (int 'A' + item)) |]
+            let mutable alive = permutations [ 'A' .. 'E' ] |> List.map (fun l -> String(Array.ofList l))
+            for c in pl.Constraints do
+                let kept = alive |> List.filter (fun o -> c.Holds(ReadOnlySpan(positions o)))
+                Expect.isLessThan kept.Length alive.Length (sprintf "%O removes an order" c)
+                alive <- kept
+            Expect.sequenceEqual (List.sort alive) (Array.sort pl.Solutions) "what remains is the solution set"
 
         testPropertyWithConfig config "sampled answers: correct accepted, wrong rejected; broken forms rejected with a reason" <| fun (Seed seed) ->
             let rng = Random seed

@@ -8,8 +8,8 @@ open SimKO.Data.Tasks
 
 let tests =
     testList "built-in tasks" [
-        for name in [ "countdown"; "wordmath"; "order" ] ->
-            test (sprintf "%s: alphabet covers prompts and samples, lengths within the maxima, splits disjoint" name) {
+        for name in [ "countdown"; "wordmath"; "order" ] do
+            yield test (sprintf "%s: alphabet covers prompts and samples, lengths within the maxima, splits disjoint" name) {
                 let t = BuiltinTasks.Create name
                 Expect.equal t.Name name "name"
                 Expect.equal (t.Alphabet |> Seq.distinct |> Seq.length) t.Alphabet.Length "no repeated character"
@@ -30,11 +30,11 @@ let tests =
                     Expect.equal (t.Verifier.Score(p, wrong)) 0.0 (sprintf "wrong %A" wrong)
                     Expect.equal (t.Verifier.Score(p, "")) 0.0 "empty response"
             }
-        test "unknown task names list the valid ones" {
+        yield test "unknown task names list the valid ones" {
             let message = try BuiltinTasks.Create "sudoku" |> ignore; "" with :? ArgumentException as e -> e.Message
             for n in BuiltinTasks.Names do Expect.stringContains message n "listed"
         }
-        test "a task's verifier refuses another task's problem with a clear message" {
+        yield test "a task's verifier refuses another task's problem with a clear message" {
             let countdown = BuiltinTasks.Create "countdown"
             let order = BuiltinTasks.Create "order"
             let p = order.Generate(Split.Test, 0, 1).[0]

@@ -25,6 +25,7 @@ public static class MathEquivalence
     /// <param name="unit">A unit either side may carry (e.g. OlympiadBench's <c>km/h</c>); removed before comparing.</param>
     public static bool AreEquivalent(string prediction, string reference, string? unit = null, EquivalenceSettings? settings = null)
     {
+        if (prediction is null || reference is null) return false;
         if (string.Equals(prediction, reference, StringComparison.Ordinal)) return true;
         settings ??= EquivalenceSettings.Default;
         NormalizedAnswer p = default, r = default;

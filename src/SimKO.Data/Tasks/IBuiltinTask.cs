@@ -92,7 +92,8 @@ internal static class Generation
                     $"{taskName}: found only {result.Count} distinct {split} problems after {maxAttempts} draws; ask for fewer or widen the settings");
             var p = draw(rng);
             if (SplitHash.Of(p.Question, testPerMille) != split || !seen.Add(p.Question)) continue;
-            result.Add(p with { Id = $"{taskName}/{split.ToString().ToLowerInvariant()}/{result.Count}" });
+            // The id depends only on the question, so a problem keeps it whatever the seed or count.
+            result.Add(p with { Id = $"{taskName}/{split.ToString().ToLowerInvariant()}/{SplitHash.Hash(p.Question):x16}" });
         }
         return result;
     }
