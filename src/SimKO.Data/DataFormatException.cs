@@ -16,6 +16,8 @@ public sealed class DataFormatException : Exception
     /// <summary>What was wrong, without the location prefix.</summary>
     public string Reason { get; }
 
+    /// <summary>An error at <paramref name="file"/> (and <paramref name="location"/> in it, if known) about
+    /// <paramref name="field"/> (if any); <paramref name="reason"/> says what was wrong and what was expected.</summary>
     public DataFormatException(string file, string? location, string? field, string reason, Exception? inner = null)
         : base(Format(file, location, reason), inner)
     {

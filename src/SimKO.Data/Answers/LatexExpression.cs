@@ -36,8 +36,6 @@ internal sealed class Expr
     public static Expr Unary(Op op, Expr a, string? name = null) => new(op, a, null, default, name);
     public static Expr Binary(Op op, Expr a, Expr b) => new(op, a, b, default, null);
 
-    public bool IsConstant => Op == Op.Num && Name == "const";
-
     /// <summary>Value at evaluation point <paramref name="point"/> (0, 1, 2, …); NaN when undefined.</summary>
     public Complex Eval(int point)
     {

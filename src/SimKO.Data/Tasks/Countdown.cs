@@ -388,10 +388,8 @@ public sealed class CountdownTask : IBuiltinTask, IVerifier
                     yield return new Node(-1, l, r);
     }
 
-    internal sealed record Node(int Leaf, Node? Left, Node? Right)
-    {
-        public int Leaves => Leaf >= 0 ? 1 : Left!.Leaves + Right!.Leaves;
-    }
+    /// <summary>A leaf (operand index) or an inner node of an expression tree.</summary>
+    internal sealed record Node(int Leaf, Node? Left, Node? Right);
 
     /// <summary>A flat form (Tree = null) or a binary tree; operators are numbered left to right as written.</summary>
     internal sealed class Shape(Node? tree)

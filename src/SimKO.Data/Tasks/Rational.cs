@@ -4,8 +4,11 @@ namespace SimKO.Data.Tasks;
 /// that numerators and denominators stay far from overflow.</summary>
 public readonly record struct Rational(long Num, long Den)
 {
+    /// <summary>The whole number <paramref name="n"/>.</summary>
     public static Rational Of(long n) => new(n, 1);
 
+    /// <summary>num/den reduced, with a positive denominator.</summary>
+    /// <exception cref="DivideByZeroException"><paramref name="den"/> is zero.</exception>
     public static Rational Create(long num, long den)
     {
         if (den == 0) throw new DivideByZeroException();
@@ -16,9 +19,10 @@ public readonly record struct Rational(long Num, long Den)
 
     static long Gcd(long a, long b) { while (b != 0) (a, b) = (b, a % b); return a == 0 ? 1 : a; }
 
+    /// <summary>Whether the value is a whole number.</summary>
     public bool IsInteger => Den == 1;
-    public bool IsZero => Num == 0;
 
+    /// <summary>Exact sum, difference and product (checked: overflow throws instead of wrapping).</summary>
     // Integer fast paths skip the gcd: enumerating Countdown's problem space is mostly integer arithmetic.
     public static Rational operator +(Rational a, Rational b) =>
         a.Den == 1 && b.Den == 1 ? new(checked(a.Num + b.Num), 1) : Create(checked(a.Num * b.Den + b.Num * a.Den), checked(a.Den * b.Den));
@@ -49,5 +53,6 @@ public readonly record struct Rational(long Num, long Den)
         }
     }
 
+    /// <summary><c>n</c> for whole numbers, else <c>num/den</c>.</summary>
     public override string ToString() => Den == 1 ? Num.ToString(System.Globalization.CultureInfo.InvariantCulture) : $"{Num}/{Den}";
 }

@@ -32,7 +32,8 @@ public static class GradeCommand
                 return 0;
             }
             using var inReader = input is null ? Console.In : File.OpenText(input);
-            using var outWriter = output is null ? Console.Out : new StreamWriter(output);
+            // A buffered writer: Console.Out flushes on every line, which is slow for large files.
+            using var outWriter = new StreamWriter(output is null ? Console.OpenStandardOutput() : File.Create(output));
             var summary = GradeJsonl.Run(inReader, outWriter, verifier, input ?? "stdin");
             Console.Error.WriteLine($"graded {summary.Lines} line(s): {summary.Correct} correct");
             return 0;
