@@ -257,7 +257,7 @@ public sealed class CountdownTask : IBuiltinTask, IVerifier
         var shapes = new IReadOnlyList<Shape>[n + 1];
         for (int k = 2; k <= n; k++)
         {
-            arrangements[k] = Arrangements(n, k).ToArray();
+            arrangements[k] = Generation.Arrangements(n, k).ToArray();
             opCombos[k] = Enumerable.Range(0, 1 << (2 * (k - 1)))
                 .Select(c => Enumerable.Range(0, k - 1).Select(j => OpChars[(c >> (2 * j)) & 3]).ToArray()).ToArray();
             shapes[k] = ShapesOf(k);
@@ -340,24 +340,6 @@ public sealed class CountdownTask : IBuiltinTask, IVerifier
             a[i]++;
             for (int j = i + 1; j < n; j++) a[j] = a[i];
         }
-    }
-
-    static IEnumerable<int[]> Arrangements(int n, int k)
-    {
-        var used = new bool[n];
-        var cur = new int[k];
-        IEnumerable<int[]> Rec(int pos)
-        {
-            if (pos == k) { yield return (int[])cur.Clone(); yield break; }
-            for (int i = 0; i < n; i++)
-            {
-                if (used[i]) continue;
-                used[i] = true; cur[pos] = i;
-                foreach (var x in Rec(pos + 1)) yield return x;
-                used[i] = false;
-            }
-        }
-        return Rec(0);
     }
 
     // ---- Expression shapes ----

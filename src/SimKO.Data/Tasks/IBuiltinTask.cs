@@ -105,6 +105,26 @@ internal static class Generation
         return a;
     }
 
+    /// <summary>Every ordered choice of <paramref name="k"/> distinct indices out of 0..n-1 (all permutations when k = n),
+    /// in lexicographic order.</summary>
+    public static IEnumerable<int[]> Arrangements(int n, int k)
+    {
+        var used = new bool[n];
+        var cur = new int[k];
+        IEnumerable<int[]> Rec(int pos)
+        {
+            if (pos == k) { yield return (int[])cur.Clone(); yield break; }
+            for (int i = 0; i < n; i++)
+            {
+                if (used[i]) continue;
+                used[i] = true; cur[pos] = i;
+                foreach (var x in Rec(pos + 1)) yield return x;
+                used[i] = false;
+            }
+        }
+        return Rec(0);
+    }
+
     public static string AlphabetOf(IEnumerable<string> texts)
     {
         var set = new SortedSet<char>();

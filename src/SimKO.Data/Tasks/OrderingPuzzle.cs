@@ -100,7 +100,7 @@ public sealed class OrderingPuzzleTask : IBuiltinTask, IVerifier
         if (errors.Count > 0) throw new ArgumentException($"invalid ordering-puzzle settings: {string.Join("; ", errors)}", nameof(settings));
         Name = name;
         int n = Settings.Items;
-        allOrders = Permutations(n).ToArray();
+        allOrders = Generation.Arrangements(n, n).ToArray();
         var letters = new string(Enumerable.Range(0, n).Select(i => (char)('A' + i)).ToArray());
         var digits = new string(Enumerable.Range(1, n).Select(i => (char)('0' + i)).ToArray());
         Alphabet = Generation.AlphabetOf([letters, digits, "<@!~,:="]);
@@ -190,25 +190,6 @@ public sealed class OrderingPuzzleTask : IBuiltinTask, IVerifier
     }
 
     static string OrderString(int[] order) => new(order.Select(i => (char)('A' + i)).ToArray());
-
-    static IEnumerable<int[]> Permutations(int n)
-    {
-        var a = Enumerable.Range(0, n).ToArray();
-        var used = new bool[n];
-        var cur = new int[n];
-        IEnumerable<int[]> Rec(int pos)
-        {
-            if (pos == n) { yield return (int[])cur.Clone(); yield break; }
-            for (int i = 0; i < n; i++)
-            {
-                if (used[i]) continue;
-                used[i] = true; cur[pos] = a[i];
-                foreach (var x in Rec(pos + 1)) yield return x;
-                used[i] = false;
-            }
-        }
-        return Rec(0);
-    }
 
     static OrderingPayload PayloadOf(Problem problem) =>
         problem.Payload as OrderingPayload ?? throw new ArgumentException($"problem {problem.Id} is not an ordering puzzle (its payload is {problem.Payload?.GetType().Name ?? "null"})", nameof(problem));
