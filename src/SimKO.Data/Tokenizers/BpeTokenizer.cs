@@ -27,7 +27,7 @@ public sealed class BpeTokenizer : ITokenizer
     /// <summary>The HF tokenizer settings file (special tokens, chat template).</summary>
     public const string ConfigFileName = "tokenizer_config.json";
     /// <summary>Other tokenizer files copied along when present.</summary>
-    static readonly string[] ExtraFiles = ["special_tokens_map.json", "vocab.json", "merges.txt", "generation_config.json"];
+    static readonly string[] ExtraFiles = ["special_tokens_map.json", "vocab.json", "merges.txt"];
 
     private readonly MlBpe bpe;
     private readonly string?[] idToToken;                 // vocab entries (byte-level spelling) and added tokens

@@ -87,15 +87,16 @@ public static class SafeTensors
     /// <summary>
     /// Writes tensors (any device, contiguous or not) to <paramref name="path"/> in name order.
     /// The file is written next to its destination under a temporary name and renamed into place,
-    /// so a reader never sees a half-written file.
+    /// so a reader never sees a half-written file. Use it for any named tensor dictionary
+    /// (optimizer state included); <see cref="Load"/> reads it back.
     /// </summary>
     public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        var names = tensors.Keys.OrderBy(n => n, StringComparer.Ordinal).ToArray();
+        var items = tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => (kv.Key, kv.Value)).ToList();
         var tmp = TempPathFor(path);
         try
         {
-            WriteTo(tmp, names, n => tensors[n], metadata);
+            WriteTo(tmp, items, null, metadata);
             File.Move(tmp, path, overwrite: true);
         }
         finally
@@ -107,25 +108,33 @@ public static class SafeTensors
     /// <summary>A temporary file name in the destination's folder (same file system, so the rename is atomic).</summary>
     internal static string TempPathFor(string path)
     {
-        var full = Path.GetFullPath(path);
-        return Path.Combine(Path.GetDirectoryName(full)!, "." + Path.GetFileName(full) + ".tmp-" + Guid.NewGuid().ToString("N")[..8]);
+        var full = System.IO.Path.GetFullPath(path);
+        return System.IO.Path.Combine(System.IO.Path.GetDirectoryName(full)!, "." + System.IO.Path.GetFileName(full) + ".tmp-" + Guid.NewGuid().ToString("N")[..8]);
     }
 
-    /// <summary>Writes the file directly (no rename). Tensors are fetched one at a time, copied to the CPU.</summary>
-    internal static void WriteTo(string path, IReadOnlyList<string> names, Func<string, Tensor> get, IReadOnlyDictionary<string, string>? metadata)
+    /// <summary>Bytes a tensor takes in a file, after an optional cast of floating tensors.</summary>
+    internal static long StoredBytes(Tensor t, ScalarType? castFloatsTo) => t.numel() * ElementSize(StoredType(t.dtype, castFloatsTo));
+
+    static ScalarType StoredType(ScalarType t, ScalarType? castFloatsTo) =>
+        castFloatsTo is { } c && t is ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64 ? c : t;
+
+    /// <summary>
+    /// Writes the file directly (no rename), in the order given. Floating tensors are cast to
+    /// <paramref name="castFloatsTo"/> when given. Each tensor is copied to the CPU on its own.
+    /// </summary>
+    internal static void WriteTo(string path, IReadOnlyList<(string Name, Tensor Tensor)> items, ScalarType? castFloatsTo, IReadOnlyDictionary<string, string>? metadata)
     {
-        // Header first: needs only shapes and dtypes.
         var header = new Dictionary<string, object>(StringComparer.Ordinal);
         if (metadata is { Count: > 0 }) header["__metadata__"] = metadata.ToDictionary(kv => kv.Key, kv => kv.Value);
         long offset = 0;
-        foreach (var n in names)
+        foreach (var (n, t) in items)
         {
             if (n == "__metadata__") throw new ArgumentException($"{path}: a tensor may not be named __metadata__.");
-            var t = get(n);
-            long bytes = t.numel() * ElementSize(t.dtype);
+            if (header.ContainsKey(n)) throw new ArgumentException($"{path}: tensor '{n}' given twice.");
+            long bytes = StoredBytes(t, castFloatsTo);
             header[n] = new Dictionary<string, object>
             {
-                ["dtype"] = DTypeName(t.dtype),
+                ["dtype"] = DTypeName(StoredType(t.dtype, castFloatsTo)),
                 ["shape"] = t.shape,
                 ["data_offsets"] = new[] { offset, offset + bytes },
             };
@@ -142,11 +151,10 @@ public static class SafeTensors
         BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)headerBytes.Length);
         fs.Write(len);
         fs.Write(headerBytes);
-        foreach (var n in names)
+        foreach (var (_, t) in items)
         {
             using var scope = torch.NewDisposeScope();
-            var t = get(n);
-            var cpu = t.device.type == DeviceType.CPU ? t.contiguous() : t.detach().cpu().contiguous();
+            var cpu = t.detach().to(StoredType(t.dtype, castFloatsTo), torch.CPU).contiguous();
             ForEachChunk(cpu, (span, _) => fs.Write(span));
         }
         fs.Flush(flushToDisk: true);
