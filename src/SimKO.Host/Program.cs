@@ -20,6 +20,10 @@ public static class Program
                 Console.WriteLine($"TorchSharp {typeof(torch).Assembly.GetName().Version}, libtorch {torch.__version__}");
                 Console.WriteLine($"CUDA available: {torch.cuda.is_available()}; threads: {torch.get_num_threads()}");
                 return 0;
+            case Commands.Command.Tokenize t:
+                return SimKO.Host.CommandHandlers.TokenizeCommand.Run(t.Item);
+            case Commands.Command.BenchRollout b:
+                return SimKO.Host.CommandHandlers.BenchRolloutCommand.Run(b.Item);
             default:
                 Console.Error.WriteLine($"not implemented: {command}");
                 return 2;

@@ -133,9 +133,15 @@ public sealed class BpeTokenizer : ITokenizer
             ByteLevel = true,
         };
         // With ignore_merges, splitting (added tokens, then the regex) is done here and each piece is
-        // handed to a BPE that has no pre-tokenizer.
+        // handed to a BPE whose pre-tokenizer keeps the piece whole (a null pre-tokenizer would
+        // split on whitespace and drop it).
         if (ignoreMerges)
-            mlOptions = new BpeOptions(vocab) { Merges = merges, ByteLevel = true };
+            mlOptions = new BpeOptions(vocab)
+            {
+                Merges = merges,
+                ByteLevel = true,
+                PreTokenizer = new RegexPreTokenizer(new Regex(@"[\s\S]+", RegexOptions.Compiled), null),
+            };
         var bpe = MlBpe.Create(mlOptions);
 
         // tokenizer_config.json: eos / pad / bos and the chat template.
