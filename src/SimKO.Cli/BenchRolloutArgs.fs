@@ -13,6 +13,7 @@ type BenchRolloutArgs =
     | Vocab of size: int
     | Device of name: string
     | Dtype of name: string
+    | Threads of count: int
     | [<AltCommandLine("-o")>] Output of path: string
     interface IArgParserTemplate with
         member a.Usage =
@@ -26,6 +27,7 @@ type BenchRolloutArgs =
             | Vocab _ -> "vocabulary size (default 64, a character-level task's)."
             | Device _ -> "auto, cpu, cuda or cuda:N (default auto)."
             | Dtype _ -> "auto, float32 or bfloat16 (default auto: float32 on CPU, bfloat16 on CUDA)."
+            | Threads _ -> "CPU threads for torch (default: torch's choice). On a shared, busy CPU, 1 thread gives steadier numbers."
             | Output _ -> "where to write the JSON results (default runs/bench-rollout.json)."
 
 /// What the host reads.
@@ -39,6 +41,7 @@ type BenchRolloutOptions =
       Vocab: int
       Device: string
       Dtype: string
+      Threads: int option
       Output: string }
 
 let toOptions (r: ParseResults<BenchRolloutArgs>) =
@@ -52,4 +55,5 @@ let toOptions (r: ParseResults<BenchRolloutArgs>) =
       Vocab = r.GetResult(Vocab, defaultValue = 64)
       Device = r.GetResult(Device, defaultValue = "auto")
       Dtype = r.GetResult(Dtype, defaultValue = "auto")
+      Threads = r.TryGetResult Threads
       Output = r.GetResult(Output, defaultValue = "runs/bench-rollout.json") }

@@ -31,6 +31,11 @@ public static class BenchRolloutCommand
             Console.Error.WriteLine($"bench-rollout: {e.Message}");
             return 2;
         }
+        if (o.Threads is { Value: var threads })
+        {
+            if (threads < 1) { Console.Error.WriteLine($"bench-rollout: --threads must be >= 1 (found {threads})."); return 2; }
+            torch.set_num_threads(threads);
+        }
         int heads = System.Math.Max(1, o.DModel / 32);
         var config = ModelConfig.Tiny(Architecture.Qwen2, o.Vocab, hiddenSize: o.DModel, layers: o.Layers, heads: heads,
             kvHeads: heads % 2 == 0 ? heads / 2 : heads, intermediateSize: (o.DModel * 8 / 3 + 7) / 8 * 8, maxPositions: 8192);
