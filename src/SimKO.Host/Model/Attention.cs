@@ -30,11 +30,12 @@ public sealed class Attention : nn.Module
     /// <param name="cos"><c>[B, 1, T, hd]</c> rotary table</param>
     /// <param name="sin"><c>[B, 1, T, hd]</c> rotary table</param>
     /// <param name="allowed"><c>[B, 1, T, L]</c> bool, true where query t may attend key l
-    /// (L = T without a cache, cache length + T with one)</param>
+    /// (L = T without a cache, cache length + T with one); null for plain causal attention
+    /// without a cache</param>
     /// <param name="cache">the KV cache, or null for a full forward</param>
     /// <param name="layer">this layer's index in the cache</param>
     /// <returns><c>[B, T, hidden]</c></returns>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor allowed, KvCache? cache, int layer)
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? allowed, KvCache? cache, int layer)
     {
         long b = x.shape[0], t = x.shape[1];
         using var qp = q_proj.forward(x);                                        // [B, T, n_h*hd]
@@ -61,25 +62,33 @@ public sealed class Attention : nn.Module
     }
 
     /// <summary>
-    /// Softmax attention where each K/V head serves <c>rep = n_h / n_kv</c> query heads. Instead of
-    /// copying K/V rep times, the rep query heads of a group are stacked along the query axis,
-    /// and the mask is repeated to match.
+    /// Softmax attention where each K/V head serves <c>rep = n_h / n_kv</c> query heads.
+    /// One new token per row (decoding): the rep query heads of a group are stacked along the
+    /// query axis, so the cached K/V are read as they are, never copied. Several tokens: K/V are
+    /// expanded to n_h heads (as HF's repeat_kv), which keeps the mask at <c>[B, 1, T, L]</c>.
     /// </summary>
     /// <param name="q"><c>[B, n_h, T, hd]</c></param>
     /// <param name="k"><c>[B, n_kv, L, hd]</c></param>
     /// <param name="v"><c>[B, n_kv, L, hd]</c></param>
-    /// <param name="allowed"><c>[B, 1, T, L]</c> bool</param>
+    /// <param name="allowed"><c>[B, 1, T, L]</c> bool, or null for plain causal attention (T = L)</param>
     /// <returns><c>[B, n_h, T, hd]</c></returns>
-    private Tensor GroupedAttention(Tensor q, Tensor k, Tensor v, Tensor allowed)
+    private Tensor GroupedAttention(Tensor q, Tensor k, Tensor v, Tensor? allowed)
     {
         int rep = nHeads / nKv;
+        bool causal = allowed is null;
         if (rep == 1)
-            return nn.functional.scaled_dot_product_attention(q, k, v, allowed);
+            return nn.functional.scaled_dot_product_attention(q, k, v, allowed, is_casual: causal);
         long b = q.shape[0], t = q.shape[2], l = k.shape[2];
-        using var qg = q.reshape(b, nKv, rep * t, headDim);                      // [B, n_kv, rep*T, hd]
-        using var mg = allowed.unsqueeze(2).expand(b, 1, rep, t, l).reshape(b, 1, rep * t, l); // [B, 1, rep*T, L]
-        using var og = nn.functional.scaled_dot_product_attention(qg, k, v, mg); // [B, n_kv, rep*T, hd]
-        return og.reshape(b, nHeads, t, headDim);                                // [B, n_h, T, hd]
+        if (t == 1 && allowed is not null)
+        {
+            using var qg = q.reshape(b, nKv, rep, headDim);                          // [B, n_kv, rep, hd]
+            using var mg = allowed.expand(b, 1, rep, l);                             // [B, 1, rep, L]
+            using var og = nn.functional.scaled_dot_product_attention(qg, k, v, mg); // [B, n_kv, rep, hd]
+            return og.reshape(b, nHeads, 1, headDim);                                // [B, n_h, 1, hd]
+        }
+        using var kx = k.unsqueeze(2).expand(b, nKv, rep, l, headDim).reshape(b, nHeads, l, headDim); // [B, n_h, L, hd]
+        using var vx = v.unsqueeze(2).expand(b, nKv, rep, l, headDim).reshape(b, nHeads, l, headDim); // [B, n_h, L, hd]
+        return nn.functional.scaled_dot_product_attention(q, kx, vx, allowed, is_casual: causal);
     }
 }
 
@@ -101,7 +110,7 @@ public sealed class DecoderLayer : nn.Module
 
     /// <param name="x"><c>[B, T, hidden]</c></param>
     /// <returns><c>[B, T, hidden]</c></returns>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor allowed, KvCache? cache, int layer)
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? allowed, KvCache? cache, int layer)
     {
         using var n1 = input_layernorm.forward(x);
         using var a = self_attn.Forward(n1, cos, sin, allowed, cache, layer);

@@ -26,9 +26,9 @@ public sealed class DecoderStack : nn.Module
     /// <param name="ids"><c>[B, T]</c> int64</param>
     /// <param name="cos"><c>[B, 1, T, hd]</c></param>
     /// <param name="sin"><c>[B, 1, T, hd]</c></param>
-    /// <param name="allowed"><c>[B, 1, T, L]</c> bool attention pattern</param>
+    /// <param name="allowed"><c>[B, 1, T, L]</c> bool attention pattern, or null for plain causal</param>
     /// <returns>final normed hidden states <c>[B, T, hidden]</c></returns>
-    public Tensor Forward(Tensor ids, Tensor cos, Tensor sin, Tensor allowed, KvCache? cache)
+    public Tensor Forward(Tensor ids, Tensor cos, Tensor sin, Tensor? allowed, KvCache? cache)
     {
         Tensor h = embed_tokens.forward(ids);                                    // [B, T, hidden]
         for (int i = 0; i < layers.Count; i++)
@@ -125,7 +125,10 @@ public sealed class CausalLM : Module<Tensor, Tensor, Tensor>
             : attentionMask.ne(0);                                               // [B, T] bool
         using var counts = valid.to_type(ScalarType.Int64).cumsum(1);           // [B, T]
         using var positions = counts.sub(1).clamp_min(0);                        // [B, T]
-        using var allowed = AllowedPattern(valid, 0, t);                         // [B, 1, T, T]
+        // Without left (or inner) padding, causal attention alone never lets a real token see
+        // padding, and the fused causal kernel needs no mask.
+        using var allowed = attentionMask is null || !HasPaddingBeforeTokens(valid) ? null
+            : AllowedPattern(valid, 0, t);                                       // [B, 1, T, T]
         using var hidden = Hidden(inputIds, positions, allowed, null);           // [B, T, hidden]
         if (!lastOnly) return Logits(hidden);
         using var last = hidden.narrow(1, t - 1, 1);                             // [B, 1, hidden]
@@ -167,7 +170,20 @@ public sealed class CausalLM : Module<Tensor, Tensor, Tensor>
         return z.to_type(ScalarType.Float32);
     }
 
-    private Tensor Hidden(Tensor ids, Tensor positions, Tensor allowed, KvCache? cache)
+    /// <summary>True if some row has a padding position followed by a real token (a 0 → 1 step in the mask).</summary>
+    /// <param name="valid"><c>[B, T]</c> bool</param>
+    private static bool HasPaddingBeforeTokens(Tensor valid)
+    {
+        long t = valid.shape[1];
+        if (t < 2) return false;
+        using var prev = valid.narrow(1, 0, t - 1);                              // [B, T-1]
+        using var next = valid.narrow(1, 1, t - 1);                              // [B, T-1]
+        using var rises = next.logical_and(prev.logical_not());
+        using var any = rises.any();
+        return any.item<bool>();
+    }
+
+    private Tensor Hidden(Tensor ids, Tensor positions, Tensor? allowed, KvCache? cache)
     {
         using var inv = torch.tensor(invFreq, ScalarType.Float32, Device);       // [hd/2]
         var (cos, sin) = Rotary.Tables(inv, positions, DType);                   // [B, 1, T, hd] each

@@ -30,7 +30,7 @@ public static class TorchRuntime
             int index = 0;
             if (s.Length > 4 && (!int.TryParse(s.AsSpan(5), out index) || index < 0))
                 throw new ArgumentException($"device '{text}': the index after 'cuda:' must be a non-negative integer (accepted: {DeviceChoices}).");
-            RequireCuda(text);
+            RequireCuda(text ?? "");
             int count = torch.cuda.device_count();
             if (index >= count)
                 throw new ArgumentException($"device '{text}': this machine has {count} CUDA device(s) (cuda:0 to cuda:{count - 1}).");
