@@ -10,4 +10,5 @@ let tests =
         TokenizerTests.tests
         SamplerTests.tests
         RolloutTests.tests
+        CommandTests.tests
     ]

@@ -95,6 +95,25 @@ let tests =
             Expect.equal (plain.Encode "abc<|end|>") [| 0; 4; 6 |] "merges: b+c first, then nothing joins a+bc"
             Expect.equal (plain.Decode [| 8; 4; 6 |]) " abc<|end|>" "decode"
         }
+        test "the Llama-3 tokenizer reproduces an independent implementation (opt-in: SIMKO_LLAMA3_TOKENIZER)" {
+            // Needs the Llama-3 files, which the repository does not ship; see fixtures/make-llama3-reference.mjs.
+            match Environment.GetEnvironmentVariable "SIMKO_LLAMA3_TOKENIZER" with
+            | null | "" -> skiptest "set SIMKO_LLAMA3_TOKENIZER to a folder made by fixtures/make-llama3-reference.mjs"
+            | dir ->
+                let tok = BpeTokenizer.FromFolder dir
+                Expect.equal tok.BosId (Nullable 128000) "bos <|begin_of_text|>"
+                Expect.equal tok.ChatFormat ChatFormat.Llama3 "chat format"
+                let refs =
+                    File.ReadLines(Path.Combine(dir, "llama3-reference.jsonl"))
+                    |> Seq.filter (fun l -> l.Trim() <> "")
+                    |> Seq.map (fun l ->
+                        use d = JsonDocument.Parse l
+                        d.RootElement.GetProperty("text").GetString(), [| for x in d.RootElement.GetProperty("ids").EnumerateArray() -> x.GetInt32() |])
+                    |> Seq.toArray
+                for text, ids in refs do
+                    Expect.equal (tok.Encode text) ids (text.Substring(0, min 40 text.Length))
+                    Expect.equal (tok.Decode ids) text "decode"
+        }
         test "the character tokenizer reserves pad, eos and bos and round-trips its alphabet" {
             let tok = CharTokenizer "0123456789+= "
             Expect.equal (tok.PadId, tok.EosId, tok.BosId) (0, 1, Nullable 2) "reserved ids"
