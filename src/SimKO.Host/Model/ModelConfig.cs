@@ -226,7 +226,7 @@ public sealed record ModelConfig
         o["num_hidden_layers"] = NumHiddenLayers;
         o["num_attention_heads"] = NumAttentionHeads;
         o["num_key_value_heads"] = NumKeyValueHeads;
-        o["head_dim"] = HeadDim;
+        if (HeadDim != HiddenSize / NumAttentionHeads || o.ContainsKey("head_dim")) o["head_dim"] = HeadDim;
         o["hidden_act"] = "silu";
         o["max_position_embeddings"] = MaxPositionEmbeddings;
         o["rms_norm_eps"] = RmsNormEps;

@@ -56,6 +56,9 @@ public sealed class KvCacheRolloutEngine : IRolloutEngine
             else if (p.Any(t => t < 0 || t >= model.Config.VocabSize))
                 problems.Add($"prompt {i} has token id {p.First(t => t < 0 || t >= model.Config.VocabSize)} outside the model's vocabulary [0, {model.Config.VocabSize}).");
         }
+        int longest = request.Prompts.Where(p => p is not null).Select(p => p.Length).DefaultIfEmpty(0).Max();
+        if (longest + s.MaxNewTokens > model.Config.MaxPositionEmbeddings)
+            problems.Add($"the longest prompt ({longest} tokens) plus MaxNewTokens ({s.MaxNewTokens}) exceeds the model's max_position_embeddings ({model.Config.MaxPositionEmbeddings}).");
         if (s.StopStrings.Length > 0 && tokenizer is null) problems.Add("stop strings need an engine built with a tokenizer.");
         if (problems.Count > 0) throw new ArgumentException("invalid rollout request:\n  " + string.Join("\n  ", problems));
 
