@@ -119,11 +119,17 @@ public static class SafeTensors
         castFloatsTo is { } c && t is ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64 ? c : t;
 
     /// <summary>
-    /// Writes the file directly (no rename), in the order given. Floating tensors are cast to
-    /// <paramref name="castFloatsTo"/> when given. Each tensor is copied to the CPU on its own.
+    /// Writes the file directly (no rename). Data is laid out by element size (largest first),
+    /// then name, as the reference writer does, so every tensor starts aligned to its element size.
+    /// Floating tensors are cast to <paramref name="castFloatsTo"/> when given. Each tensor is
+    /// copied to the CPU on its own.
     /// </summary>
-    internal static void WriteTo(string path, IReadOnlyList<(string Name, Tensor Tensor)> items, ScalarType? castFloatsTo, IReadOnlyDictionary<string, string>? metadata)
+    internal static void WriteTo(string path, IReadOnlyList<(string Name, Tensor Tensor)> given, ScalarType? castFloatsTo, IReadOnlyDictionary<string, string>? metadata)
     {
+        var items = given
+            .OrderByDescending(i => ElementSize(StoredType(i.Tensor.dtype, castFloatsTo)))
+            .ThenBy(i => i.Name, StringComparer.Ordinal)
+            .ToList();
         var header = new Dictionary<string, object>(StringComparer.Ordinal);
         if (metadata is { Count: > 0 }) header["__metadata__"] = metadata.ToDictionary(kv => kv.Key, kv => kv.Value);
         long offset = 0;
