@@ -73,6 +73,8 @@ let tests =
         test "a Qwen2.5 template's default system message is found" {
             let template = "{%- else %}\n        {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}\n    {%- endif %}"
             Expect.equal (ChatTemplates.DefaultChatMLSystem template) "You are Qwen, created by Alibaba Cloud. You are a helpful assistant." "default system"
+            let math = "{{- '<|im_start|>system\\nPlease reason step by step, and put your final answer within \\\\boxed{}.<|im_end|>\\n' }}"
+            Expect.equal (ChatTemplates.DefaultChatMLSystem math) "Please reason step by step, and put your final answer within \\boxed{}." "Qwen2.5-Math, escapes undone"
             Expect.equal (ChatTemplates.Render(ChatFormat.Llama3, "hi", null, "<|begin_of_text|>"))
                 "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n" "llama3"
         }

@@ -35,11 +35,19 @@ public static class ChatTemplates
 
     /// <summary>
     /// The system message a ChatML template inserts when the conversation has none (Qwen2.5:
-    /// "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."), or null (Qwen3).
+    /// "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."; Qwen2.5-Math:
+    /// "Please reason step by step, and put your final answer within \boxed{}."), or null (Qwen3).
+    /// The template's string escapes (<c>\n</c>, <c>\\</c>) are undone.
     /// </summary>
     public static string? DefaultChatMLSystem(string template)
     {
         var m = Regex.Match(template, @"'<\|im_start\|>system\\n([^'<]*)<\|im_end\|>\\n'");
-        return m.Success ? m.Groups[1].Value.Replace("\\n", "\n") : null;
+        if (!m.Success) return null;
+        return Regex.Replace(m.Groups[1].Value, @"\\(.)", e => e.Groups[1].Value switch
+        {
+            "n" => "\n",
+            "t" => "\t",
+            var c => c,
+        });
     }
 }

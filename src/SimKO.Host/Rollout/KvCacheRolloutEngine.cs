@@ -12,7 +12,9 @@ namespace SimKO.Host.Rollout;
 public sealed record RolloutEngineOptions(int MaxBatchRows = 64, bool UseCache = true);
 
 /// <summary>
-/// Batched sampling from a <see cref="CausalLM"/> in this process. Prompts are left-padded to a
+/// Batched sampling from a <see cref="CausalLM"/> in this process. A response ends on the
+/// tokenizer's EOS, on an <c>eos_token_id</c> of the model's config.json, on a request stop id
+/// or stop string, or at MaxNewTokens. Prompts are left-padded to a
 /// common length, so every row's next token sits in the last column; the prompt is run once
 /// (prefill) and each new token is one cached forward step. Runs without gradient tracking, with
 /// one dispose scope per step, and draws from its own generator seeded by
@@ -66,7 +68,9 @@ public sealed class KvCacheRolloutEngine : IRolloutEngine
         var rows = new List<(int Prompt, int Sample)>();
         for (int p = 0; p < request.Prompts.Count; p++)
             for (int k = 0; k < s.SamplesPerPrompt; k++) rows.Add((p, k));
-        var stopIds = new HashSet<int>(s.StopTokenIds) { eosId };
+        // EOS: the tokenizer's, any listed in config.json (Qwen2.5 base models end with
+        // <|endoftext|>, chat models with <|im_end|>), and the request's own stop ids.
+        var stopIds = new HashSet<int>(s.StopTokenIds.Concat(model.Config.EosTokenIds)) { eosId };
         var responses = new List<RolloutResponse>(rows.Count);
         long steps = 0, tokens = 0;
         using var generator = new Generator((ulong)s.Seed, model.Device);
