@@ -24,7 +24,7 @@ public static class EvalCommand
             using var model = HfFolder.LoadModel(o.Model, device, ScalarType.Float32);
             model.eval();
             var tasks = o.Tasks.Select(t => TaskBinding.IsBuiltin(t) ? TaskBinding.Create(t)
-                : TaskBinding.Preset(t, HfFolder.LoadTokenizer(o.Model), o.Template, Microsoft.FSharp.Core.FSharpOption<int>.get_IsSome(o.MaxNewTokens) ? o.MaxNewTokens.Value : 4096)).ToList();
+                : TaskBinding.Preset(t, HfFolder.LoadTokenizer(o.Model), o.Template, o.MaxNewTokens.Or(4096))).ToList();
             var sampler = new KvCacheSampler(model, tasks[0].Tokenizer.PadId);
             var rows = new List<ReportRow>();
             var json = new JsonObject { ["model"] = o.Model, ["tasks"] = new JsonArray(o.Tasks.Select(t => (JsonNode?)t).ToArray()), ["n"] = o.N, ["top_p"] = o.TopP };
@@ -35,8 +35,8 @@ public static class EvalCommand
                 var perTask = new JsonObject();
                 foreach (var task in tasks)
                 {
-                    var problems = task.Test.Take(Microsoft.FSharp.Core.FSharpOption<int>.get_IsSome(o.Problems) ? o.Problems.Value : task.Test.Count).ToList();
-                    int maxNew = Microsoft.FSharp.Core.FSharpOption<int>.get_IsSome(o.MaxNewTokens) ? o.MaxNewTokens.Value : task.MaxNewTokens;
+                    var problems = task.Test.Take(o.Problems.Or(task.Test.Count)).ToList();
+                    int maxNew = o.MaxNewTokens.Or(task.MaxNewTokens);
                     var s = new EvalSettings(o.N, t, o.TopP, 0, maxNew, o.Seed, System.Math.Max(1, 1024 / o.N));
                     var r = Evaluator.Run(task.Name, problems, req => sampler.Generate(req with { StopTokenIds = task.StopTokenIds }), s, log);
                     results.Add(r);

@@ -57,7 +57,7 @@ public static class TrainCommand
             if (Methods_KlBeta(method) > 0)
                 reference = cfg.Model == "tiny" ? Tiny(task, cfg.Seed).MoveTo(device, dtype) : HfFolder.LoadModel(cfg.Model, device, dtype);
             var parts = Reproduce.Parts(model, task);
-            if (reference is not null) { reference.eval(); parts = WithReference(parts, new ModelPolicy(reference)); }
+            if (reference is not null) { reference.eval(); parts = parts with { Reference = new ModelPolicy(reference) }; }
             log.LogInformation("training {Method} on {Task}: {Params:N0} parameters on {Device}", cfg.Method, task.Name,
                 model.parameters().Sum(p => p.numel()), device);
             var result = new Trainer(method, Reproduce.Settings(cfg), parts, log).Run(options.Resume);
@@ -79,10 +79,4 @@ public static class TrainCommand
         m.InitWeights(seed);
         return m;
     }
-
-    static TrainerParts WithReference(TrainerParts p, IPolicy reference) => new()
-    {
-        Policy = p.Policy, Generate = p.Generate, Problems = p.Problems, PadId = p.PadId,
-        WriteTensors = p.WriteTensors, ReadTensors = p.ReadTensors, ExportHf = p.ExportHf, Reference = reference,
-    };
 }

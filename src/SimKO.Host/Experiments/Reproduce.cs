@@ -30,10 +30,10 @@ public static class Reproduce
         var clock = Stopwatch.StartNew();
         set_num_threads(System.Math.Max(1, Environment.ProcessorCount));
         var task = TaskBinding.Create(o.Task);
-        int baseSteps = Or(o.BaseSteps, o.Quick ? 300 : 1000);
-        int steps = Or(o.Steps, o.Quick ? 24 : 300);
-        int evalN = Or(o.EvalSamples, o.Quick ? 16 : 64);
-        int evalProblems = System.Math.Min(task.Test.Count, Or(o.EvalProblems, o.Quick ? 64 : task.Test.Count));
+        int baseSteps = FSharpInterop.Or(o.BaseSteps, o.Quick ? 300 : 1000);
+        int steps = FSharpInterop.Or(o.Steps, o.Quick ? 24 : 300);
+        int evalN = FSharpInterop.Or(o.EvalSamples, o.Quick ? 16 : 64);
+        int evalProblems = System.Math.Min(task.Test.Count, FSharpInterop.Or(o.EvalProblems, o.Quick ? 64 : task.Test.Count));
         var methods = new List<(string Name, Methods.Method Method)>();
         foreach (var name in o.Methods)
         {
@@ -153,9 +153,6 @@ public static class Reproduce
         log.LogInformation("report: {Dir} ({Elapsed:mm\\:ss})", o.Out, clock.Elapsed);
         return 0;
     }
-
-    static int Or(Microsoft.FSharp.Core.FSharpOption<int> x, int fallback) =>
-        Microsoft.FSharp.Core.FSharpOption<int>.get_IsSome(x) ? x.Value : fallback;
 
     static string Display(string method) => method switch
     {

@@ -36,7 +36,7 @@ public sealed record TrainProblem(string Id, int[] PromptIds, Func<int[], double
 
 /// <summary>Everything a training run needs that is not the math: the policy and how to sample
 /// from it, the problems, and how model/optimizer tensors are written and read.</summary>
-public sealed class TrainerParts
+public sealed record TrainerParts
 {
     public required IPolicy Policy { get; init; }
     public required Func<GenerateRequest, IReadOnlyList<Generated>> Generate { get; init; }
