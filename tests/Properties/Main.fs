@@ -32,6 +32,7 @@ let all =
             CheckpointTests.tests
             EndToEndTests.tests
             CountdownTests.tests
+            OrderingTests.tests
             DatasetFileTests.tests
         ]
         SimKO.Data.Tests.All.tests

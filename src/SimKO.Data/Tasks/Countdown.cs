@@ -34,10 +34,24 @@ public enum CountdownVerdict { Correct, Empty, Malformed, NumberNotGiven, Number
 /// problems split into disjoint train and test sets by a seeded shuffle. Answers are checked exactly
 /// (rational arithmetic). Many problems have several correct answers, so pass@K differs from pass@1.
 /// </summary>
-public sealed class Countdown
+public sealed class Countdown : IBuiltinTask<CountdownProblem>
 {
     /// <summary>Every character of prompts and answers (the char tokenizer's alphabet).</summary>
-    public const string Alphabet = "0123456789+-*/():=";
+    public const string Chars = "0123456789+-*/():=";
+
+    public string Name => "countdown";
+    public string Alphabet => Chars;
+    public string Id(CountdownProblem p) => p.Id;
+    public int MaxPromptLength => Settings.Numbers + 2 + TargetDigits;
+
+    /// <summary>The verdict, and the value the answer reaches as its maj@n vote.</summary>
+    public Judgement Judge(CountdownProblem p, string answer)
+    {
+        var verdict = Verify(p, answer);
+        string? vote = null;
+        try { vote = Parse(answer.Trim()).Value.ToString(); } catch (Exception e) when (e is FormatException or DivideByZeroException) { }
+        return new Judgement(verdict == CountdownVerdict.Correct, verdict.ToString(), vote);
+    }
 
     public CountdownSettings Settings { get; }
     public IReadOnlyList<CountdownProblem> All { get; }

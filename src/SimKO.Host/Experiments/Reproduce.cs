@@ -160,8 +160,10 @@ public static class Reproduce
         "kl-cov" => "KL-Cov", "entropy-adv" => "Entropy-Adv", "forking" => "Forking", "passk" => "P@k T.", "dr-grpo" => "Dr. GRPO", _ => method,
     };
 
-    /// <summary>The CPU model of REPRODUCTION-NOTES: d 128, 2 layers, 4 heads (~0.4M parameters).</summary>
-    public static ModelConfig TinyConfig(TaskBinding task) => ModelConfig.Tiny(task.Tokenizer.VocabSize, 128, 2, 4, 4, 512, 64);
+    /// <summary>The CPU model of REPRODUCTION-NOTES: d 128, 2 layers, 4 heads (~0.4M parameters); the
+    /// context holds the task's longest prompt and response (at least 64 positions).</summary>
+    public static ModelConfig TinyConfig(TaskBinding task) =>
+        ModelConfig.Tiny(task.Tokenizer.VocabSize, 128, 2, 4, 4, 512, System.Math.Max(64, task.MaxSequenceLength ?? 64));
 
     static TrainConfig.TrainConfig RlConfig(TaskBinding task, int steps, string outDir, int seed, bool quick)
     {

@@ -19,14 +19,17 @@ public sealed class TaskBinding
     public required int MaxNewTokens { get; init; }
     /// <summary>Token ids that end a response.</summary>
     public int[] StopTokenIds { get; init; } = [];
+    /// <summary>Longest prompt + response in tokens, when the task knows it (built-in tasks).</summary>
+    public int? MaxSequenceLength { get; init; }
 
-    public static readonly string[] BuiltinNames = ["countdown"];
+    public static readonly string[] BuiltinNames = ["countdown", "order"];
 
     public static bool IsBuiltin(string name) => BuiltinNames.Contains(name);
 
     public static TaskBinding Create(string name) => name switch
     {
-        "countdown" => Countdown(new Countdown()),
+        "countdown" => Builtin(new Countdown()),
+        "order" => Builtin(new OrderingPuzzle()),
         _ => throw new ArgumentException($"unknown built-in task '{name}'; valid: {string.Join(", ", BuiltinNames)}; dataset presets ({string.Join(", ", SimKO.Data.Math.Datasets.Names)}) need a model folder with its tokenizer"),
     };
 
@@ -67,24 +70,22 @@ public sealed class TaskBinding
         };
     }
 
-    public static TaskBinding Countdown(Countdown task)
+    /// <summary>A built-in task with a character tokenizer over its alphabet: the reward is its verifier's
+    /// verdict, the maj@n vote the value an answer reaches, the warm-start examples its sampled answers.</summary>
+    public static TaskBinding Builtin<TProblem>(IBuiltinTask<TProblem> task)
     {
-        var tok = new CharTokenizer(SimKO.Data.Tasks.Countdown.Alphabet);
+        var tok = new CharTokenizer(task.Alphabet);
         string Answer(int[] ids) => tok.Decode(ids.TakeWhile(i => i != tok.EosId));
-        int[] Prompt(CountdownProblem p) => tok.Encode(task.Prompt(p));
+        int[] Prompt(TProblem p) => tok.Encode(task.Prompt(p));
         return new TaskBinding
         {
-            Name = "countdown",
+            Name = task.Name,
             Tokenizer = tok,
-            Train = task.Train.Select(p => new TrainProblem(p.Id, Prompt(p), ids => SimKO.Data.Tasks.Countdown.Reward(p, Answer(ids)))).ToList(),
-            Test = task.Test.Select(p => new EvalProblem(p.Id, Prompt(p), ids =>
+            Train = task.Train.Select(p => new TrainProblem(task.Id(p), Prompt(p), ids => task.Judge(p, Answer(ids)).Correct ? 1.0 : 0.0)).ToList(),
+            Test = task.Test.Select(p => new EvalProblem(task.Id(p), Prompt(p), ids =>
             {
-                var a = Answer(ids);
-                var ok = SimKO.Data.Tasks.Countdown.Verify(p, a) == CountdownVerdict.Correct;
-                // maj@n votes on the value an answer reaches (an unparseable answer does not vote)
-                string? value = null;
-                try { value = SimKO.Data.Tasks.Countdown.Parse(a.Trim()).Value.ToString(); } catch (Exception e) when (e is FormatException or DivideByZeroException) { }
-                return (ok, value);
+                var j = task.Judge(p, Answer(ids));
+                return (j.Correct, j.Vote);
             })).ToList(),
             Example = (rng, pCorrect) =>
             {
@@ -93,6 +94,7 @@ public sealed class TaskBinding
                 return (Prompt(p), [.. tok.Encode(answer), tok.EosId]);
             },
             MaxNewTokens = task.MaxAnswerLength + 1,
+            MaxSequenceLength = task.MaxPromptLength + task.MaxAnswerLength + 1,
             StopTokenIds = [tok.EosId],
         };
     }
