@@ -7,4 +7,6 @@ let tests =
         MathEquivalenceTests.tests
         MathGraderTests.tests
         DatasetsTests.tests
+        BbhTests.tests
+        ParquetTests.tests
     ]

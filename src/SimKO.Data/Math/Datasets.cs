@@ -1,5 +1,9 @@
+using System.Collections;
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Parquet.Schema;
+using Parquet.Serialization;
 
 namespace SimKO.Data.Math;
 
@@ -7,7 +11,11 @@ namespace SimKO.Data.Math;
 public sealed record MathProblem(string Id, string Question, string Answer);
 
 /// <summary>A dataset file that cannot be read as its preset says, with file, line and field.</summary>
-public sealed class DatasetException(string message) : Exception(message);
+public sealed class DatasetException : Exception
+{
+    public DatasetException(string message) : base(message) { }
+    public DatasetException(string message, Exception? inner) : base(message, inner) { }
+}
 
 /// <summary>
 /// Loads the math benchmarks (math500, aime24, aime25, amc23, minerva_math, olympiadbench, gsm8k)
@@ -20,7 +28,7 @@ public sealed class DatasetException(string message) : Exception(message);
 /// field, the text after "#### " (GSM8K), or a JSON list of final answers (OlympiadBench).</summary>
 public enum AnswerFrom { Answer, BoxedInSolution, FinalAnswerList, AfterHashes }
 
-/// <summary>How to read a JSONL file that is not a preset: the question field(s), the answer field
+/// <summary>How to read a JSONL or Parquet file that is not a preset: the question field(s), the answer field
 /// and how to take the answer from it (FinalAnswerList always reads <c>final_answer</c>), and an
 /// optional id field.</summary>
 public sealed record FieldOptions(string[] QuestionFields, string AnswerField, AnswerFrom Answer = AnswerFrom.Answer, string? IdField = null);
@@ -93,13 +101,17 @@ public static class Datasets
         return Read(path, p, preset + "-" + split, skipBadRows);
     }
 
-    /// <summary>Any JSONL file, read through explicit field options.</summary>
+    /// <summary>Any JSONL file, or Apache Parquet file (by the extension <c>.parquet</c>), read
+    /// through explicit field options; a Parquet column is read as the JSONL field of that name.</summary>
     public static LoadResult LoadFile(string path, FieldOptions fields, bool skipBadRows = false)
     {
         if (!File.Exists(path)) throw new DatasetException($"{path}: no such file");
         if (fields.QuestionFields.Length == 0) throw new DatasetException($"{path}: no question field given");
         var preset = new Preset("", fields.QuestionFields, fields.Answer, fields.IdField);
-        return Read(path, preset, Path.GetFileNameWithoutExtension(path), skipBadRows, fields.AnswerField);
+        var idPrefix = Path.GetFileNameWithoutExtension(path);
+        return path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase)
+            ? ReadParquet(path, preset, idPrefix, skipBadRows, fields.AnswerField)
+            : Read(path, preset, idPrefix, skipBadRows, fields.AnswerField);
     }
 
     static LoadResult Read(string path, Preset p, string idPrefix, bool skipBadRows, string? answerField = null)
@@ -111,15 +123,20 @@ public static class Datasets
         {
             lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
-            try { rows.Add(ParseRow(p, idPrefix, path, lineNo, line, answerField ?? p.AnswerField)); }
+            try { rows.Add(ParseLine(p, idPrefix, path, lineNo, line, answerField ?? p.AnswerField)); }
             catch (DatasetException e) when (skipBadRows) { skipped.Add(e.Message); }
         }
+        return Result(path, rows, skipped);
+    }
+
+    static LoadResult Result(string path, List<MathProblem> rows, List<string> skipped)
+    {
         if (rows.Count == 0)
             throw new DatasetException(skipped.Count > 0 ? $"{path}: every row was bad ({skipped.Count} skipped; first: {skipped[0]})" : $"{path}: the file has no rows");
         return new LoadResult(rows, skipped);
     }
 
-    static MathProblem ParseRow(Preset p, string idPrefix, string path, int lineNo, string line, string answerField)
+    static MathProblem ParseLine(Preset p, string idPrefix, string path, int lineNo, string line, string answerField)
     {
         JsonDocument doc;
         try { doc = JsonDocument.Parse(line); }
@@ -129,36 +146,142 @@ public static class Datasets
             var row = doc.RootElement;
             if (row.ValueKind != JsonValueKind.Object)
                 throw new DatasetException($"{path}:{lineNo}: expected a JSON object, got {row.ValueKind}");
-            string Where() => $"{path}:{lineNo}";
-            string Missing(string field) =>
-                $"{Where()}: missing field '{field}' (fields present: {string.Join(", ", row.EnumerateObject().Select(o => o.Name))})";
+            string where = $"{path}:{lineNo}";
+            string Missing(string[] fields) =>
+                $"{where}: missing field '{string.Join("' or '", fields)}' (fields present: {string.Join(", ", row.EnumerateObject().Select(o => o.Name))})";
+            return ParseRow(p, idPrefix, row, where, lineNo, answerField, Missing);
+        }
+    }
 
-            string? question = null;
-            foreach (var f in p.QuestionFields)
-                if (row.TryGetProperty(f, out var q) && q.ValueKind == JsonValueKind.String) { question = q.GetString(); break; }
-            if (question is null) throw new DatasetException(Missing(string.Join("' or '", p.QuestionFields)));
+    /// <summary>One row of either reader, as a JSON object (a Parquet row is turned into one):
+    /// <paramref name="where"/> starts every message, <paramref name="rowNo"/> makes the default id,
+    /// and <paramref name="missing"/> says why none of the given fields has a value.</summary>
+    static MathProblem ParseRow(Preset p, string idPrefix, JsonElement row, string where, int rowNo, string answerField, Func<string[], string> missing)
+    {
+        string? question = null;
+        foreach (var f in p.QuestionFields)
+            if (row.TryGetProperty(f, out var q) && q.ValueKind == JsonValueKind.String) { question = q.GetString(); break; }
+        if (question is null) throw new DatasetException(missing(p.QuestionFields));
 
-            string FieldText(string field) =>
-                row.TryGetProperty(field, out var v) && v.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined)
-                    ? (v.ValueKind == JsonValueKind.String ? v.GetString()! : v.GetRawText())
-                    : throw new DatasetException(Missing(field));
+        string FieldText(string field) =>
+            row.TryGetProperty(field, out var v) && v.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined)
+                ? (v.ValueKind == JsonValueKind.String ? v.GetString()! : v.GetRawText())
+                : throw new DatasetException(missing([field]));
 
-            string answer = p.Answer switch
+        string answer = p.Answer switch
+        {
+            AnswerFrom.Answer => FieldText(answerField).Trim(),
+            AnswerFrom.BoxedInSolution => AnswerExtraction.LastBoxed(FieldText(answerField))
+                ?? throw new DatasetException($"{where}: field '{answerField}' has no \\boxed{{...}} answer"),
+            AnswerFrom.AfterHashes => AfterHashes(FieldText(answerField))
+                ?? throw new DatasetException($"{where}: field '{answerField}' has no '#### ' line"),
+            AnswerFrom.FinalAnswerList => FinalAnswer(row, where, missing),
+            _ => throw new InvalidOperationException(),
+        };
+        if (answer.Length == 0) throw new DatasetException($"{where}: the answer is empty");
+
+        string id = p.IdField is not null && row.TryGetProperty(p.IdField, out var idv) && idv.ValueKind != JsonValueKind.Null
+            ? (idv.ValueKind == JsonValueKind.String ? idv.GetString()! : idv.GetRawText())
+            : $"{idPrefix}-{rowNo}";
+        return new MathProblem(id, question, answer);
+    }
+
+    /// <summary>A Parquet file: its columns are checked against the options once (a missing one is
+    /// an error for the whole file, skipping or not), then each row, numbered from 1 across row
+    /// groups, is turned into a JSON object of every column and read by <see cref="ParseRow"/>.</summary>
+    static LoadResult ReadParquet(string path, Preset p, string idPrefix, bool skipBadRows, string answerField)
+    {
+        DeserializationResult<Dictionary<string, object>> table;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            table = ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new DatasetException($"{path}: not a readable Parquet file: {e.Message}", e);
+        }
+
+        var columns = table.Schema.Fields.Select(f => f.Name).ToList();
+        var listColumns = table.Schema.Fields.Where(f => f is ListField).Select(f => f.Name).ToHashSet();
+        string Present() => $"(columns present: {string.Join(", ", columns)})";
+        if (!p.QuestionFields.Any(columns.Contains))
+            throw new DatasetException($"{path}: missing column '{string.Join("' or '", p.QuestionFields)}' {Present()}");
+        string needed = p.Answer == AnswerFrom.FinalAnswerList ? "final_answer" : answerField;
+        if (!columns.Contains(needed))
+            throw new DatasetException($"{path}: missing column '{needed}' {Present()}");
+
+        var rows = new List<MathProblem>();
+        var skipped = new List<string>();
+        int rowNo = 0;
+        foreach (var values in table.Data)
+        {
+            rowNo++;
+            string where = $"{path}: row {rowNo}";
+            using var doc = ToJson(columns, values);
+            var row = doc.RootElement;
+            // Every column is in the row (null where the file has none), so a field without a value
+            // is a null, a list column's empty list (the reader gives none for it) or, for a
+            // question, a value that is not a string.
+            string Missing(string[] fields) => where + ": " + string.Join("; ", fields.Select(f =>
+                !row.TryGetProperty(f, out var v) ? $"no column '{f}'"
+                : v.ValueKind == JsonValueKind.Null ? $"column '{f}' is null{(listColumns.Contains(f) ? " or an empty list" : "")}"
+                : $"column '{f}' is a {v.ValueKind.ToString().ToLowerInvariant()}, not a string"));
+            try { rows.Add(ParseRow(p, idPrefix, row, where, rowNo, answerField, Missing)); }
+            catch (DatasetException e) when (skipBadRows) { skipped.Add(e.Message); }
+        }
+        return Result(path, rows, skipped);
+    }
+
+    /// <summary>A Parquet row as a JSON object with every column: strings and UTF-8 byte arrays as
+    /// strings, numbers and booleans as themselves, lists as arrays, structs and maps as objects,
+    /// anything else as its invariant text.</summary>
+    static JsonDocument ToJson(IReadOnlyList<string> columns, IDictionary<string, object> values)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            foreach (var c in columns)
             {
-                AnswerFrom.Answer => FieldText(answerField).Trim(),
-                AnswerFrom.BoxedInSolution => AnswerExtraction.LastBoxed(FieldText(answerField))
-                    ?? throw new DatasetException($"{Where()}: field '{answerField}' has no \\boxed{{...}} answer"),
-                AnswerFrom.AfterHashes => AfterHashes(FieldText(answerField))
-                    ?? throw new DatasetException($"{Where()}: field '{answerField}' has no '#### ' line"),
-                AnswerFrom.FinalAnswerList => FinalAnswer(row, Where(), Missing),
-                _ => throw new InvalidOperationException(),
-            };
-            if (answer.Length == 0) throw new DatasetException($"{Where()}: the answer is empty");
+                w.WritePropertyName(c);
+                WriteValue(w, values.TryGetValue(c, out var v) ? v : null);
+            }
+            w.WriteEndObject();
+        }
+        return JsonDocument.Parse(buffer.WrittenMemory);
+    }
 
-            string id = p.IdField is not null && row.TryGetProperty(p.IdField, out var idv) && idv.ValueKind != JsonValueKind.Null
-                ? (idv.ValueKind == JsonValueKind.String ? idv.GetString()! : idv.GetRawText())
-                : $"{idPrefix}-{lineNo}";
-            return new MathProblem(id, question, answer);
+    static void WriteValue(Utf8JsonWriter w, object? value)
+    {
+        switch (value)
+        {
+            case null: w.WriteNullValue(); break;
+            case string s: w.WriteStringValue(s); break;
+            case ReadOnlyMemory<char> m: w.WriteStringValue(m.Span); break;
+            case byte[] bytes: w.WriteStringValue(Encoding.UTF8.GetString(bytes)); break;
+            case bool b: w.WriteBooleanValue(b); break;
+            case sbyte or byte or short or ushort or int or uint or long:
+                w.WriteNumberValue(Convert.ToInt64(value, CultureInfo.InvariantCulture)); break;
+            case ulong u: w.WriteNumberValue(u); break;
+            case decimal d: w.WriteNumberValue(d); break;
+            case double d when double.IsFinite(d): w.WriteNumberValue(d); break;
+            case float f when float.IsFinite(f): w.WriteRawValue(f.ToString("R", CultureInfo.InvariantCulture)); break;
+            case IDictionary map:
+                w.WriteStartObject();
+                foreach (DictionaryEntry e in map)
+                {
+                    w.WritePropertyName(Convert.ToString(e.Key, CultureInfo.InvariantCulture) ?? "");
+                    WriteValue(w, e.Value);
+                }
+                w.WriteEndObject();
+                break;
+            case IEnumerable items:
+                w.WriteStartArray();
+                foreach (var item in items) WriteValue(w, item);
+                w.WriteEndArray();
+                break;
+            default: w.WriteStringValue(Convert.ToString(value, CultureInfo.InvariantCulture)); break;
         }
     }
 
@@ -173,10 +296,10 @@ public static class Datasets
 
     /// <summary>olympiadbench's <c>final_answer</c>: a JSON list of strings, or that list written
     /// as a (Python) string; its items are joined with ", ".</summary>
-    static string FinalAnswer(JsonElement row, string where, Func<string, string> missing)
+    static string FinalAnswer(JsonElement row, string where, Func<string[], string> missing)
     {
         if (!row.TryGetProperty("final_answer", out var v) || v.ValueKind == JsonValueKind.Null)
-            throw new DatasetException(missing("final_answer"));
+            throw new DatasetException(missing(["final_answer"]));
         List<string> items;
         if (v.ValueKind == JsonValueKind.Array)
             items = v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.GetRawText()).ToList();
