@@ -16,11 +16,12 @@ type EvalArgs =
     | Seed of seed: int
     | [<AltCommandLine("-o")>] Out of dir: string
     | Device of device: string
+    | Skip_Bad_Rows
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Model _ -> "HF model folder (config.json, model.safetensors, tokenizer)."
-            | Task _ -> "a built-in task (its held-out split) or a math preset (math500, aime24, aime25, amc23, minerva_math, olympiadbench, gsm8k); repeat for several, reported per benchmark and averaged (default countdown)."
+            | Task _ -> "a built-in task (countdown, order, wordmath: its held-out split), a math preset (math500, aime24, aime25, amc23, minerva_math, olympiadbench, gsm8k), bbh (its 27 tasks) or bbh/<task>; repeat for several, reported per benchmark and averaged (default countdown)."
             | Template _ -> "prompt template for math presets: chat (default) or plain."
             | N _ -> "samples per problem (default 256, the paper's; pass@K for K = 1, 2, 4, … n)."
             | Temperature _ -> "sampling temperature (default 0.6, the paper's)."
@@ -31,10 +32,11 @@ type EvalArgs =
             | Seed _ -> "sampling seed (default 2025)."
             | Out _ -> "folder for eval.json, eval.md and pass_at_k.png (default runs/eval)."
             | Device _ -> "cpu (default), cuda or cuda:N."
+            | Skip_Bad_Rows -> "skip malformed dataset rows instead of stopping; each is logged and listed in <out>/skipped_rows.txt."
 
 type EvalOptions =
     { Model: string; Tasks: string list; Template: string; N: int; Temperatures: float list; TopP: float; MaxNewTokens: int option
-      Problems: int option; Seed: int; Out: string; Device: string }
+      Problems: int option; Seed: int; Out: string; Device: string; SkipBadRows: bool }
 
 let toOptions (r: ParseResults<EvalArgs>) =
     { Model = r.GetResult Model
@@ -47,4 +49,5 @@ let toOptions (r: ParseResults<EvalArgs>) =
       Problems = r.TryGetResult Problems
       Seed = r.GetResult(Seed, defaultValue = 2025)
       Out = r.GetResult(Out, defaultValue = "runs/eval")
-      Device = r.GetResult(Device, defaultValue = "cpu") }
+      Device = r.GetResult(Device, defaultValue = "cpu")
+      SkipBadRows = r.Contains Skip_Bad_Rows }

@@ -34,7 +34,7 @@ type ReproduceArgs =
             | Simko_Lambda _ -> "SimKO λ (default 1.5: CPU-scale; paper 1.1)."
             | Simko_K _ -> "SimKO K (default 3, paper)."
             | Simko_Q _ -> "SimKO entropy quantile q (default 0.8, paper)."
-            | Task _ -> "built-in task (default countdown)."
+            | Task _ -> "built-in task: countdown (default), order (the logic task of Table 2) or wordmath."
 
 type ReproduceOptions =
     { Quick: bool; Out: string; Methods: string list; Seeds: int; Steps: int option; BaseSteps: int option

@@ -7,17 +7,21 @@ type TrainArgs =
     | [<AltCommandLine("-c")>] Config of path: string
     | Set of assignment: string
     | Resume
+    | Skip_Bad_Rows
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Config _ -> "JSON config file whose keys are the settings below (and \"method_settings\": {…})."
             | Set _ -> "override one setting, name=value (repeatable; applied after the config file). Settings are listed below."
             | Resume -> "continue from the newest complete checkpoint in <out>/checkpoints (verified by checksum)."
+            | Skip_Bad_Rows -> "same as --set skip_bad_rows=true: skip malformed dataset rows, each logged and listed in <out>/skipped_rows.txt."
 
 type TrainOptions = { Config: string option; Sets: string list; Resume: bool }
 
 let toOptions (r: ParseResults<TrainArgs>) =
-    { Config = r.TryGetResult Config; Sets = r.GetResults Set; Resume = r.Contains Resume }
+    { Config = r.TryGetResult Config
+      Sets = r.GetResults Set @ (if r.Contains Skip_Bad_Rows then [ "skip_bad_rows=true" ] else [])
+      Resume = r.Contains Resume }
 
 /// Config file, then overrides, then validation: the config or every problem at once.
 let resolve (o: TrainOptions) : Result<TrainConfig.TrainConfig, string list> =

@@ -105,11 +105,11 @@ let private boolean name doc (get: TrainConfig -> bool) set =
 /// Every field, in the order `--help` lists them.
 let fields : Field list =
     [ str "task" "built-in task (countdown) or math dataset preset (gsm8k, math500, aime24, aime25, amc23, minerva_math, olympiadbench; needs model = an HF folder)" (fun c -> c.Task) (fun v c -> { c with Task = v })
-      optStr "data_path" "a JSONL file of math problems to train on instead of task (needs model = an HF folder)" (fun c -> c.DataPath) (fun v c -> { c with DataPath = v })
+      optStr "data_path" "a JSONL or Parquet (.parquet) file of math problems to train on instead of task (needs model = an HF folder)" (fun c -> c.DataPath) (fun v c -> { c with DataPath = v })
       str "question_field" "data_path: question field(s), '|' between alternatives" (fun c -> c.QuestionField) (fun v c -> { c with QuestionField = v })
       str "answer_field" "data_path: the field holding the answer" (fun c -> c.AnswerField) (fun v c -> { c with AnswerField = v })
       str "answer_from" "data_path: answer (the field as is), boxed (last \\boxed{} of the field), hashes (after '#### ')" (fun c -> c.AnswerFrom) (fun v c -> { c with AnswerFrom = v })
-      boolean "skip_bad_rows" "data_path: skip malformed rows, listing each in the log and <out>/skipped_rows.txt, instead of stopping" (fun c -> c.SkipBadRows) (fun v c -> { c with SkipBadRows = v })
+      boolean "skip_bad_rows" "data_path and dataset presets: skip malformed rows, listing each in the log and <out>/skipped_rows.txt, instead of stopping" (fun c -> c.SkipBadRows) (fun v c -> { c with SkipBadRows = v })
       str "prompt_template" "for dataset presets: chat (the model's chat template + the paper's instruction) or plain" (fun c -> c.PromptTemplate) (fun v c -> { c with PromptTemplate = v })
       str "model" "an HF folder (config.json + safetensors + the task's tokenizer, e.g. runs/reproduce/base), or 'tiny' for a freshly initialised small model" (fun c -> c.Model) (fun v c -> { c with Model = v })
       str "method" "grpo, simko, psr, nsr, w-reinforce, kl-cov, entropy-adv, forking, passk, dr-grpo (SPEC §2–4)" (fun c -> c.Method) (fun v c -> { c with Method = v })

@@ -73,13 +73,17 @@ let tests =
                 SimKO.Host.Training.CheckpointStore.Verify(Path.Combine(out, "checkpoints", "step-00000001"))
                 let evalOut = temp "preset-eval"
                 let eval : SimKO.Cli.EvalArgs.EvalOptions =
-                    { Model = Path.Combine(out, "final"); Tasks = [ "math500"; "aime24" ]; Template = "chat"; N = 2
-                      Temperatures = [ 0.6 ]; TopP = 0.95; MaxNewTokens = Some 4; Problems = Some 2; Seed = 1; Out = evalOut; Device = "cpu" }
+                    { Model = Path.Combine(out, "final"); Tasks = [ "math500"; "aime24"; "bbh/web_of_lies"; "bbh/navigate" ]; Template = "chat"; N = 2
+                      Temperatures = [ 0.6 ]; TopP = 0.95; MaxNewTokens = Some 4; Problems = Some 2; Seed = 1; Out = evalOut; Device = "cpu"; SkipBadRows = false }
                 Expect.equal (SimKO.Host.Commands.EvalCommand.Run(eval, NullLogger.Instance)) 0 "eval exit code"
                 use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(evalOut, "eval.json")))
                 let perTask = doc.RootElement.GetProperty("temperatures").GetProperty("0.6")
                 Expect.equal (perTask.GetProperty("math500").GetProperty("problems").GetInt32()) 2 "math500 evaluated"
-                Expect.stringContains (File.ReadAllText(Path.Combine(evalOut, "eval.md"))) "**Average**" "averaged over benchmarks"
+                Expect.equal (perTask.GetProperty("bbh/web_of_lies").GetProperty("problems").GetInt32()) 2 "a BBH task evaluated"
+                let md = File.ReadAllText(Path.Combine(evalOut, "eval.md"))
+                Expect.stringContains md "**Average**" "averaged over benchmarks"
+                Expect.stringContains md "**bbh/navigate**" "BBH per task"
+                Expect.stringContains md "BBH: unweighted mean over its tasks" "BBH averaged on its own"
         testCase "bad train settings are all reported at once" <| fun () ->
             let bad : SimKO.Cli.TrainArgs.TrainOptions =
                 { Config = None; Resume = false; Sets = [ "steps=0"; "lr=-1"; "nonsense=1"; "temperature=hot" ] }

@@ -23,8 +23,10 @@ public static class EvalCommand
             var device = DeviceSelection.ParseDevice(o.Device);
             using var model = HfFolder.LoadModel(o.Model, device, ScalarType.Float32);
             model.eval();
-            var tasks = o.Tasks.Select(t => TaskBinding.IsBuiltin(t) ? TaskBinding.Create(t)
-                : TaskBinding.Preset(t, HfFolder.LoadTokenizer(o.Model), o.Template, o.MaxNewTokens.Or(4096))).ToList();
+            SimKO.Data.Tokenizers.ITokenizer? tokenizer = null;
+            SimKO.Data.Tokenizers.ITokenizer Tokenizer() => tokenizer ??= HfFolder.LoadTokenizer(o.Model);
+            var tasks = o.Tasks.SelectMany(t => TaskBinding.ForEval(t, Tokenizer, o.Template, o.MaxNewTokens.Or(4096), skipBadRows: o.SkipBadRows)).ToList();
+            TaskBinding.ReportSkipped(tasks, o.Out, log);
             var sampler = new KvCacheSampler(model, tasks[0].Tokenizer.PadId);
             var rows = new List<ReportRow>();
             var json = new JsonObject { ["model"] = o.Model, ["tasks"] = new JsonArray(o.Tasks.Select(t => (JsonNode?)t).ToArray()), ["n"] = o.N, ["top_p"] = o.TopP };
@@ -55,6 +57,13 @@ public static class EvalCommand
             AtomicFile.WriteAllText(Path.Combine(o.Out, "eval.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             var md = PassAtKReport.Markdown(rows, $"pass@K of {o.Model} (n = {o.N}, top-p {o.TopP})");
             AtomicFile.WriteAllText(Path.Combine(o.Out, "eval.md"), md);
+            if (tasks.Any(t => t.Name.StartsWith("bbh/", StringComparison.Ordinal)) && tasks.Any(t => !t.Name.StartsWith("bbh/", StringComparison.Ordinal)))
+            {
+                // BBH is reported per task and as the unweighted mean over its tasks (the overall average mixes in the other sets)
+                var bbhRows = rows.Select(r => new ReportRow(r.Name, r.Seeds.Select(s => (IReadOnlyList<BenchmarkResult>)s.Where(b => b.Benchmark.StartsWith("bbh/", StringComparison.Ordinal)).ToList()).ToList())).ToList();
+                md += "\n" + PassAtKReport.Markdown(bbhRows, "BBH: unweighted mean over its tasks", averageOnly: true);
+                AtomicFile.WriteAllText(Path.Combine(o.Out, "eval.md"), md);
+            }
             var plotOn = tasks.Count > 1 ? PassAtKReport.Average : tasks[0].Name;
             PassAtKReport.Plot(Path.Combine(o.Out, "pass_at_k.png"), rows, plotOn, $"pass@K ({plotOn})");
             Console.WriteLine(md);

@@ -31,24 +31,21 @@ public static class TrainCommand
                 throw new ArgumentException($"{dataPath ?? $"task '{cfg.Task}'"} is a math dataset: set model to an HF folder (config.json, safetensors, tokenizer.json)");
             TaskBinding task;
             if (builtin) task = TaskBinding.Create(cfg.Task);
-            else if (dataPath is null) task = TaskBinding.Preset(cfg.Task, HfFolder.LoadTokenizer(cfg.Model), cfg.PromptTemplate, cfg.MaxNewTokens);
+            else if (dataPath is null) task = TaskBinding.Preset(cfg.Task, HfFolder.LoadTokenizer(cfg.Model), cfg.PromptTemplate, cfg.MaxNewTokens, skipBadRows: cfg.SkipBadRows);
             else
             {
                 var from = cfg.AnswerFrom switch { "boxed" => SimKO.Data.Math.AnswerFrom.BoxedInSolution, "hashes" => SimKO.Data.Math.AnswerFrom.AfterHashes, _ => SimKO.Data.Math.AnswerFrom.Answer };
                 var loaded = SimKO.Data.Math.Datasets.LoadFile(dataPath, new SimKO.Data.Math.FieldOptions(cfg.QuestionField.Split('|'), cfg.AnswerField, from), cfg.SkipBadRows);
-                if (loaded.Skipped.Count > 0)
-                {
-                    foreach (var skipped in loaded.Skipped) log.LogWarning("skipped row: {Reason}", skipped);
-                    AtomicFile.WriteAllText(Path.Combine(cfg.Out, "skipped_rows.txt"), string.Join("\n", loaded.Skipped) + "\n");
-                    log.LogWarning("{Count} bad rows of {Path} skipped (listed in {Out}/skipped_rows.txt); {Kept} rows kept", loaded.Skipped.Count, dataPath, cfg.Out, loaded.Problems.Count);
-                }
-                task = TaskBinding.Math(Path.GetFileNameWithoutExtension(dataPath), loaded.Problems, loaded.Problems, HfFolder.LoadTokenizer(cfg.Model), cfg.PromptTemplate, cfg.MaxNewTokens);
+                task = TaskBinding.Math(Path.GetFileNameWithoutExtension(dataPath), loaded.Problems, loaded.Problems, HfFolder.LoadTokenizer(cfg.Model), cfg.PromptTemplate, cfg.MaxNewTokens)
+                    with { SkippedRows = loaded.Skipped };
             }
+            TaskBinding.ReportSkipped([task], cfg.Out, log);
             using var model = cfg.Model == "tiny" ? Tiny(task, cfg.Seed) : HfFolder.LoadModel(cfg.Model, device, dtype);
             if (cfg.Model != "tiny" && TaskBinding.IsBuiltin(cfg.Task))
             {
                 var tok = HfFolder.LoadTokenizer(cfg.Model);
-                if (tok.VocabSize != task.Tokenizer.VocabSize || !tok.Encode("1+2").SequenceEqual(task.Tokenizer.Encode("1+2")))
+                var probe = task.Tokenizer.Decode(task.Train[0].PromptIds);
+                if (tok.VocabSize != task.Tokenizer.VocabSize || !tok.Encode(probe).SequenceEqual(task.Train[0].PromptIds))
                     throw new ArgumentException($"{cfg.Model}: its tokenizer is not the {task.Name} task's (vocabulary {tok.VocabSize} vs {task.Tokenizer.VocabSize})");
             }
             model.MoveTo(device, dtype);

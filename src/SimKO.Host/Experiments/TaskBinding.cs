@@ -8,7 +8,7 @@ namespace SimKO.Host.Experiments;
 /// <summary>A task bound to a tokenizer: training problems (with rewards), evaluation problems (with
 /// judges), and, for built-in tasks, supervised examples for the warm-start. Built-in tasks bring
 /// their own character tokenizer; dataset presets use the model's tokenizer and the math grader.</summary>
-public sealed class TaskBinding
+public sealed record TaskBinding
 {
     public required string Name { get; init; }
     public required ITokenizer Tokenizer { get; init; }
@@ -19,6 +19,8 @@ public sealed class TaskBinding
     public required int MaxNewTokens { get; init; }
     /// <summary>Token ids that end a response.</summary>
     public int[] StopTokenIds { get; init; } = [];
+    /// <summary>Rows of the task's files that were skipped as bad (only when asked to skip), each with file, line and reason.</summary>
+    public IReadOnlyList<string> SkippedRows { get; init; } = [];
     /// <summary>Longest prompt + response in tokens, when the task knows it (built-in tasks).</summary>
     public int? MaxSequenceLength { get; init; }
 
@@ -30,41 +32,92 @@ public sealed class TaskBinding
     {
         "countdown" => Builtin(new Countdown()),
         "order" => Builtin(new OrderingPuzzle()),
-        _ => throw new ArgumentException($"unknown built-in task '{name}'; valid: {string.Join(", ", BuiltinNames)}; dataset presets ({string.Join(", ", SimKO.Data.Math.Datasets.Names)}) need a model folder with its tokenizer"),
+        _ => throw new ArgumentException($"unknown built-in task '{name}'; valid: {string.Join(", ", BuiltinNames)}; dataset presets ({string.Join(", ", SimKO.Data.Math.Datasets.Names)}, bbh) need a model folder with its tokenizer"),
     };
 
     /// <summary>A math dataset preset with the model's tokenizer: prompts from a template, rewards from
     /// the math grader on the decoded response. Training uses the preset's train split when it has one.</summary>
-    public static TaskBinding Preset(string preset, ITokenizer tok, string template, int maxNewTokens, string? datasetRoot = null)
+    public static TaskBinding Preset(string preset, ITokenizer tok, string template, int maxNewTokens, string? datasetRoot = null, bool skipBadRows = false)
     {
-        IReadOnlyList<SimKO.Data.Math.MathProblem> Load(string split) => SimKO.Data.Math.Datasets.Load(preset, datasetRoot, split);
+        var skipped = new List<string>();
+        IReadOnlyList<SimKO.Data.Math.MathProblem> Load(string split)
+        {
+            var loaded = SimKO.Data.Math.Datasets.LoadWithReport(preset, datasetRoot, split, skipBadRows);
+            skipped.AddRange(loaded.Skipped);
+            return loaded.Problems;
+        }
         var test = Load("test");
-        IReadOnlyList<SimKO.Data.Math.MathProblem> train;
-        try { train = Load("train"); }
-        catch (Exception e) when (e is SimKO.Data.Math.DatasetException or FileNotFoundException or ArgumentException) { train = test; }
-        return Math(preset, train, test, tok, template, maxNewTokens);
+        // a preset without a train split (all but gsm8k) trains on its test problems
+        var train = File.Exists(SimKO.Data.Math.Datasets.PathOf(preset, datasetRoot, "train")) ? Load("train") : test;
+        return Math(preset, train, test, tok, template, maxNewTokens) with { SkippedRows = skipped };
+    }
+
+    /// <summary>Logs every skipped row and lists them in <c>&lt;out&gt;/skipped_rows.txt</c> (nothing is dropped silently).</summary>
+    public static void ReportSkipped(IEnumerable<TaskBinding> tasks, string outDir, Microsoft.Extensions.Logging.ILogger log)
+    {
+        var all = tasks.SelectMany(t => t.SkippedRows).ToList();
+        if (all.Count == 0) return;
+        foreach (var row in all) Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log, "skipped row: {Reason}", row);
+        Directory.CreateDirectory(outDir);
+        AtomicFile.WriteAllText(Path.Combine(outDir, "skipped_rows.txt"), string.Join("\n", all) + "\n");
+        Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log, "{Count} bad rows skipped (listed in {Out}/skipped_rows.txt)", all.Count, outDir);
     }
 
     /// <summary>Math problems (from a preset or any file) with the model's tokenizer and the math grader.</summary>
     public static TaskBinding Math(string name, IReadOnlyList<SimKO.Data.Math.MathProblem> train, IReadOnlyList<SimKO.Data.Math.MathProblem> test,
         ITokenizer tok, string template, int maxNewTokens)
     {
+        Func<string, (bool, string?)> Judge(SimKO.Data.Math.MathProblem p) => response =>
+        {
+            var (extracted, ok) = SimKO.Data.Math.MathGrader.Grade(response, p.Answer);
+            return (ok, extracted);
+        };
+        return Text(name, train.Select(p => (p.Id, p.Question, Judge(p))).ToList(), test.Select(p => (p.Id, p.Question, Judge(p))).ToList(),
+            tok, template, maxNewTokens);
+    }
+
+    /// <summary>One BIG-Bench Hard task (evaluation; it has no train split, so training would use its examples),
+    /// prompted like the math sets and scored the BBH way.</summary>
+    public static TaskBinding Bbh(string bbhTask, ITokenizer tok, string template, int maxNewTokens, string? datasetRoot = null)
+    {
+        var problems = SimKO.Data.Logic.Bbh.Load(bbhTask, datasetRoot)
+            .Select(p => (p.Id, p.Input, (Func<string, (bool, string?)>)(response =>
+            {
+                var (extracted, ok) = SimKO.Data.Logic.Bbh.Grade(response, p.Target);
+                return (ok, extracted is null ? null : SimKO.Data.Logic.Bbh.Normalize(extracted));
+            }))).ToList();
+        return Text($"bbh/{bbhTask}", problems, problems, tok, template, maxNewTokens);
+    }
+
+    /// <summary>The evaluation tasks a name selects: a built-in task, <c>bbh</c> (its 27 tasks, reported
+    /// one by one and averaged), <c>bbh/&lt;task&gt;</c>, or a math preset.</summary>
+    public static IReadOnlyList<TaskBinding> ForEval(string name, Func<ITokenizer> tokenizer, string template, int maxNewTokens, string? datasetRoot = null, bool skipBadRows = false)
+    {
+        if (IsBuiltin(name)) return [Create(name)];
+        if (SimKO.Data.Logic.Bbh.IsBbh(name))
+        {
+            var tok = tokenizer();
+            return SimKO.Data.Logic.Bbh.Select(name).Select(t => Bbh(t, tok, template, maxNewTokens, datasetRoot)).ToList();
+        }
+        return [Preset(name, tokenizer(), template, maxNewTokens, datasetRoot, skipBadRows)];
+    }
+
+    /// <summary>Text problems for a general model: prompts from a template around the question, the
+    /// reward and the judge from a grader of the decoded response (up to the end or pad token).</summary>
+    static TaskBinding Text(string name, IReadOnlyList<(string Id, string Question, Func<string, (bool Correct, string? Answer)> Judge)> train,
+        IReadOnlyList<(string Id, string Question, Func<string, (bool Correct, string? Answer)> Judge)> test,
+        ITokenizer tok, string template, int maxNewTokens)
+    {
         var prompt = SimKO.Data.Math.Prompts.ByName(template);
-        var preset = name;
         var stops = new[] { tok.EosId, tok.PadId };
         string Response(int[] ids) => tok.Decode(ids.TakeWhile(i => !stops.Contains(i)));
         return new TaskBinding
         {
-            Name = preset,
+            Name = name,
             Tokenizer = tok,
-            Train = train.Select(p => new TrainProblem(p.Id, tok.Encode(prompt(p.Question)),
-                ids => SimKO.Data.Math.MathGrader.Grade(Response(ids), p.Answer).Correct ? 1.0 : 0.0)).ToList(),
-            Test = test.Select(p => new EvalProblem(p.Id, tok.Encode(prompt(p.Question)), ids =>
-            {
-                var (extracted, ok) = SimKO.Data.Math.MathGrader.Grade(Response(ids), p.Answer);
-                return (ok, extracted);
-            })).ToList(),
-            Example = (_, _) => throw new NotSupportedException($"{preset} has no supervised warm-start examples"),
+            Train = train.Select(p => new TrainProblem(p.Id, tok.Encode(prompt(p.Question)), ids => p.Judge(Response(ids)).Correct ? 1.0 : 0.0)).ToList(),
+            Test = test.Select(p => new EvalProblem(p.Id, tok.Encode(prompt(p.Question)), ids => p.Judge(Response(ids)))).ToList(),
+            Example = (_, _) => throw new NotSupportedException($"{name} has no supervised warm-start examples"),
             MaxNewTokens = maxNewTokens,
             StopTokenIds = stops,
         };

@@ -57,11 +57,13 @@ public static class PassAtKReport
         return (mean, std);
     }
 
-    public static string Markdown(IReadOnlyList<ReportRow> rows, string title)
+    /// <summary>The table: with several benchmarks, the average block first, then one block per benchmark
+    /// (or only the average with <paramref name="averageOnly"/>).</summary>
+    public static string Markdown(IReadOnlyList<ReportRow> rows, string title, bool averageOnly = false)
     {
         var ks = Ks(rows);
         var benchmarks = Benchmarks(rows);
-        var blocks = benchmarks.Count > 1 ? new[] { Average }.Concat(benchmarks).ToList() : benchmarks;
+        var blocks = benchmarks.Count > 1 ? (averageOnly ? [Average] : new[] { Average }.Concat(benchmarks).ToList()) : benchmarks;
         var sb = new StringBuilder();
         sb.AppendLine($"### {title}").AppendLine();
         var seedCounts = rows.Select(r => r.Seeds.Count).Distinct().ToList();
