@@ -33,6 +33,7 @@ let all =
             EndToEndTests.tests
             CountdownTests.tests
             OrderingTests.tests
+            WordProblemTests.tests
             DatasetFileTests.tests
         ]
         SimKO.Data.Tests.All.tests

@@ -24,7 +24,7 @@ public sealed record TaskBinding
     /// <summary>Longest prompt + response in tokens, when the task knows it (built-in tasks).</summary>
     public int? MaxSequenceLength { get; init; }
 
-    public static readonly string[] BuiltinNames = ["countdown", "order"];
+    public static readonly string[] BuiltinNames = ["countdown", "order", "wordmath"];
 
     public static bool IsBuiltin(string name) => BuiltinNames.Contains(name);
 
@@ -32,6 +32,7 @@ public sealed record TaskBinding
     {
         "countdown" => Builtin(new Countdown()),
         "order" => Builtin(new OrderingPuzzle()),
+        "wordmath" => Builtin(new WordProblems()),
         _ => throw new ArgumentException($"unknown built-in task '{name}'; valid: {string.Join(", ", BuiltinNames)}; dataset presets ({string.Join(", ", SimKO.Data.Math.Datasets.Names)}, bbh) need a model folder with its tokenizer"),
     };
 
