@@ -8,6 +8,7 @@ type BenchArgs =
     | [<AltCommandLine("-o")>] Out of dir: string
     | Only of sections: string list
     | Device of device: string
+    | Full
     interface IArgParserTemplate with
         member a.Usage =
             match a with
@@ -15,11 +16,13 @@ type BenchArgs =
             | Out _ -> "folder for bench.json and bench.md (default runs/bench)."
             | Only _ -> "run only these sections: machine, loss-overhead, update, rollout, grading, memory."
             | Device _ -> "cpu (default) or cuda."
+            | Full -> "also the slow figures: rollout without the KV cache at 512 new tokens (one repetition; ~15 min on 2 CPU cores)."
 
-type BenchOptions = { Quick: bool; Out: string; Only: string list; Device: string }
+type BenchOptions = { Quick: bool; Out: string; Only: string list; Device: string; Full: bool }
 
 let toOptions (r: ParseResults<BenchArgs>) =
     { Quick = r.Contains Quick
       Out = r.GetResult(Out, defaultValue = "runs/bench")
       Only = r.GetResult(Only, defaultValue = [])
-      Device = r.GetResult(Device, defaultValue = "cpu") }
+      Device = r.GetResult(Device, defaultValue = "cpu")
+      Full = r.Contains Full }

@@ -35,7 +35,7 @@ public static class Program
             case CliCommands.Command.Reproduce reproduce:
                 return SimKO.Host.Experiments.Reproduce.Run(reproduce.Item, Logging.Create("reproduce"));
             case CliCommands.Command.Bench bench:
-                return SimKO.Host.Bench.BenchCommand.Run(bench.Item.Quick, bench.Item.Out, bench.Item.Only.ToList(), bench.Item.Device, Logging.Create("bench"));
+                return SimKO.Host.Bench.BenchCommand.Run(bench.Item.Quick, bench.Item.Out, bench.Item.Only.ToList(), bench.Item.Device, Logging.Create("bench"), bench.Item.Full);
             default:
                 Console.Error.WriteLine($"not implemented: {command}");
                 return 2;

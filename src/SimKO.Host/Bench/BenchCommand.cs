@@ -28,7 +28,7 @@ public static class BenchCommand
         ("memory", ModelBench.Memory),
     ];
 
-    public static int Run(bool quick, string outDir, IReadOnlyList<string> only, string deviceName, ILogger log)
+    public static int Run(bool quick, string outDir, IReadOnlyList<string> only, string deviceName, ILogger log, bool full = false)
     {
         var device = new Device(deviceName);
         var unknown = only.Where(o => Sections.All(s => s.Name != o)).ToList();
@@ -37,19 +37,36 @@ public static class BenchCommand
             Console.Error.WriteLine($"error: unknown bench section(s) {string.Join(", ", unknown)}; valid: {string.Join(", ", Sections.Select(s => s.Name))}");
             return 2;
         }
-        var report = new JsonObject { ["quick"] = quick, ["started"] = DateTime.UtcNow.ToString("o") };
+        var report = new JsonObject { ["quick"] = quick, ["full"] = full, ["started"] = DateTime.UtcNow.ToString("o") };
         var table = new StringBuilder("# SimKO benchmark\n\n");
+        var peaks = new JsonObject();
+        var peakRows = new List<string>();
         foreach (var (name, section) in Sections)
         {
             if (only.Count > 0 && !only.Contains(name)) continue;
             log.LogInformation("bench: {Section}…", name);
+            // each section's own peak: the kernel's high-water mark is reset to the current RSS first
+            bool reset = Measure.ResetPeak();
+            var before = Measure.Memory().Rss;
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             section(report, table, quick, device, log);
-            Save(outDir, report, table);
+            var (_, peak) = Measure.Memory();
+            peaks[name] = new JsonObject { ["rss_before_bytes"] = before, ["peak_rss_bytes"] = reset ? peak : null, ["seconds"] = clock.Elapsed.TotalSeconds };
+            peakRows.Add($"| {name} | {F(before / 1048576.0, "0")} MiB | {(reset ? F(peak / 1048576.0, "0") + " MiB" : "n/a (no clear_refs)")} | {F(clock.Elapsed.TotalSeconds, "0")} s |");
+            report["sections"] = peaks;
+            Save(outDir, report, WithPeaks(table, peakRows));
         }
+        table = WithPeaks(table, peakRows);
         Console.WriteLine(table.ToString());
         log.LogInformation("wrote {Dir}/bench.json and bench.md", outDir);
         return 0;
     }
+
+    /// <summary>The table with the per-section peak memory appended.</summary>
+    static StringBuilder WithPeaks(StringBuilder table, List<string> rows) =>
+        new StringBuilder(table.ToString()).AppendLine("## Peak resident memory and wall time per section").AppendLine()
+            .AppendLine("| section | RSS at start | peak RSS during the section | wall time |").AppendLine("|---|---:|---:|---:|")
+            .AppendJoin("\n", rows).AppendLine().AppendLine();
 
     static void Save(string outDir, JsonObject report, StringBuilder table)
     {
