@@ -9,17 +9,7 @@ open Expecto
 open SimKO.Data.Logic
 open SimKO.Data.Math
 
-let private sharedRoot () =
-    match Datasets.FindRepoRoot AppContext.BaseDirectory with
-    | null -> None
-    | repo ->
-        let root = Path.GetFullPath(Path.Combine(repo, "..", "shared", "datasets"))
-        if Directory.Exists(Path.Combine(root, "bbh")) then Some root else None
-
-let private needShared () =
-    match sharedRoot () with
-    | Some root -> root
-    | None -> skiptest "../shared/datasets/bbh is absent (a clone without the shared benchmark files); BBH file checks skipped"
+let private needShared () = DatasetsTests.needShared ()
 
 let private rowCounts =
     dict [ "causal_judgement", 187; "penguins_in_a_table", 146; "snarks", 178 ] // every other task has 250

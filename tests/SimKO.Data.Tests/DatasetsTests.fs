@@ -8,14 +8,14 @@ open Expecto
 open SimKO.Data.Math
 
 /// `<repo root>/../shared/datasets`, the repo root found by walking up to SimKO.sln.
-let private sharedRoot () =
+let sharedRoot () =
     match Datasets.FindRepoRoot AppContext.BaseDirectory with
     | null -> None
     | repo ->
         let root = Path.GetFullPath(Path.Combine(repo, "..", "shared", "datasets"))
         if Directory.Exists root then Some root else None
 
-let private needShared () =
+let needShared () =
     match sharedRoot () with
     | Some root -> root
     | None -> skiptest "../shared/datasets is absent (a clone without the shared benchmark files); dataset checks skipped"

@@ -20,7 +20,7 @@ namespace SimKO.Host.Experiments;
 /// The paper's experiment at CPU scale (issue 5): build a base model by supervised warm-start on a
 /// built-in task with several correct answers per problem, train every method from that base with
 /// the same seeds, evaluate base and trained models with pass@K, and write one report folder:
-/// the pass@K table (Table 1 layout), Λ^(1..3) over training (Figure 5), token-entropy histograms
+/// the pass@K table (Table 1 layout; Table 2's for the logic task), Λ^(1..3) over training (Figure 5), token-entropy histograms
 /// (Figure 6), the exact configuration and every number as JSON.
 /// </summary>
 public static class Reproduce
@@ -136,7 +136,7 @@ public static class Reproduce
         md.AppendLine($"Base: {TinyConfig(task).HiddenSize}-wide, {TinyConfig(task).NumHiddenLayers}-layer decoder, supervised warm-start {baseSteps} steps (70 % correct targets). " +
                       $"RL: {steps} steps × 16 prompts × 8 samples, temperature 1.0, lr 3e-4. Evaluation: {evalProblems} held-out problems, n = {evalN}, T = {o.EvalTemperature}, top-p 0.95. " +
                       $"SimKO: α = {o.SimkoAlpha}, λ = {o.SimkoLambda}, K = {o.SimkoK}, q = {o.SimkoQ}. Seeds: {o.Seeds}. Wall time: {clock.Elapsed:mm\\:ss}.").AppendLine();
-        md.AppendLine(PassAtKReport.Markdown(rows, $"pass@K (Table 1 layout), {task.Name}"));
+        md.AppendLine(PassAtKReport.Markdown(rows, $"pass@K ({(task.Name == "order" ? "Table 2 layout: the logic task" : "Table 1 layout")}), {task.Name}"));
         md.AppendLine("### Λ(k) at the last step (mean over seeds)").AppendLine();
         md.AppendLine("| Method | Λ(1) | Λ(2) | Λ(3) |").AppendLine("|---|---:|---:|---:|");
         foreach (var (name, _) in methods)
