@@ -87,4 +87,50 @@ let tests =
                 Expect.isTrue (x.SamplerLogProbs |> Array.forall (fun l -> l <= 0.0f && System.Single.IsFinite l)) "log-probs"
             let other = KvCacheSampler(m, 0).Generate(GenerateRequest(req.Prompts, 3, 1.0, 0.9, 10, 6, 43L, StopTokenIds = [| 1 |]))
             Expect.isFalse (Seq.forall2 (fun (x: Generated) (y: Generated) -> x.Tokens = y.Tokens) a other) "another seed differs"
+        testCase "grouped-query attention equals multi-head attention with each K/V head repeated for its group" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            use _ = torch.no_grad()
+            let gqa = tiny 20 2 true                       // 4 query heads share 2 K/V heads: heads 0,1 → kv 0; heads 2,3 → kv 1
+            let mha = tiny 20 4 true
+            let source = gqa.NamedParameters() |> Seq.map (fun struct (n, p) -> n, p) |> dict
+            let headDim = 32L / 4L
+            for struct (name, p) in mha.NamedParameters() do
+                let q = source.[name]
+                let value =
+                    if name.Contains "k_proj" || name.Contains "v_proj" then
+                        // [2·hd, …] → [2, hd, …] → repeat each kv head for its 2 query heads → [4·hd, …]
+                        let shape = q.shape
+                        let grouped = q.reshape(Array.append [| 2L; headDim |] shape.[1..])
+                        grouped.repeat_interleave(2L, 0L).reshape(Array.append [| 4L * headDim |] shape.[1..])
+                    else q
+                p.copy_(value) |> ignore
+            let ids = torch.tensor([| 3L; 5L; 7L; 2L; 9L |]).reshape(1L, 5L)
+            let mask = torch.ones_like(ids)
+            let a = gqa.Forward(ids, mask, CausalLM.PositionsFromMask mask)
+            let b = mha.Forward(ids, mask, CausalLM.PositionsFromMask mask)
+            Expect.isLessThan (maxDiff a b) 1e-5f "GQA = MHA with repeated K/V"
+            // and the grouping matters: pairing kv heads with the wrong query heads changes the logits
+            for struct (name, p) in mha.NamedParameters() do
+                if name.Contains "k_proj" then
+                    let q = source.[name]
+                    let shape = q.shape
+                    p.copy_(q.reshape(Array.append [| 2L; headDim |] shape.[1..]).repeat(Array.append [| 2L |] (Array.create (shape.Length) 1L))
+                             .reshape(Array.append [| 4L * headDim |] shape.[1..])) |> ignore
+            let c = mha.Forward(ids, mask, CausalLM.PositionsFromMask mask)
+            Expect.isGreaterThan (maxDiff a c) 1e-3f "interleaved vs tiled grouping differ"
+        testCase "the sampler's log-probs (T = 1, no top-k/top-p) equal the trainer's recomputed log-probs" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            let m = tiny 20 2 true
+            let prompts = [| [| 3; 4 |]; [| 5; 6; 7 |] |]
+            let out = KvCacheSampler(m, 0).Generate(GenerateRequest(prompts, 4, 1.0, 1.0, 0, 6, 11L, StopTokenIds = [| 1 |]))
+            use _ = torch.no_grad()
+            let samples = out |> Seq.map (fun g -> Sample(0, prompts.[g.PromptIndex], g.Tokens, 0.0)) |> Array.ofSeq
+            use batch = PackedBatch.Pack(samples, 0, torch.CPU)
+            let policy = ModelPolicy(m)
+            let logits = batch.ResponseLogits(policy.Logits(batch.Ids, batch.Attention))
+            let recomputed = logits.log_softmax(-1L).gather(-1L, batch.ResponseTokens.unsqueeze(-1L)).squeeze(-1L)
+            for i, g in Seq.indexed out do
+                let row = recomputed.[int64 i].narrow(0L, 0L, int64 g.Tokens.Length).data<float32>().ToArray()
+                for t in 0 .. g.Tokens.Length - 1 do
+                    Expect.floatClose { absolute = 1e-4; relative = 1e-4 } (float g.SamplerLogProbs.[t]) (float row.[t]) (sprintf "sample %d token %d" i t)
     ]
