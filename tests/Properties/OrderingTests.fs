@@ -96,4 +96,11 @@ let tests =
                 with :? ArgumentException as e -> e.Message
             Expect.stringContains message "items must be 3..7" "items"
             Expect.stringContains message "max_solutions" "solutions"
+        testCase "a model of another task is refused: the tokenizers differ" <| fun () ->
+            let order = SimKO.Host.Experiments.TaskBinding.Create "order"
+            let countdown = SimKO.Host.Experiments.TaskBinding.Create "countdown"
+            order.CheckTokenizer(order.Tokenizer, "order-model")
+            let message =
+                try order.CheckTokenizer(countdown.Tokenizer, "countdown-model"); "accepted" with :? ArgumentException as e -> e.Message
+            Expect.stringContains message "countdown-model: its tokenizer is not the order task's" message
     ]

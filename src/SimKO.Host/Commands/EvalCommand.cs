@@ -27,6 +27,7 @@ public static class EvalCommand
             SimKO.Data.Tokenizers.ITokenizer Tokenizer() => tokenizer ??= HfFolder.LoadTokenizer(o.Model);
             var tasks = o.Tasks.SelectMany(t => TaskBinding.ForEval(t, Tokenizer, o.Template, o.MaxNewTokens.Or(4096), skipBadRows: o.SkipBadRows)).ToList();
             TaskBinding.ReportSkipped(tasks, o.Out, log);
+            foreach (var task in tasks.Where(t => TaskBinding.IsBuiltin(t.Name))) task.CheckTokenizer(Tokenizer(), o.Model);
             var sampler = new KvCacheSampler(model, tasks[0].Tokenizer.PadId);
             var rows = new List<ReportRow>();
             var json = new JsonObject { ["model"] = o.Model, ["tasks"] = new JsonArray(o.Tasks.Select(t => (JsonNode?)t).ToArray()), ["n"] = o.N, ["top_p"] = o.TopP };

@@ -41,13 +41,7 @@ public static class TrainCommand
             }
             TaskBinding.ReportSkipped([task], cfg.Out, log);
             using var model = cfg.Model == "tiny" ? Tiny(task, cfg.Seed) : HfFolder.LoadModel(cfg.Model, device, dtype);
-            if (cfg.Model != "tiny" && TaskBinding.IsBuiltin(cfg.Task))
-            {
-                var tok = HfFolder.LoadTokenizer(cfg.Model);
-                var probe = task.Tokenizer.Decode(task.Train[0].PromptIds);
-                if (tok.VocabSize != task.Tokenizer.VocabSize || !tok.Encode(probe).SequenceEqual(task.Train[0].PromptIds))
-                    throw new ArgumentException($"{cfg.Model}: its tokenizer is not the {task.Name} task's (vocabulary {tok.VocabSize} vs {task.Tokenizer.VocabSize})");
-            }
+            if (cfg.Model != "tiny" && TaskBinding.IsBuiltin(cfg.Task)) task.CheckTokenizer(HfFolder.LoadTokenizer(cfg.Model), cfg.Model);
             model.MoveTo(device, dtype);
             var method = TrainConfig.method(cfg);
             CausalLM? reference = null;

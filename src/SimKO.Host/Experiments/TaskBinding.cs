@@ -28,6 +28,18 @@ public sealed record TaskBinding
 
     public static bool IsBuiltin(string name) => BuiltinNames.Contains(name);
 
+    /// <summary>A model trained on a built-in task reads its prompts with the task's character tokenizer:
+    /// throws when the model folder's tokenizer is another (a model of another task).</summary>
+    public void CheckTokenizer(ITokenizer modelTokenizer, string modelFolder)
+    {
+        var probe = Train[0].PromptIds;
+        bool same;
+        try { same = modelTokenizer.VocabSize == Tokenizer.VocabSize && modelTokenizer.Encode(Tokenizer.Decode(probe)).SequenceEqual(probe); }
+        catch (ArgumentException) { same = false; }
+        if (!same)
+            throw new ArgumentException($"{modelFolder}: its tokenizer is not the {Name} task's (vocabulary {modelTokenizer.VocabSize} vs {Tokenizer.VocabSize}); was it trained on another task?");
+    }
+
     public static TaskBinding Create(string name) => name switch
     {
         "countdown" => Builtin(new Countdown()),
