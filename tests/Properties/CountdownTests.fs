@@ -10,16 +10,9 @@ open SimKO.Data.Tasks
 
 let private task = lazy Countdown()
 
-type Picked = { Index: int; Seed: int }
+open SimKO.Tests.Generators
 
-type Arbs =
-    static member Picked() : Arbitrary<Picked> =
-        Arb.fromGen (gen {
-            let! i = Gen.choose (0, 2289)
-            let! s = Gen.choose (0, Int32.MaxValue)
-            return { Index = i; Seed = s } })
-
-let private config = { Generators.config 300 with arbitrary = [ typeof<Arbs> ] }
+let private config = Generators.config 300
 
 let private problem (p: Picked) = task.Value.All.[p.Index % task.Value.All.Count]
 

@@ -99,7 +99,21 @@ let passCaseGen (maxN: int) : Gen<PassCase> =
         return { N = n; C = c; K = k }
     }
 
+/// A problem of a generated task, picked at random (reduce Index modulo the list's length), with a
+/// seed for sampling its answers.
+type Picked = { Index: int; Seed: int }
+
+/// The problem a Picked names among the train and test problems together.
+let pick (train: System.Collections.Generic.IReadOnlyList<'T>) (test: System.Collections.Generic.IReadOnlyList<'T>) (p: Picked) =
+    let i = p.Index % (train.Count + test.Count)
+    if i < train.Count then train.[i] else test.[i - train.Count]
+
 type Arbs =
+    static member Picked() : Arbitrary<Picked> =
+        Arb.fromGen (gen {
+            let! i = Gen.choose (0, System.Int32.MaxValue)
+            let! s = Gen.choose (0, System.Int32.MaxValue)
+            return { Index = i; Seed = s } })
     static member Case() : Arbitrary<Case> = Arb.fromGen (caseGen 6 10)
     static member Mixed() : Arbitrary<MixedGroups> = Arb.fromGen mixedGroupsGen
     static member Pass() : Arbitrary<PassCase> = Arb.fromGen (passCaseGen 14)

@@ -11,20 +11,11 @@ open SimKO.Data.Tasks
 let private settings = OrderingSettings(TrainProblems = 600, TestProblems = 100)
 let private task = lazy OrderingPuzzle(settings)
 
-type Picked = { Index: int; Seed: int }
+open SimKO.Tests.Generators
 
-type Arbs =
-    static member Picked() : Arbitrary<Picked> =
-        Arb.fromGen (gen {
-            let! i = Gen.choose (0, 699)
-            let! s = Gen.choose (0, Int32.MaxValue)
-            return { Index = i; Seed = s } })
+let private config = Generators.config 300
 
-let private config = { Generators.config 300 with arbitrary = [ typeof<Arbs> ] }
-
-let private problem (p: Picked) =
-    let t = task.Value
-    if p.Index < t.Train.Count then t.Train.[p.Index] else t.Test.[(p.Index - t.Train.Count) % t.Test.Count]
+let private problem (p: Picked) = pick task.Value.Train task.Value.Test p
 
 /// Every arrangement of the items, by brute force.
 let private allArrangements (n: int) =
