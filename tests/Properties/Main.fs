@@ -35,6 +35,7 @@ let all =
             OrderingTests.tests
             WordProblemTests.tests
             DatasetFileTests.tests
+            BenchTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests

@@ -44,7 +44,15 @@ public static class Measure
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 
-    static long ParseKb(string line) => long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+    /// <summary>Bytes of a /proc status line such as <c>VmHWM:\t  123456 kB</c>; the kernel pads with a tab
+    /// and spaces, and a large value leaves no space after the tab.</summary>
+    public static long ParseKb(string line)
+    {
+        var fields = line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+        if (fields.Length < 2 || !long.TryParse(fields[1], out var kb))
+            throw new FormatException($"unexpected /proc status line '{line}' (expected 'Name: <n> kB')");
+        return kb * 1024;
+    }
 
     /// <summary>The machine as a benchmark report states it.</summary>
     public static Dictionary<string, object> Machine()
