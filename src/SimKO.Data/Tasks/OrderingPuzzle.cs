@@ -62,7 +62,8 @@ public sealed class OrderingPuzzle : IBuiltinTask<OrderingProblem>
     public IReadOnlyList<OrderingProblem> Test { get; }
     public int MaxPromptLength => 3 + 4 * Settings.MaxConstraints;
     public int MaxAnswerLength => Settings.Items;
-    readonly int[][] _orders;
+    readonly int[][] _orders;       // every arrangement: the item at each position
+    readonly int[][] _positions;    // the same arrangements: the position of each item
 
     public OrderingPuzzle(OrderingSettings? settings = null)
     {
@@ -71,6 +72,7 @@ public sealed class OrderingPuzzle : IBuiltinTask<OrderingProblem>
         if (problems.Count > 0) throw new ArgumentException("order settings: " + string.Join("; ", problems));
         int n = Settings.Items;
         _orders = TaskSplit.Permutations(n).ToArray();
+        _positions = _orders.Select(PositionsOf).ToArray();
         Alphabet = new string(Enumerable.Range(0, n).Select(i => (char)('A' + i))
             .Concat(Enumerable.Range(1, n).Select(i => (char)('0' + i))).ToArray()) + "<~@!,:=";
         Train = TaskSplit.Draw(Name, false, Settings.TrainProblems, Settings.Seed, Settings.TestPerMille, Draw, Prompt);
@@ -101,7 +103,7 @@ public sealed class OrderingPuzzle : IBuiltinTask<OrderingProblem>
         int n = Settings.Items;
         for (int attempt = 0; attempt < 10_000; attempt++)
         {
-            var alive = _orders.Select(PositionsOf).ToList();
+            var alive = _positions.ToList();
             var constraints = new List<OrderConstraint>();
             int misses = 0;
             while (alive.Count > Settings.MaxSolutions && constraints.Count < Settings.MaxConstraints && misses < 200)

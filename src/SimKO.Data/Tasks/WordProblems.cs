@@ -293,8 +293,9 @@ public sealed class WordProblems : IBuiltinTask<WordProblem>
         var boxed = answer.Contains("\\boxed", StringComparison.Ordinal) ? AnswerExtraction.LastBoxed(answer) : null;
         if (boxed is null) return new Judgement(false, "no \\boxed{} answer", null);
         if (boxed.Length == 0) return new Judgement(false, "empty \\boxed{}", null);
-        var (extracted, correct) = MathGrader.Grade(answer, p.Reference);
-        var vote = Normalize(extracted ?? boxed);
+        // the box is the answer (what MathGrader would extract first); grade it once
+        bool correct = MathEquivalence.Equivalent(boxed, p.Reference);
+        var vote = Normalize(boxed);
         return new Judgement(correct, correct ? "correct" : $"boxed '{boxed}' is not {p.Reference}", vote);
     }
 

@@ -57,14 +57,14 @@ public static class EvalCommand
             json["temperatures"] = byTemp;
             AtomicFile.WriteAllText(Path.Combine(o.Out, "eval.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             var md = PassAtKReport.Markdown(rows, $"pass@K of {o.Model} (n = {o.N}, top-p {o.TopP})");
-            AtomicFile.WriteAllText(Path.Combine(o.Out, "eval.md"), md);
-            if (tasks.Any(t => t.Name.StartsWith("bbh/", StringComparison.Ordinal)) && tasks.Any(t => !t.Name.StartsWith("bbh/", StringComparison.Ordinal)))
+            static bool IsBbh(string benchmark) => SimKO.Data.Logic.Bbh.IsBbh(benchmark);
+            if (tasks.Any(t => IsBbh(t.Name)) && tasks.Any(t => !IsBbh(t.Name)))
             {
                 // BBH is reported per task and as the unweighted mean over its tasks (the overall average mixes in the other sets)
-                var bbhRows = rows.Select(r => new ReportRow(r.Name, r.Seeds.Select(s => (IReadOnlyList<BenchmarkResult>)s.Where(b => b.Benchmark.StartsWith("bbh/", StringComparison.Ordinal)).ToList()).ToList())).ToList();
+                var bbhRows = rows.Select(r => new ReportRow(r.Name, r.Seeds.Select(s => (IReadOnlyList<BenchmarkResult>)s.Where(b => IsBbh(b.Benchmark)).ToList()).ToList())).ToList();
                 md += "\n" + PassAtKReport.Markdown(bbhRows, "BBH: unweighted mean over its tasks", averageOnly: true);
-                AtomicFile.WriteAllText(Path.Combine(o.Out, "eval.md"), md);
             }
+            AtomicFile.WriteAllText(Path.Combine(o.Out, "eval.md"), md);
             var plotOn = tasks.Count > 1 ? PassAtKReport.Average : tasks[0].Name;
             PassAtKReport.Plot(Path.Combine(o.Out, "pass_at_k.png"), rows, plotOn, $"pass@K ({plotOn})");
             Console.WriteLine(md);

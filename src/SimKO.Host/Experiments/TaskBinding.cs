@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using SimKO.Data.Tasks;
 using SimKO.Data.Tokenizers;
 using SimKO.Host.Evaluation;
@@ -66,27 +67,26 @@ public sealed record TaskBinding
     }
 
     /// <summary>Logs every skipped row and lists them in <c>&lt;out&gt;/skipped_rows.txt</c> (nothing is dropped silently).</summary>
-    public static void ReportSkipped(IEnumerable<TaskBinding> tasks, string outDir, Microsoft.Extensions.Logging.ILogger log)
+    public static void ReportSkipped(IEnumerable<TaskBinding> tasks, string outDir, ILogger log)
     {
         var all = tasks.SelectMany(t => t.SkippedRows).ToList();
         if (all.Count == 0) return;
-        foreach (var row in all) Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log, "skipped row: {Reason}", row);
+        foreach (var row in all) log.LogWarning("skipped row: {Reason}", row);
         Directory.CreateDirectory(outDir);
         AtomicFile.WriteAllText(Path.Combine(outDir, "skipped_rows.txt"), string.Join("\n", all) + "\n");
-        Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log, "{Count} bad rows skipped (listed in {Out}/skipped_rows.txt)", all.Count, outDir);
+        log.LogWarning("{Count} bad rows skipped (listed in {Out}/skipped_rows.txt)", all.Count, outDir);
     }
 
     /// <summary>Math problems (from a preset or any file) with the model's tokenizer and the math grader.</summary>
     public static TaskBinding Math(string name, IReadOnlyList<SimKO.Data.Math.MathProblem> train, IReadOnlyList<SimKO.Data.Math.MathProblem> test,
         ITokenizer tok, string template, int maxNewTokens)
     {
-        Func<string, (bool, string?)> Judge(SimKO.Data.Math.MathProblem p) => response =>
+        TextProblem Of(SimKO.Data.Math.MathProblem p) => new(p.Id, p.Question, response =>
         {
             var (extracted, ok) = SimKO.Data.Math.MathGrader.Grade(response, p.Answer);
             return (ok, extracted);
-        };
-        return Text(name, train.Select(p => (p.Id, p.Question, Judge(p))).ToList(), test.Select(p => (p.Id, p.Question, Judge(p))).ToList(),
-            tok, template, maxNewTokens);
+        });
+        return Text(name, train.Select(Of).ToList(), ReferenceEquals(train, test) ? null : test.Select(Of).ToList(), tok, template, maxNewTokens);
     }
 
     /// <summary>One BIG-Bench Hard task (evaluation; it has no train split, so training would use its examples),
@@ -94,12 +94,12 @@ public sealed record TaskBinding
     public static TaskBinding Bbh(string bbhTask, ITokenizer tok, string template, int maxNewTokens, string? datasetRoot = null)
     {
         var problems = SimKO.Data.Logic.Bbh.Load(bbhTask, datasetRoot)
-            .Select(p => (p.Id, p.Input, (Func<string, (bool, string?)>)(response =>
+            .Select(p => new TextProblem(p.Id, p.Input, response =>
             {
                 var (extracted, ok) = SimKO.Data.Logic.Bbh.Grade(response, p.Target);
                 return (ok, extracted is null ? null : SimKO.Data.Logic.Bbh.Normalize(extracted));
-            }))).ToList();
-        return Text($"bbh/{bbhTask}", problems, problems, tok, template, maxNewTokens);
+            })).ToList();
+        return Text($"bbh/{bbhTask}", problems, null, tok, template, maxNewTokens);
     }
 
     /// <summary>The evaluation tasks a name selects: a built-in task, <c>bbh</c> (its 27 tasks, reported
@@ -115,21 +115,26 @@ public sealed record TaskBinding
         return [Preset(name, tokenizer(), template, maxNewTokens, datasetRoot, skipBadRows)];
     }
 
+    /// <summary>A question with a grader of a decoded response: (correct?, the extracted answer for maj@n).</summary>
+    sealed record TextProblem(string Id, string Question, Func<string, (bool Correct, string? Answer)> Judge);
+
     /// <summary>Text problems for a general model: prompts from a template around the question, the
-    /// reward and the judge from a grader of the decoded response (up to the end or pad token).</summary>
-    static TaskBinding Text(string name, IReadOnlyList<(string Id, string Question, Func<string, (bool Correct, string? Answer)> Judge)> train,
-        IReadOnlyList<(string Id, string Question, Func<string, (bool Correct, string? Answer)> Judge)> test,
+    /// reward and the judge from a grader of the decoded response (up to the end or pad token).
+    /// With no separate test list (a set without a train split), both sides share one encoding.</summary>
+    static TaskBinding Text(string name, IReadOnlyList<TextProblem> train, IReadOnlyList<TextProblem>? test,
         ITokenizer tok, string template, int maxNewTokens)
     {
         var prompt = SimKO.Data.Math.Prompts.ByName(template);
         var stops = new[] { tok.EosId, tok.PadId };
         string Response(int[] ids) => tok.Decode(ids.TakeWhile(i => !stops.Contains(i)));
+        var trainIds = train.Select(p => tok.Encode(prompt(p.Question))).ToList();
+        var testIds = test is null ? trainIds : test.Select(p => tok.Encode(prompt(p.Question))).ToList();
         return new TaskBinding
         {
             Name = name,
             Tokenizer = tok,
-            Train = train.Select(p => new TrainProblem(p.Id, tok.Encode(prompt(p.Question)), ids => p.Judge(Response(ids)).Correct ? 1.0 : 0.0)).ToList(),
-            Test = test.Select(p => new EvalProblem(p.Id, tok.Encode(prompt(p.Question)), ids => p.Judge(Response(ids)))).ToList(),
+            Train = train.Select((p, i) => new TrainProblem(p.Id, trainIds[i], ids => p.Judge(Response(ids)).Correct ? 1.0 : 0.0)).ToList(),
+            Test = (test ?? train).Select((p, i) => new EvalProblem(p.Id, testIds[i], ids => p.Judge(Response(ids)))).ToList(),
             Example = (_, _) => throw new NotSupportedException($"{name} has no supervised warm-start examples"),
             MaxNewTokens = maxNewTokens,
             StopTokenIds = stops,
