@@ -2,18 +2,18 @@
 module SimKO.Tests.BenchTests
 
 open Expecto
-open SimKO.Host.Bench
+open SimKO.Host.Diagnostics
 
 let tests =
     testList "bench helpers" [
         testCase "/proc status lines parse whatever the padding (a large value leaves no space after the tab)" <| fun () ->
-            Expect.equal (Measure.ParseKb "VmRSS:\t  123456 kB") (123456L * 1024L) "padded"
-            Expect.equal (Measure.ParseKb "VmHWM:\t12345678 kB") (12345678L * 1024L) "tab only"
-            Expect.equal (Measure.ParseKb "VmHWM:  42 kB") (42L * 1024L) "spaces only"
-            Expect.throwsT<System.FormatException> (fun () -> Measure.ParseKb "VmHWM:" |> ignore) "no value"
+            Expect.equal (ProcessMemory.ParseKb "VmRSS:\t  123456 kB") (123456L * 1024L) "padded"
+            Expect.equal (ProcessMemory.ParseKb "VmHWM:\t12345678 kB") (12345678L * 1024L) "tab only"
+            Expect.equal (ProcessMemory.ParseKb "VmHWM:  42 kB") (42L * 1024L) "spaces only"
+            Expect.throwsT<System.FormatException> (fun () -> ProcessMemory.ParseKb "VmHWM:" |> ignore) "no value"
         testCase "resident memory is read, and the peak after a reset is at least the current size" <| fun () ->
-            Measure.ResetPeak() |> ignore
-            let struct (rss, peak) = Measure.Memory()
+            ProcessMemory.ResetPeak() |> ignore
+            let struct (rss, peak) = ProcessMemory.Read()
             Expect.isGreaterThan rss (1L <<< 20) "a .NET process with libtorch loaded uses more than 1 MiB"
             Expect.isGreaterThanOrEqual peak rss "peak ≥ current"
     ]

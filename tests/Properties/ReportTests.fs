@@ -4,6 +4,7 @@ module SimKO.Tests.ReportTests
 
 open Expecto
 open SimKO.Host.Reporting
+open SimKO.Host.Evaluation
 
 let private bench name (outcomes: (int * int * bool) list) =
     BenchmarkResult(name, outcomes |> List.mapi (fun i (n, c, maj) -> ProblemOutcome(string i, n, c, maj)) |> ResizeArray)

@@ -8,6 +8,8 @@ open TorchSharp
 open Microsoft.Extensions.Logging.Abstractions
 open SimKO.Math
 open SimKO.Host.Training
+open SimKO.Host.Model
+open SimKO.Host.Rollout
 open SimKO.Tests.UpdateStepTests
 
 /// A minimal sampler over the toy policy (categorical at temperature 1, fixed length).
@@ -56,7 +58,7 @@ let private parts (policy: ToyPolicy) =
     let p = policy :> IPolicy
     TrainerParts(
         Policy = p,
-        Generate = generate p,
+        Rollout = { new SimKO.Host.Rollout.IRolloutEngine with member _.Generate req = generate p req },
         Problems = [| for i in 0 .. 9 -> TrainProblem(string i, [| 1 + i % 5; 2 |], fun r -> if Array.contains 3 r then 1.0 else 0.0) |],
         PadId = 0,
         WriteTensors = System.Action<_, _>(writeTensors),

@@ -6,6 +6,7 @@ open Expecto
 open TorchSharp
 open SimKO.Math
 open SimKO.Host.Training
+open SimKO.Host.Model
 
 /// A toy policy: logits depend on the current token only (embedding → linear).
 type ToyPolicy(vocab: int64, dim: int64, seed: int64) =

@@ -1,3 +1,4 @@
+using SimKO.Host.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -46,11 +47,11 @@ public static class BenchCommand
             if (only.Count > 0 && !only.Contains(name)) continue;
             log.LogInformation("bench: {Section}…", name);
             // each section's own peak: the kernel's high-water mark is reset to the current RSS first
-            bool reset = Measure.ResetPeak();
-            var before = Measure.Memory().Rss;
+            bool reset = ProcessMemory.ResetPeak();
+            var before = ProcessMemory.Read().Rss;
             var clock = System.Diagnostics.Stopwatch.StartNew();
             section(report, table, quick, device, log);
-            var (_, peak) = Measure.Memory();
+            var (_, peak) = ProcessMemory.Read();
             peaks[name] = new JsonObject { ["rss_before_bytes"] = before, ["peak_rss_bytes"] = reset ? peak : null, ["seconds"] = clock.Elapsed.TotalSeconds };
             peakRows.Add($"| {name} | {F(before / 1048576.0, "0")} MiB | {(reset ? F(peak / 1048576.0, "0") + " MiB" : "n/a (no clear_refs)")} | {F(clock.Elapsed.TotalSeconds, "0")} s |");
             report["sections"] = peaks;

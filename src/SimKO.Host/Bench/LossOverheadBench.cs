@@ -1,3 +1,4 @@
+using SimKO.Host.Diagnostics;
 using Microsoft.FSharp.Core;
 using SimKO.Math;
 using TorchSharp;
@@ -45,13 +46,13 @@ public static class LossOverheadBench
             head.grad!.zero_();
         }
 
-        var (baseline, _) = Measure.Memory();
-        Measure.ResetPeak();
+        var (baseline, _) = ProcessMemory.Read();
+        ProcessMemory.ResetPeak();
         var (grpoTime, _) = Measure.Time(() => Step(grpo), warmup: 1, reps: reps);
-        var grpoPeak = Measure.Memory().Peak;
-        Measure.ResetPeak();
+        var grpoPeak = ProcessMemory.Read().Peak;
+        ProcessMemory.ResetPeak();
         var (simkoTime, _) = Measure.Time(() => Step(simko), warmup: 1, reps: reps);
-        var simkoPeak = Measure.Memory().Peak;
+        var simkoPeak = ProcessMemory.Read().Peak;
         return new Result(vocab, batch * length, hidden, grpoTime, simkoTime, grpoPeak, simkoPeak, baseline);
     }
 }

@@ -1,3 +1,4 @@
+using SimKO.Host.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -114,7 +115,7 @@ public static class ModelBench
             for (int i = 0; i < loops; i++)
             {
                 step();
-                if (i == loops / 10 || i == loops - 1) { GC.Collect(); marks.Add(Measure.Memory().Rss); }
+                if (i == loops / 10 || i == loops - 1) { GC.Collect(); marks.Add(ProcessMemory.Read().Rss); }
             }
             return marks.ToArray();
         }

@@ -41,7 +41,7 @@ public static class EvalCommand
                     var problems = task.Test.Take(o.Problems.Or(task.Test.Count)).ToList();
                     int maxNew = o.MaxNewTokens.Or(task.MaxNewTokens);
                     var s = new EvalSettings(o.N, t, o.TopP, 0, maxNew, o.Seed, System.Math.Max(1, 1024 / o.N));
-                    var r = Evaluator.Run(task.Name, problems, req => sampler.Generate(req with { StopTokenIds = task.StopTokenIds }), s, log);
+                    var r = Evaluator.Run(task.Name, problems, sampler, s with { StopTokenIds = task.StopTokenIds }, log);
                     results.Add(r);
                     var passes = new JsonObject();
                     foreach (var k in SimKO.Math.PassAtK.ladder(o.N)) passes[$"{k}"] = r.PassAt(k);

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
-using SimKO.Host.Reporting;
-using SimKO.Host.Training;
+using SimKO.Host.Model;
+using SimKO.Host.Rollout;
 using SimKO.Math;
 using static TorchSharp.torch;
 
@@ -11,7 +11,11 @@ namespace SimKO.Host.Evaluation;
 public sealed record EvalProblem(string Id, int[] PromptIds, Func<int[], (bool Correct, string? Answer)> Judge);
 
 /// <summary>Sampling settings of an evaluation (the paper's: n 256, temperature 0.6, top-p 0.95).</summary>
-public sealed record EvalSettings(int Samples, double Temperature, double TopP, int TopK, int MaxNewTokens, int Seed, int PromptsPerBatch);
+public sealed record EvalSettings(int Samples, double Temperature, double TopP, int TopK, int MaxNewTokens, int Seed, int PromptsPerBatch)
+{
+    /// <summary>Token ids that end a response (the task's end token, the model's EOS ids).</summary>
+    public IReadOnlyList<int> StopTokenIds { get; init; } = [];
+}
 
 /// <summary>
 /// pass@K evaluation: n samples per problem from any rollout engine, judged by the task's verifier,
@@ -21,7 +25,7 @@ public sealed record EvalSettings(int Samples, double Temperature, double TopP, 
 public static class Evaluator
 {
     public static BenchmarkResult Run(string benchmark, IReadOnlyList<EvalProblem> problems,
-        Func<GenerateRequest, IReadOnlyList<Generated>> generate, EvalSettings s, ILogger log,
+        IRolloutEngine engine, EvalSettings s, ILogger log,
         List<Generated>? keepSamples = null)
     {
         var outcomes = new List<ProblemOutcome>(problems.Count);
@@ -32,8 +36,8 @@ public static class Evaluator
         {
             var chunk = problems.Skip(start).Take(s.PromptsPerBatch).ToList();
             var request = new GenerateRequest(chunk.Select(p => p.PromptIds).ToList(), s.Samples, s.Temperature, s.TopP, s.TopK,
-                s.MaxNewTokens, Seeds.Mix(s.Seed, 0xE7A1, chunkIndex));
-            var generated = generate(request);
+                s.MaxNewTokens, Seeds.Mix(s.Seed, 0xE7A1, chunkIndex)) { StopTokenIds = s.StopTokenIds };
+            var generated = engine.Generate(request);
             foreach (var group in generated.GroupBy(g => g.PromptIndex).OrderBy(g => g.Key))
             {
                 var p = chunk[group.Key];

@@ -187,7 +187,8 @@ public static class Reproduce
         return new TrainerParts
         {
             Policy = new ModelPolicy(model),
-            Generate = r => sampler.Generate(r with { StopTokenIds = task.StopTokenIds }),
+            Rollout = sampler,
+            StopTokenIds = task.StopTokenIds,
             Problems = task.Train,
             PadId = task.Tokenizer.PadId,
             WriteTensors = (s, t) => SafeTensors.Write(s, t),
@@ -202,7 +203,7 @@ public static class Reproduce
         model.eval();
         var sampler = new KvCacheSampler(model, task.Tokenizer.PadId);
         var samples = new List<Generated>();
-        var result = Evaluator.Run(task.Name, problems, r => sampler.Generate(r with { StopTokenIds = task.StopTokenIds }), s, log, samples);
+        var result = Evaluator.Run(task.Name, problems, sampler, s with { StopTokenIds = task.StopTokenIds }, log, samples);
         log.LogInformation("{What}: pass@1 {P1:F3}, pass@{N} {PN:F3}", what, result.PassAt(1), s.Samples, result.PassAt(s.Samples));
         // entropy at the response tokens of (up to) 2,000 of the evaluation samples
         var subset = samples.Where((_, i) => i % System.Math.Max(1, samples.Count / 2000) == 0)

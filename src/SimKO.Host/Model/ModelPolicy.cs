@@ -1,4 +1,3 @@
-using SimKO.Host.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

@@ -1,26 +1,9 @@
 using System.Globalization;
 using System.Text;
+using SimKO.Host.Evaluation;
 using SimKO.Math;
 
 namespace SimKO.Host.Reporting;
-
-/// <summary>Per-problem outcome of sampling: n samples, c correct, and whether the majority answer was right.</summary>
-public sealed record ProblemOutcome(string Id, int N, int C, bool MajorityCorrect);
-
-/// <summary>One benchmark evaluated for one model.</summary>
-public sealed record BenchmarkResult(string Benchmark, IReadOnlyList<ProblemOutcome> Problems)
-{
-    public int N => Problems.Count == 0 ? 0 : Problems.Min(p => p.N);
-
-    /// <summary>Mean unbiased pass@k over problems.</summary>
-    public double PassAt(int k) => Problems.Average(p => PassAtK.passAtK(p.N, p.C, k));
-
-    /// <summary>mean@n: average fraction of correct samples.</summary>
-    public double MeanAtN => Problems.Average(p => (double)p.C / p.N);
-
-    /// <summary>maj@n: fraction of problems whose most frequent answer is correct.</summary>
-    public double MajAtN => Problems.Average(p => p.MajorityCorrect ? 1.0 : 0.0);
-}
 
 /// <summary>A row of the report: one model (e.g. "GRPO") evaluated once per seed.</summary>
 public sealed record ReportRow(string Name, IReadOnlyList<IReadOnlyList<BenchmarkResult>> Seeds);

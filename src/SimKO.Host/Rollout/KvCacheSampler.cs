@@ -1,5 +1,4 @@
 using SimKO.Host.Model;
-using SimKO.Host.Training;
 using static TorchSharp.torch;
 
 namespace SimKO.Host.Rollout;

@@ -1,6 +1,7 @@
 using Microsoft.FSharp.Core;
 using SimKO.Math;
 using TorchSharp;
+using SimKO.Host.Model;
 using static TorchSharp.torch;
 
 namespace SimKO.Host.Training;

@@ -4,32 +4,11 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using SimKO.Math;
 using TorchSharp;
+using SimKO.Host.Rollout;
+using SimKO.Host.Model;
 using static TorchSharp.torch;
 
 namespace SimKO.Host.Training;
-
-/// <summary>One generated response (whatever engine produced it): the prompt it answers, its token
-/// ids (ending with the stop token when it stopped), and the sampler's log-prob of each token under
-/// the distribution it sampled from (after temperature, top-k, top-p).</summary>
-public sealed record Generated(int PromptIndex, int[] Tokens, float[] SamplerLogProbs);
-
-/// <summary>A sampling request (SPEC §8): prompt token ids, n samples per prompt, sampling settings, seed.</summary>
-public sealed record GenerateRequest(IReadOnlyList<int[]> Prompts, int SamplesPerPrompt, double Temperature, double TopP, int TopK, int MaxNewTokens, long Seed)
-{
-    /// <summary>Token ids that end a response (EOS and the like); the stop token is kept in the response.</summary>
-    public IReadOnlyList<int> StopTokenIds { get; init; } = [];
-
-    /// <summary>Strings that end a response once its decoded text ends with one (kept in the response).</summary>
-    public IReadOnlyList<string> StopStrings { get; init; } = [];
-}
-
-/// <summary>The rollout seam: the in-process KV-cache sampler is one implementation, a client of an
-/// inference server the planned second. The trainer never knows which produced a batch.</summary>
-public interface IRolloutEngine
-{
-    /// <summary>Responses grouped by prompt (all samples of prompt 0 first), <c>SamplesPerPrompt</c> per prompt.</summary>
-    IReadOnlyList<Generated> Generate(GenerateRequest request);
-}
 
 /// <summary>A training problem: an id, its prompt ids, and a reward function of the response ids.</summary>
 public sealed record TrainProblem(string Id, int[] PromptIds, Func<int[], double> Reward);
@@ -39,7 +18,10 @@ public sealed record TrainProblem(string Id, int[] PromptIds, Func<int[], double
 public sealed record TrainerParts
 {
     public required IPolicy Policy { get; init; }
-    public required Func<GenerateRequest, IReadOnlyList<Generated>> Generate { get; init; }
+    /// <summary>Where responses come from: the in-process sampler or an inference server.</summary>
+    public required IRolloutEngine Rollout { get; init; }
+    /// <summary>Token ids that end a response (the task's end token; the model's EOS ids).</summary>
+    public IReadOnlyList<int> StopTokenIds { get; init; } = [];
     public required IReadOnlyList<TrainProblem> Problems { get; init; }
     public required int PadId { get; init; }
     /// <summary>Write named tensors to a stream (safetensors).</summary>
@@ -148,8 +130,8 @@ public sealed class Trainer(Methods.Method method, TrainerSettings settings, Tra
         var promptIdx = PromptsOf(step);
         var prompts = promptIdx.Select(i => parts.Problems[i].PromptIds).ToList();
         int g = settings.SamplesPerPrompt;
-        var generated = parts.Generate(new GenerateRequest(prompts, g, settings.Temperature, settings.TopP, settings.TopK,
-            settings.MaxNewTokens, Seeds.Mix(settings.Seed, 0x1207, step)));
+        var generated = parts.Rollout.Generate(new GenerateRequest(prompts, g, settings.Temperature, settings.TopP, settings.TopK,
+            settings.MaxNewTokens, Seeds.Mix(settings.Seed, 0x1207, step)) { StopTokenIds = parts.StopTokenIds });
         var rolloutSeconds = clock.Elapsed.TotalSeconds;
         var ordered = generated.OrderBy(x => x.PromptIndex).ToList();   // stable: groups stay consecutive
         if (ordered.Count != prompts.Count * g)
@@ -183,7 +165,7 @@ public sealed class Trainer(Methods.Method method, TrainerSettings settings, Tra
         metrics["lr"] = LearningRate(step);
         metrics["sampler_logprob_mismatch"] = mismatch;
         metrics["updates"] = update.Updates;
-        metrics["peak_rss_mb"] = Bench.Measure.Memory().Peak / 1048576.0;
+        metrics["peak_rss_mb"] = Diagnostics.ProcessMemory.Read().Peak / 1048576.0;
         return metrics;
     }
 
@@ -240,20 +222,5 @@ public sealed class Trainer(Methods.Method method, TrainerSettings settings, Tra
         optimizer.Load(parts.ReadTensors(Path.Combine(checkpoint, OptimizerFile)), Path.Combine(checkpoint, OptimizerFile));
         log.LogInformation("resumed from {Checkpoint} (step {Step})", checkpoint, steps);
         return (steps, state["skipped_updates"]?.GetValue<int>() ?? 0);
-    }
-}
-
-/// <summary>Deterministic seeds derived from a run seed and indices (SplitMix64 finaliser).</summary>
-public static class Seeds
-{
-    public static long Mix(long seed, long stream, long index)
-    {
-        unchecked
-        {
-            ulong z = (ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)stream * 0xBF58476D1CE4E5B9UL ^ (ulong)index * 0x94D049BB133111EBUL;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            return (long)((z ^ (z >> 31)) & 0x7FFFFFFFFFFFFFFFUL);
-        }
     }
 }

@@ -1,8 +1,8 @@
 using static TorchSharp.torch;
 
-namespace SimKO.Host.Training;
+namespace SimKO.Host.Model;
 
-/// <summary>One sampled response of a prompt, with its advantage.</summary>
+/// <summary>One sampled response of a prompt (group = its prompt's index), with its reward.</summary>
 public sealed record Sample(int Group, int[] Prompt, int[] Response, double Reward);
 
 /// <summary>

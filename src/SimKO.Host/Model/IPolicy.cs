@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace SimKO.Host.Training;
+namespace SimKO.Host.Model;
 
 /// <summary>The trainer's view of a policy network: logits for token ids, and its parameters.</summary>
 public interface IPolicy
