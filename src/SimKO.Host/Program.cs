@@ -25,7 +25,7 @@ public static class Program
             case CliCommands.Command.Loss loss:
                 return LossCommand.Run(loss.Item.Input, OptionModule.ToObj(loss.Item.Output));
             case CliCommands.Command.Train train:
-                return TrainCommand.Run(train.Item, Logging.Create("train"));
+                return TrainCommand.Run(train.Item1, train.resume, Logging.Create("train"));
             case CliCommands.Command.Eval eval:
                 return EvalCommand.Run(eval.Item, Logging.Create("eval"));
             case CliCommands.Command.Grade grade:

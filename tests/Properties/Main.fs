@@ -36,6 +36,7 @@ let all =
             WordProblemTests.tests
             DatasetFileTests.tests
             BenchTests.tests
+            RunSpecTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
