@@ -21,7 +21,7 @@ type SimkoArgs =
             | Eval _ -> "pass@K, mean@n and maj@n of a model; a temperature sweep by option."
             | Reproduce _ -> "the paper's experiment at CPU scale: base model, GRPO and SimKO from it, pass@K table, Λ and entropy plots."
             | Bench _ -> "measure where time and memory go: matmul peak, update step MFU, SimKO vs GRPO, rollout, grading."
-            | Grade _ -> "grade math answers: JSONL {prediction, reference} in, each line back with extracted and correct."
+            | Grade _ -> "grade answers (math by default; --task bbh or bbh/<task>): JSONL {prediction, reference} in, each line back with extracted and correct."
             | Tokenize _ -> "encode JSONL lines {text} with a tokenizer folder into {text, ids} lines."
             | Info -> "print the device, dtype and library versions this build runs with."
 

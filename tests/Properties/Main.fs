@@ -24,6 +24,7 @@ let all =
         ]
         testList "HostReporting" [
             LossCommandTests.tests
+            GradeCommandTests.tests
             PlotTests.tests
             ReportTests.tests
             UpdateStepTests.tests
