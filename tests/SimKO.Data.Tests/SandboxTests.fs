@@ -41,7 +41,7 @@ let tests =
             Expect.equal (rs.[2].ExceptionType, rs.[2].Message) ("KeyError", "'k'") "key error"
             Expect.equal rs.[3].ExceptionType "SyntaxError" "syntax error"
             Expect.equal (rs.[4].Describe()) "failed: SystemExit: 0" "sys.exit(0) before the tests fails, as in HumanEval"
-            Expect.isTrue p.PidNamespaces "each program has its own pid namespace"
+            Expect.isTrue p.PidNamespace "each worker is alone in a pid namespace of its own"
             Expect.notEqual p.Isolation Isolation.None "Auto never means no isolation"
 
         testCase "a program that exits early without raising is failed, not passed" <| fun () ->
@@ -58,7 +58,7 @@ let tests =
                     "assert os.listdir('/') and not os.path.exists('/home') and not os.path.exists('/root') and not os.path.exists('/proc/1'), os.listdir('/')\n")
             expectOutcome Outcome.Passed r "environment"
 
-        testCase "one program cannot affect the next: files, folders and processes it leaves are gone" <| fun () ->
+        testCase "one program cannot affect the next: files, folders and processes it leaves are gone (only the worker and itself are visible)" <| fun () ->
             use one = new SandboxPool(settingsWith 1 Isolation.Auto "/usr/bin/python3")
             let first =
                 "import os, subprocess\n" +
@@ -66,6 +66,8 @@ let tests =
                 "if os.fork() == 0:\n    import time\n    time.sleep(30)\n    os._exit(0)\n"
             let second =
                 "import os\n" +
+                "alive = []\nfor pid in range(1, 5000):\n    try:\n        os.kill(pid, 0)\n        alive.append(pid)\n    except ProcessLookupError:\n        pass\n" +
+                "assert set(alive) <= {1, os.getppid(), os.getpid()}, alive\n" +
                 "assert os.listdir('/tmp') == [os.path.basename(os.getcwd())], os.listdir('/tmp')\n" +
                 "assert os.listdir('.') == []\n"
             expectOutcome Outcome.Passed (one.Grade first) "leaves files and a sleeping child"
@@ -151,12 +153,18 @@ let tests =
                         "except OSError:\n    pass\nraise AssertionError(str(n))\n")
                 Expect.equal counted.ExceptionType "AssertionError" (counted.Describe())
                 Expect.isLessThanOrEqual (int counted.Message) settings.MaxProcesses (sprintf "%s processes started" counted.Message)
+                Expect.isGreaterThanOrEqual (int counted.Message) (settings.MaxProcesses - 1) (sprintf "%s processes started: the limit is the settings' (give or take the sandbox's own)" counted.Message)
                 let bomb = contained "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
                 expectOutcome Outcome.TimedOut bomb "the classic bomb"
 
             testCase "allocating far past the memory limit is 'memory exceeded'" <| fun () ->
                 expectOutcome Outcome.MemoryExceeded (contained "x = bytearray(10 ** 10)") "one big block"
-                expectOutcome Outcome.MemoryExceeded (contained "chunks = []\nwhile True:\n    chunks.append(bytearray(10 ** 7))") "growing"
+                // growing 1 MB at a time to the limit: a pool of its own with 64 MiB and ample time, so that the
+                // memory limit, not the clock, stops it even on a loaded machine (zeroing pages is slow there)
+                use small = new SandboxPool(SandboxSettings(WallSeconds = 20.0, CpuSeconds = 20, MemoryMegabytes = 64, Workers = 1))
+                let r = small.Grade "chunks = []\nwhile True:\n    chunks.append(bytearray(10 ** 6))"
+                expectOutcome Outcome.MemoryExceeded r "growing"
+                expectOutcome Outcome.Passed (small.Grade "assert len(bytearray(10 ** 7)) == 10 ** 7") "10 MB still fits afterwards"
 
             testCase "an infinite loop is timed out (CPU), and so is a sleep (wall clock)" <| fun () ->
                 let loop = contained "while True:\n    pass"

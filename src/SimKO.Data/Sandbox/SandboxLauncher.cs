@@ -18,7 +18,7 @@ public sealed class SandboxUnavailableException : Exception
 /// <list type="bullet">
 /// <item>unshare: <c>[setpriv --reuid=65534 …] unshare --user --map-root-user --mount --net --pid --ipc --uts --fork --kill-child
 /// sh -c &lt;setup.sh&gt;</c>: a root of its own (tmpfs, read-only /usr, four device files, a tmpfs /tmp), no network
-/// interface but a down loopback, a fresh pid namespace.</item>
+/// interface but a down loopback, a fresh pid namespace whose init is the worker.</item>
 /// <item>bubblewrap: the same namespaces and the same root, built by <c>bwrap</c>.</item>
 /// <item>none: the worker runs as it is, in a host temporary folder.</item>
 /// </list>
@@ -29,9 +29,9 @@ public sealed class SandboxUnavailableException : Exception
 /// </summary>
 internal static class SandboxLauncher
 {
-    /// <summary>Processes of the sandbox's user that exist before a program forks (unshare or bwrap, the
-    /// worker, the program's session leader, its namespace's init, the program): added to MaxProcesses.</summary>
-    internal const int OwnProcesses = 5;
+    /// <summary>Processes of the sandbox's own user that exist before a program forks, added to MaxProcesses for
+    /// RLIMIT_NPROC (which counts them all): unshare, the worker and the program; bubblewrap adds its init.</summary>
+    internal static int OwnProcesses(Isolation isolation) => isolation == Isolation.Bubblewrap ? 4 : 3;
 
     static readonly Lazy<string> Worker = new(() => Resource("SimKO.Data.Sandbox.worker.py"));
     static readonly Lazy<string> Setup = new(() => Resource("SimKO.Data.Sandbox.setup.sh"));
@@ -88,7 +88,7 @@ internal static class SandboxLauncher
             ["wall_seconds"] = s.WallSeconds,
             ["cpu_seconds"] = s.CpuSeconds,
             ["memory_bytes"] = (long)s.MemoryMegabytes << 20,
-            ["max_processes"] = s.MaxProcesses + OwnProcesses,
+            ["max_processes"] = s.MaxProcesses + OwnProcesses(isolation),
             ["file_bytes"] = (long)s.TmpMegabytes << 20,
             ["max_output_bytes"] = s.MaxOutputBytes,
             ["isolated"] = isolated,

@@ -5,8 +5,8 @@ namespace SimKO.Data.Sandbox;
 /// <summary>
 /// Grades programs in parallel on pre-started sandboxed workers, one per slot (<see cref="SandboxSettings.WorkerCount"/>,
 /// one per core by default). Each program runs in a fresh child of a worker, with its own temporary folder
-/// (removed afterwards, along with anything else it wrote), its own pid namespace and the settings' limits, so
-/// one program cannot affect the next. A worker that dies or stops answering is replaced; a program whose
+/// (removed afterwards, along with anything else it wrote) and the settings' limits, and every process it
+/// started is killed when it ends, so one program cannot affect the next. A worker that dies or stops answering is replaced; a program whose
 /// worker died under it is run once more on a fresh worker, then reported as <see cref="Outcome.SandboxError"/>.
 /// Thread-safe; dispose to stop the workers (none is left running).
 /// </summary>
@@ -22,8 +22,9 @@ public sealed class SandboxPool : IDisposable
     public Isolation Isolation { get; }
     /// <summary>Workers started after the first one of each slot (each replaces a dead or hung one).</summary>
     public int Restarts => Volatile.Read(ref _restarts);
-    /// <summary>Whether programs get their own pid namespace (so the whole process tree dies with them).</summary>
-    public bool PidNamespaces { get; }
+    /// <summary>Whether each worker is alone in a pid namespace of its own, so that every process a program
+    /// starts is killed when it ends, wherever it went (false only without isolation).</summary>
+    public bool PidNamespace { get; }
 
     /// <summary>Starts the first worker at once (so an unusable sandbox fails here, with
     /// <see cref="SandboxUnavailableException"/>); the other slots start on first use.</summary>
@@ -32,7 +33,7 @@ public sealed class SandboxPool : IDisposable
         Settings = (settings ?? SandboxSettings.Defaults).Validated();
         Isolation = SandboxLauncher.Resolve(Settings.Isolation);
         var first = SandboxWorker.Start(Settings, Isolation);
-        PidNamespaces = first.PidNamespaces;
+        PidNamespace = first.PidNamespace;
         lock (_all) _all.Add(first);
         _slots.Add(first);
         for (int i = 1; i < Settings.WorkerCount; i++) _slots.Add(null);

@@ -20,8 +20,9 @@ internal sealed class SandboxWorker : IDisposable
     long _nextId;
     bool _disposed;
 
-    /// <summary>Whether each program gets its own pid namespace (killing its init kills all it started).</summary>
-    public bool PidNamespaces { get; }
+    /// <summary>Whether the worker is alone in a pid namespace of its own, so that every process a program
+    /// leaves behind is killed after it (false only without isolation: then its process group is).</summary>
+    public bool PidNamespace { get; }
     public bool Broken { get; private set; }
 
     SandboxWorker(SandboxSettings s, Isolation isolation)
@@ -64,7 +65,7 @@ internal sealed class SandboxWorker : IDisposable
         }
         using var doc = JsonDocument.Parse(ready);
         var root = doc.RootElement;
-        PidNamespaces = root.GetProperty("pid_namespaces").GetBoolean();
+        PidNamespace = root.GetProperty("pid_namespace").GetBoolean();
         var visible = root.GetProperty("visible").EnumerateArray().Select(v => v.GetString()).ToList();
         if (visible.Count > 0)
         {

@@ -4,17 +4,17 @@
 # ({"id", "kind", "type", "message", "seconds", "output_bytes"}); exits at end of input.
 # The first line it writes is {"ready": ...} once it is set up.
 #
-# Per program: fork a child in a session of its own, which opens a new pid namespace (when the
-# sandbox allows it) and starts its init; init forks the program, which sets the rlimits, drops
-# every capability and runs the code. When the program ends, or the worker kills the child's
-# process group on a time or output limit, init ends and the kernel kills everything left in the
-# namespace. Without pid namespaces (no isolation) the program runs in the child itself.
+# Per program: fork one child, in a session of its own, which sets the rlimits, drops every
+# capability and runs the code. In a sandbox the worker is alone in its pid namespace (its init, or
+# the child of bubblewrap's), so when the program ends, or runs past a limit, kill(-1, SIGKILL)
+# kills every process the program started, wherever it went, and the worker reaps them all before
+# the next program. Signals from programs cannot reach it: init ignores them, SIGINT is ignored and
+# it is not dumpable (no ptrace). Without isolation only the program's process group is killed.
 import ctypes, gc, json, os, resource, select, shutil, signal, sys, time
 
 CFG = json.loads(sys.argv[1])
 TMP_ROOT = CFG["tmp"]
 LIBC = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWPID = 0x20000000
 RESULT_FD = 3
 MAX_FDS = 256  # the worker lowers its own open-file limit to this, so closing below it closes all
 resource.setrlimit(resource.RLIMIT_NOFILE, (MAX_FDS, MAX_FDS))
@@ -76,10 +76,10 @@ def exit_code(status):
     return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
-def child(code, tmp, out_w, res_w, nonce, pidns):
-    """The worker's direct child: leads its own process group (the worker kills the group), opens a
-    pid namespace for what it starts, and waits for the namespace's init."""
+def child(code, tmp, out_w, res_w, nonce):
+    """The program's process: a session of its own, its output to the pipes, its folder, limits, no privileges."""
     os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.dup2(DEVNULL, 0)
     os.dup2(out_w, 1)
     os.dup2(out_w, 2)
@@ -88,40 +88,28 @@ def child(code, tmp, out_w, res_w, nonce, pidns):
     os.chdir(tmp)
     os.environ.clear()
     os.environ.update({"PATH": "/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp, "LANG": "C.UTF-8"})
-    if not pidns:
-        set_limits()
-        drop_privileges()
-        program(code, nonce)
-    if LIBC.unshare(CLONE_NEWPID) != 0:
-        os._exit(123)
-    init = os.fork()
-    if init == 0:
-        prog = os.fork()  # pid 2 of the namespace; init (pid 1) cannot be signalled from inside it
-        if prog == 0:
-            set_limits()
-            drop_privileges()
-            program(code, nonce)
-        os.close(RESULT_FD)
-        os.close(1)
-        os.close(2)
-        while True:  # reap every orphan until the program itself ends; then the kernel kills the rest
-            pid, status = os.wait()
-            if pid == prog:
-                os._exit(exit_code(status))
-    os.close(RESULT_FD)
-    os.close(1)
-    os.close(2)
-    _, status = os.waitpid(init, 0)
-    os._exit(exit_code(status))
+    set_limits()
+    drop_privileges()
+    program(code, nonce)
 
 
-def pid_namespaces_work():
-    """Whether a child may open a pid namespace here (it needs the sandbox's user namespace)."""
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0 if LIBC.unshare(CLONE_NEWPID) == 0 else 1)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+def kill_everything_else(pid):
+    """Kills and reaps every process the program left: in the sandbox's own pid namespace, all but the
+    worker (and its init); without one, the program's process group."""
+    if CFG["isolated"]:
+        while True:
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def wipe(root):
@@ -133,7 +121,7 @@ def wipe(root):
             os.unlink(path)
 
 
-def run(code, serial, pidns):
+def run(code, serial):
     tmp = os.path.join(TMP_ROOT, "p%d" % serial)
     os.mkdir(tmp, 0o700)
     out_r, out_w = os.pipe()
@@ -144,7 +132,7 @@ def run(code, serial, pidns):
     pid = os.fork()
     if pid == 0:
         try:
-            child(code, tmp, out_w, res_w, nonce, pidns)
+            child(code, tmp, out_w, res_w, nonce)
         finally:
             os._exit(121)
     os.close(out_w)
@@ -175,12 +163,11 @@ def run(code, serial, pidns):
                         limit = "output"
                 elif len(res_buf) < 1 << 16:
                     res_buf += data
-    try:  # the child's group: with pid namespaces its init, whose end kills the namespace
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    if not exited:
+        os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     seconds = time.monotonic() - start
+    kill_everything_else(pid)
     os.set_blocking(res_r, False)
     try:
         while len(res_buf) < 1 << 16:
@@ -222,16 +209,19 @@ def run(code, serial, pidns):
 def main():
     gc.collect()
     gc.freeze()  # children fork from here: a collector that skips these objects copies fewer pages
-    pidns = bool(CFG["isolated"]) and pid_namespaces_work()
+    if CFG["isolated"] and os.getpid() > 2:
+        sys.exit("the sandbox worker is not in a pid namespace of its own (pid %d); refusing to start" % os.getpid())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    LIBC.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: programs cannot ptrace the worker
     visible = [p for p in CFG.get("must_be_hidden", []) if p and os.path.exists(p)]
     wipe(TMP_ROOT)
-    sys.stdout.write(json.dumps({"ready": True, "pid_namespaces": pidns, "visible": visible}) + "\n")
+    sys.stdout.write(json.dumps({"ready": True, "pid_namespace": bool(CFG["isolated"]), "visible": visible}) + "\n")
     sys.stdout.flush()
     serial = 0
     for line in sys.stdin.buffer:
         request = json.loads(line)
         serial += 1
-        answer = run(request["code"], serial, pidns)
+        answer = run(request["code"], serial)
         answer["id"] = request["id"]
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
