@@ -96,6 +96,9 @@ let tests =
             let row = """{"task_id": "A/0", "prompt": "def f():\n", "canonical_solution": "    return 1\n", "test": "def check(c):\n    pass\n", "entry_point": "f"}"""
             withFile "ok.jsonl.gz" (gz (row + "\n")) (fun path ->
                 Expect.equal (HumanEval.Load(path).[0].EntryPoint) "f" "a gzip file reads")
+            withFile "train.jsonl" (fun s -> let b = Encoding.UTF8.GetBytes(row.Replace("\"canonical_solution\": \"    return 1\\n\", ", "")) in s.Write(b, 0, b.Length)) (fun path ->
+                let p = HumanEval.Load(path).[0]
+                Expect.equal (p.CanonicalSolution, p.EntryPoint) ("", "f") "a training file may leave out canonical_solution")
             withFile "missing.jsonl.gz" (gz (row + "\n" + row.Replace("\"test\"", "\"tests\"").Replace("A/0", "A/1") + "\n")) (fun path ->
                 Expect.equal (loadError path) (path + ":2: field 'test' is missing or not a string") "missing field")
             withFile "twice.jsonl" (fun s -> let b = Encoding.UTF8.GetBytes(row + "\n" + row + "\n") in s.Write(b, 0, b.Length)) (fun path ->

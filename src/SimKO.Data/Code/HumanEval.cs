@@ -29,8 +29,9 @@ public static class HumanEval
     }
 
     /// <summary>Every problem of a HumanEval-format file (<c>.jsonl</c>, or <c>.jsonl.gz</c> read through gzip),
-    /// in file order. A row without one of the five string fields, a repeated task_id or a line that is not
-    /// JSON fails with the file, line and field.</summary>
+    /// in file order: a code dataset for training in the same format may leave out <c>canonical_solution</c>
+    /// (then empty). A row without task_id, prompt, test or entry_point as strings, a repeated task_id or a line
+    /// that is not JSON fails with the file, line and field.</summary>
     public static List<HumanEvalProblem> Load(string? path = null)
     {
         path ??= DefaultPath();
@@ -56,7 +57,10 @@ public static class HumanEval
                     string Field(string name) =>
                         doc.RootElement.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()!
                         : throw new DatasetException($"{path}:{lineNo}: field '{name}' is missing or not a string");
-                    var p = new HumanEvalProblem(Field("task_id"), Field("prompt"), Field("canonical_solution"), Field("test"), Field("entry_point"));
+                    string canonical = doc.RootElement.TryGetProperty("canonical_solution", out var cs) && cs.ValueKind != JsonValueKind.Null
+                        ? (cs.ValueKind == JsonValueKind.String ? cs.GetString()! : throw new DatasetException($"{path}:{lineNo}: field 'canonical_solution' is not a string"))
+                        : "";
+                    var p = new HumanEvalProblem(Field("task_id"), Field("prompt"), canonical, Field("test"), Field("entry_point"));
                     if (!seen.Add(p.TaskId)) throw new DatasetException($"{path}:{lineNo}: field 'task_id': '{p.TaskId}' appears twice");
                     if (p.EntryPoint.Length == 0) throw new DatasetException($"{path}:{lineNo}: field 'entry_point' is empty");
                     problems.Add(p);
