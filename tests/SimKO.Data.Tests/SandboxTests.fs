@@ -59,6 +59,7 @@ let tests =
             expectOutcome Outcome.Passed r "environment"
 
         testCase "one program cannot affect the next: files, folders and processes it leaves are gone (only the worker and itself are visible)" <| fun () ->
+            pool () |> ignore  // skips where there is no isolation
             use one = new SandboxPool(settingsWith 1 Isolation.Auto "/usr/bin/python3")
             let first =
                 "import os, subprocess\n" +
@@ -96,13 +97,16 @@ let tests =
 
         testCase "without isolation (only when asked) the limits still hold and the host temporary folder is removed" <| fun () ->
             let unsafeSettings = settingsWith 1 Isolation.None "/usr/bin/python3"
-            let folder, timedOut =
+            let readme = Path.Combine(repoRoot (), "README.md")
+            let folder, timedOut, readHost =
                 use p = new SandboxPool(unsafeSettings)
                 let r = p.Grade "import os\nopen('f.txt', 'w').write('x')\nassert False, os.path.dirname(os.getcwd())"
-                r.Message, (p.Grade "while True: pass").Outcome
+                // the negative control of the containment tests: unisolated, the same read of the repository succeeds
+                r.Message, (p.Grade "while True: pass").Outcome, p.Grade(sprintf "assert open(%s).read(1) == '#'" (py readme))
             Expect.stringStarts folder (Path.GetTempPath().TrimEnd('/')) "ran in a host temporary folder"
             Expect.isFalse (Directory.Exists folder) (sprintf "%s removed" folder)
             Expect.equal timedOut Outcome.TimedOut "CPU limit"
+            expectOutcome Outcome.Passed readHost "unisolated, a program reads the repository (what the sandbox prevents)"
 
         testCase "a cold sandbox (one program, started for it alone) passes and fails like the pool" <| fun () ->
             pool () |> ignore
