@@ -10,22 +10,25 @@ let all =
         Smoke.tests
         testList "Math" [
             TokenStatsTests.tests
-            AdvantageTests.tests
-            GateTests.tests
+            AdvantagesTests.tests
+            GatesTests.tests
             SimkoTests.tests
             MaskTests.tests
             ClipTests.tests
             AggregationTests.tests
+            ObjectiveTests.tests
             PassAtKTests.tests
             MethodTests.tests
             MutationTests.tests
-            RegulariserTests.tests
+            KlPenaltyTests.tests
+            RegularisersTests.tests
             ComposeExample.tests
         ]
         testList "HostReporting" [
             LossCommandTests.tests
             PlotTests.tests
             ReportTests.tests
+            AdamWTests.tests
             UpdateStepTests.tests
             TrainerTests.tests
             ModelTests.tests
