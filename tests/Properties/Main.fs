@@ -33,6 +33,8 @@ let all =
             TrainerTests.tests
             ModelTests.tests
             CheckpointTests.tests
+            SafeTensorsTests.tests
+            KvCacheSamplerTests.tests
             EndToEndTests.tests
             CountdownTests.tests
             OrderingTests.tests
