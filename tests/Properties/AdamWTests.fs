@@ -7,22 +7,6 @@ open TorchSharp
 open SimKO.Host.Training
 open SimKO.Tests.Checks
 
-/// The plain update of one parameter vector: m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
-/// θ ← θ·(1 − lr·wd) − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + ε).
-let reference (beta1: float) (beta2: float) (eps: float) (wd: float) (theta0: float[]) (steps: (float * float[]) list) =
-    let theta = Array.copy theta0
-    let m = Array.zeroCreate theta.Length
-    let v = Array.zeroCreate theta.Length
-    steps |> List.iteri (fun i (lr, g) ->
-        let t = float (i + 1)
-        for j in 0 .. theta.Length - 1 do
-            m.[j] <- beta1 * m.[j] + (1.0 - beta1) * g.[j]
-            v.[j] <- beta2 * v.[j] + (1.0 - beta2) * g.[j] * g.[j]
-            let mHat = m.[j] / (1.0 - beta1 ** t)
-            let vHat = v.[j] / (1.0 - beta2 ** t)
-            theta.[j] <- theta.[j] * (1.0 - lr * wd) - lr * mHat / (sqrt vHat + eps))
-    theta
-
 let tests =
     testList "AdamW" [
         testCase "five steps with weight decay equal the float64 formula with bias correction" <| fun () ->
@@ -41,7 +25,7 @@ let tests =
                 (p * torch.tensor(g)).sum().backward()
                 opt.Step lr
             Expect.equal opt.Steps 5L "steps counted"
-            allClose "parameters after 5 steps" 1e-13 1e-11 (reference beta1 beta2 eps wd theta0 steps) (toArray p)
+            allClose "parameters after 5 steps" 1e-13 1e-11 (Reference.adamW beta1 beta2 eps wd theta0 steps) (toArray p)
         testCase "the state (moments and step count) restores and continues bit for bit" <| fun () ->
             use _ = torch.NewDisposeScope()
             let make () = new TorchSharp.Modules.Parameter(torch.tensor([| 0.5; -0.25; 1.0 |]))

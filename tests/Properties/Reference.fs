@@ -193,3 +193,19 @@ module Advantages =
             let aPos = (1.0 - rho) / (sigma + 1e-6)
             let aNeg = (1.0 - rho - choose (g - c - 1) (k - 1) / choose (g - 1) (k - 1)) / (sigma + 1e-6)
             grp |> Array.map (fun x -> if x > 0.0 then aPos else aNeg))
+
+/// AdamW (Loshchilov and Hutter) on one parameter vector over steps of (lr, gradient): m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
+/// θ ← θ·(1 − lr·wd) − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + ε).
+let adamW (beta1: float) (beta2: float) (eps: float) (wd: float) (theta0: float[]) (steps: (float * float[]) list) =
+    let theta = Array.copy theta0
+    let m = Array.zeroCreate theta.Length
+    let v = Array.zeroCreate theta.Length
+    steps |> List.iteri (fun i (lr, g) ->
+        let t = float (i + 1)
+        for j in 0 .. theta.Length - 1 do
+            m.[j] <- beta1 * m.[j] + (1.0 - beta1) * g.[j]
+            v.[j] <- beta2 * v.[j] + (1.0 - beta2) * g.[j] * g.[j]
+            let mHat = m.[j] / (1.0 - beta1 ** t)
+            let vHat = v.[j] / (1.0 - beta2 ** t)
+            theta.[j] <- theta.[j] * (1.0 - lr * wd) - lr * mHat / (sqrt vHat + eps))
+    theta
