@@ -25,7 +25,11 @@ let private garbageGen =
     let pieces = Array.append valuelessPieces [| "\\pi"; "x"; "2"; ".5"; "\\infty"; "e"; "1,000" |]
     Gen.elements pieces |> Gen.listOf |> Gen.map (String.concat "")
 
-let private valuelessGen = Gen.elements valuelessPieces |> Gen.listOf |> Gen.map (String.concat "")
+/// Short strings (1–3 pieces, where a parser's corner cases hide) half of the time, any length otherwise.
+let private valuelessGen =
+    let piece = Gen.elements valuelessPieces
+    Gen.oneof [ Gen.choose (1, 3) |> Gen.bind (fun n -> Gen.listOfLength n piece); Gen.listOf piece ]
+    |> Gen.map (String.concat "")
 
 /// Numbers as references: integers and decimals, negative too.
 let private numberGen =
