@@ -12,7 +12,7 @@ open SimKO.Tests.Checks
 open SimKO.Tests.Batches
 
 let tests =
-    testList "aggregation" [
+    testList "Aggregation" [
         for agg in [ Aggregation.TokenMean; Aggregation.SeqMeanTokenMean; Aggregation.SeqMeanTokenSumNorm 7.0 ] do
             testPropertyWithConfig (config 60) (sprintf "%s over micro-batches with the global count equals the full batch (7.8)" (Aggregation.name agg)) (fun (c: Case) (split: byte) ->
                 use _ = torch.NewDisposeScope()

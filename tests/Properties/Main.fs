@@ -12,13 +12,13 @@ let all =
             TokenStatsTests.tests
             AdvantagesTests.tests
             GatesTests.tests
-            SimkoTests.tests
+            ShapingTests.tests
             MaskTests.tests
-            ClipTests.tests
+            ClippingTests.tests
             AggregationTests.tests
             ObjectiveTests.tests
             PassAtKTests.tests
-            MethodTests.tests
+            MethodsTests.tests
             MutationTests.tests
             KlPenaltyTests.tests
             RegularisersTests.tests

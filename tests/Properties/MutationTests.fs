@@ -6,7 +6,7 @@ open Expecto
 open TorchSharp
 open SimKO.Math.Tensors
 open SimKO.Tests.Generators
-open SimKO.Tests.SimkoTests
+open SimKO.Tests.ShapingTests
 open SimKO.Tests.Batches
 open SimKO.Tests.Checks
 open SimKO.Math

@@ -1,6 +1,6 @@
 /// The named methods: defaults are valid, validation reports every bad field at once, names and
 /// overrides are checked in one place.
-module SimKO.Tests.MethodTests
+module SimKO.Tests.MethodsTests
 
 open Expecto
 open TorchSharp
@@ -11,7 +11,7 @@ open SimKO.Tests.Checks
 open SimKO.Tests.Batches
 
 let tests =
-    testList "methods" [
+    testList "Methods" [
         testCase "every named method's defaults are valid for groups of 8" <| fun () ->
             for name, m in all do
                 Expect.isEmpty (validate 8 m) name

@@ -1,6 +1,6 @@
 /// SPEC §7.1–7.4: SimKO's value and gradient identities, against autograd, the plain reference and
 /// central finite differences (float64).
-module SimKO.Tests.SimkoTests
+module SimKO.Tests.ShapingTests
 
 open Expecto
 open TorchSharp
@@ -38,7 +38,7 @@ let gammaPosGradientDeviation (gammaPos: float -> Tensor -> Tensor -> Tensor) (c
     value ((leaf.grad - expected).abs().max())
 
 let tests =
-    testList "SimKO identities" [
+    testList "Shaping (SimKO)" [
         testPropertyWithConfig (config 100) "value of gamma_pos equals gamma (7.1)" (fun (c: Case) (alphaPct: byte) (k: byte) ->
             use _ = torch.NewDisposeScope()
             let alpha = float (alphaPct % 101uy) / 100.0
