@@ -104,6 +104,7 @@ public static class PolicyUpdate
     /// <param name="oldLogProbs">[N, R] log π_old of the response tokens.</param>
     /// <param name="refLogProbs">[N, R] log π_ref, or null when there is no KL penalty.</param>
     /// <param name="onMetrics">called with each micro-batch's metrics.</param>
+    /// <param name="onProblem">called with "rows a..b: loss is NaN" when a micro-batch's loss is not finite.</param>
     public static bool AccumulateGradient(Objective.Objective objective, IPolicy policy, PackedBatch batch, Tensor advantages,
         Tensor oldLogProbs, Tensor? refLogProbs, long rowStart, long rows, int microBatchSize,
         Action<Objective.LossMetrics> onMetrics, Action<string> onProblem)
@@ -151,10 +152,11 @@ public static class PolicyUpdate
         for (long m0 = rowStart; m0 < rowStart + rows; m0 += microBatchSize)
         {
             long len = System.Math.Min(microBatchSize, rowStart + rows - m0);
+            using var micro = NewDisposeScope();                                        // logits die per micro-batch
             var logits = batch.ResponseLogits(policy.Logits(batch.Ids.narrow(0, m0, len), batch.Attention.narrow(0, m0, len))).to(ScalarType.Float32);
             // the sampled tokens do not change the entropy: any valid index will do
             var stats = TokenStats.compute(1, logits, zeros(logits.shape[0], logits.shape[1], ScalarType.Int64));
-            parts.Add(stats.Entropy);                                                   // [len, R]
+            parts.Add(stats.Entropy.MoveToOuterDisposeScope());                         // [len, R]
         }
         return Gates.batchThreshold(gate, cat(parts, 0), batch.ResponseMask.narrow(0, rowStart, rows));
     }
