@@ -65,34 +65,9 @@ public static class PolicyUpdate
             for (long g0 = 0; g0 < groups; g0 += groupsPerMini)
             {
                 long rowStart = g0 * groupSize, rows = System.Math.Min(groupsPerMini, groups - g0) * groupSize;
-                var miniMask = batch.ResponseMask.narrow(0, rowStart, rows);
-                var norm = new Aggregation.Normaliser(miniMask.sum().item<float>(), rows);
                 optimizer.ZeroGrad();
-                bool finite = true;
-                for (long m0 = rowStart; m0 < rowStart + rows; m0 += settings.MicroBatchSize)
-                {
-                    long len = System.Math.Min(settings.MicroBatchSize, rowStart + rows - m0);
-                    using var scope = NewDisposeScope();
-                    var logits = batch.ResponseLogits(policy.Logits(batch.Ids.narrow(0, m0, len), batch.Attention.narrow(0, m0, len))).to(ScalarType.Float32);
-                    var pb = new Objective.PolicyBatch(
-                        logits,
-                        batch.ResponseTokens.narrow(0, m0, len),
-                        oldLogProbs.narrow(0, m0, len),
-                        refLogProbs is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(refLogProbs.narrow(0, m0, len)),
-                        batch.ResponseMask.narrow(0, m0, len),
-                        advantages.narrow(0, m0, len).to(ScalarType.Float32),
-                        norm);
-                    var output = Objective.loss(objective, pb);
-                    var lossValue = output.Loss.item<float>();
-                    if (!float.IsFinite(lossValue))
-                    {
-                        finite = false;
-                        result.Problems.Add($"epoch {epoch}, rows {m0}..{m0 + len - 1}: loss is {lossValue}");
-                        break;
-                    }
-                    output.Loss.backward();
-                    Accumulate(sums, output.Metrics, ref tokenWeight);
-                }
+                bool finite = AccumulateGradient(objective, policy, batch, advantages, oldLogProbs, refLogProbs, rowStart, rows,
+                    settings.MicroBatchSize, m => Accumulate(sums, m, ref tokenWeight), problem => result.Problems.Add($"epoch {epoch}, {problem}"));
                 double gradNorm = double.NaN;
                 if (finite)
                 {
@@ -118,6 +93,73 @@ public static class PolicyUpdate
             result.Values[k] = k == "grad_norm" ? v / System.Math.Max(1, result.Updates) : v / System.Math.Max(1e-9, tokenWeight);
         if (ownOld) oldLogProbs.Dispose();
         return result;
+    }
+
+    /// <summary>Add to the parameters' gradients (without zeroing, clipping or stepping) the gradient of
+    /// the mini-batch of rows [<paramref name="rowStart"/>, <paramref name="rowStart"/> + <paramref name="rows"/>),
+    /// one micro-batch of <paramref name="microBatchSize"/> rows at a time. Every micro-batch's loss is
+    /// normalised by the mini-batch's token and sequence counts and gated with the mini-batch's batch
+    /// threshold (<see cref="BatchThreshold"/>), so the sum does not depend on the micro-batch size
+    /// (SPEC §7.8, §7.11). Returns false, after reporting the problem, at the first loss that is not finite.</summary>
+    /// <param name="advantages">[N] per response, for all rows of <paramref name="batch"/>.</param>
+    /// <param name="oldLogProbs">[N, R] log π_old of the response tokens.</param>
+    /// <param name="refLogProbs">[N, R] log π_ref, or null when there is no KL penalty.</param>
+    /// <param name="onMetrics">called with each micro-batch's metrics.</param>
+    /// <param name="onProblem">called with "rows a..b: loss is NaN" when a micro-batch's loss is not finite.</param>
+    public static bool AccumulateGradient(Objective.Objective objective, IPolicy policy, PackedBatch batch, Tensor advantages,
+        Tensor oldLogProbs, Tensor? refLogProbs, long rowStart, long rows, int microBatchSize,
+        Action<Objective.LossMetrics> onMetrics, Action<string> onProblem)
+    {
+        var miniMask = batch.ResponseMask.narrow(0, rowStart, rows);
+        var norm = new Aggregation.Normaliser(miniMask.sum().item<float>(), rows);
+        var tau = BatchThreshold(objective.Gate, policy, batch, rowStart, rows, microBatchSize);
+        for (long m0 = rowStart; m0 < rowStart + rows; m0 += microBatchSize)
+        {
+            long len = System.Math.Min(microBatchSize, rowStart + rows - m0);
+            using var scope = NewDisposeScope();
+            var logits = batch.ResponseLogits(policy.Logits(batch.Ids.narrow(0, m0, len), batch.Attention.narrow(0, m0, len))).to(ScalarType.Float32);
+            var pb = new Objective.PolicyBatch(
+                logits,
+                batch.ResponseTokens.narrow(0, m0, len),
+                oldLogProbs.narrow(0, m0, len),
+                refLogProbs is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(refLogProbs.narrow(0, m0, len)),
+                batch.ResponseMask.narrow(0, m0, len),
+                advantages.narrow(0, m0, len).to(ScalarType.Float32),
+                norm,
+                tau);
+            var output = Objective.loss(objective, pb);
+            var lossValue = output.Loss.item<float>();
+            if (!float.IsFinite(lossValue))
+            {
+                onProblem($"rows {m0}..{m0 + len - 1}: loss is {lossValue}");
+                return false;
+            }
+            output.Loss.backward();
+            onMetrics(output.Metrics);
+        }
+        return true;
+    }
+
+    /// <summary>τ of a batch-level entropy gate over every valid response token of the mini-batch of rows
+    /// [<paramref name="rowStart"/>, <paramref name="rowStart"/> + <paramref name="rows"/>), from the current
+    /// policy without gradient, micro-batched like the loss (same rows, so the same entropies); None for the
+    /// other gates, which need no forward pass here.</summary>
+    public static FSharpOption<double> BatchThreshold(Gates.EntropyGate gate, IPolicy policy, PackedBatch batch, long rowStart, long rows, int microBatchSize)
+    {
+        if (!gate.IsBatchQuantile) return FSharpOption<double>.None;
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var parts = new List<Tensor>();
+        for (long m0 = rowStart; m0 < rowStart + rows; m0 += microBatchSize)
+        {
+            long len = System.Math.Min(microBatchSize, rowStart + rows - m0);
+            using var micro = NewDisposeScope();                                        // logits die per micro-batch
+            var logits = batch.ResponseLogits(policy.Logits(batch.Ids.narrow(0, m0, len), batch.Attention.narrow(0, m0, len))).to(ScalarType.Float32);
+            // the sampled tokens do not change the entropy: any valid index will do
+            var stats = TokenStats.compute(1, logits, zeros(logits.shape[0], logits.shape[1], ScalarType.Int64));
+            parts.Add(stats.Entropy.MoveToOuterDisposeScope());                         // [len, R]
+        }
+        return Gates.batchThreshold(gate, cat(parts, 0), batch.ResponseMask.narrow(0, rowStart, rows));
     }
 
     static void Accumulate(Dictionary<string, double> sums, Objective.LossMetrics m, ref double weight)
