@@ -1,0 +1,42 @@
+/// `simko serve`: the continuous-batching engine over the OpenAI-compatible HTTP subset of vLLM/SGLang.
+module SimKO.Cli.ServeArgs
+
+open Argu
+
+type ServeArgs =
+    | [<Mandatory; AltCommandLine("-m")>] Model of folder: string
+    | Host of address: string
+    | Port of port: int
+    | Api_Key of key: string
+    | Max_Batch of rows: int
+    | Max_Queue of sequences: int
+    | Device of device: string
+    | DType of dtype: string
+    | Served_Model_Name of name: string
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Model _ -> "HF folder to serve (config.json, safetensors, tokenizer files)."
+            | Host _ -> "address to bind (default 127.0.0.1, loopback only; 0.0.0.0 exposes it to the network)."
+            | Port _ -> "TCP port (default 8000; 0 picks a free one)."
+            | Api_Key _ -> "require 'Authorization: Bearer KEY' on every route but /health (default: none)."
+            | Max_Batch _ -> "most sequences decoded together (KV-cache slots; default 64)."
+            | Max_Queue _ -> "most sequences waiting for a slot before requests get 429 (default 1024)."
+            | Device _ -> "cpu (default), cuda or cuda:N."
+            | DType _ -> "float32 (default) or bfloat16 (CUDA only)."
+            | Served_Model_Name _ -> "the model id of /v1/models and the 'model' field (default: the folder's name)."
+
+type ServeOptions =
+    { Model: string; Host: string; Port: int; ApiKey: string option; MaxBatch: int; MaxQueue: int
+      Device: string; DType: string; ServedModelName: string option }
+
+let toOptions (r: ParseResults<ServeArgs>) =
+    { Model = r.GetResult Model
+      Host = r.GetResult(Host, defaultValue = "127.0.0.1")
+      Port = r.GetResult(Port, defaultValue = 8000)
+      ApiKey = r.TryGetResult Api_Key
+      MaxBatch = r.GetResult(Max_Batch, defaultValue = 64)
+      MaxQueue = r.GetResult(Max_Queue, defaultValue = 1024)
+      Device = r.GetResult(Device, defaultValue = "cpu")
+      DType = r.GetResult(DType, defaultValue = "float32")
+      ServedModelName = r.TryGetResult Served_Model_Name }
