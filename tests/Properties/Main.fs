@@ -37,6 +37,8 @@ let all =
             DatasetFileTests.tests
             BenchTests.tests
         ]
+        ServeTests.tests
+        RolloutClientTests.tests
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
     ]

@@ -151,7 +151,7 @@ public sealed class SimkoServer : IAsyncDisposable
     async Task<JsonObject> Body(HttpRequest request)
     {
         if (request.ContentLength > _options.MaxRequestBytes)
-            throw new RequestException(413, $"the request body has {request.ContentLength} bytes; at most {_options.MaxRequestBytes}");
+            throw new RequestException(413, $"the request body has {request.ContentLength} bytes, larger than the limit of {_options.MaxRequestBytes}");
         using var reader = new StreamReader(request.Body, Encoding.UTF8);
         string text;
         try { text = await reader.ReadToEndAsync(); }
