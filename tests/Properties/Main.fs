@@ -39,6 +39,7 @@ let all =
         ]
         ServeTests.tests
         RolloutClientTests.tests
+        TrainOnServerTests.tests
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
     ]

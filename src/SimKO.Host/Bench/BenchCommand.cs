@@ -27,6 +27,7 @@ public static class BenchCommand
         ("rollout", ModelBench.Rollout),
         ("grading", GradingBench.Run),
         ("memory", ModelBench.Memory),
+        ("serve", ServeBench.Run),
     ];
 
     public static int Run(bool quick, string outDir, IReadOnlyList<string> only, string deviceName, ILogger log, bool full = false)

@@ -4,7 +4,7 @@ using SimKO.Host.Model;
 namespace SimKO.Host.Rollout;
 
 /// <summary>The stale-weight probe found the server's log-probs differ from the trainer's.</summary>
-public sealed class StaleWeightsException(string message) : Exception(message);
+public sealed class StaleWeightsException(string message) : InvalidOperationException(message);
 
 /// <summary>
 /// Weight sync to an inference server after every step (SPEC §8): export the policy as an HF folder to

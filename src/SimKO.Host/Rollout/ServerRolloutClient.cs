@@ -29,7 +29,7 @@ public sealed record RolloutClientOptions(string Url, RolloutServer Server)
 }
 
 /// <summary>The server's answer had the wrong shape, or the server refused; the message names the URL.</summary>
-public sealed class RolloutServerException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class RolloutServerException(string message, Exception? inner = null) : InvalidOperationException(message, inner);
 
 /// <summary>
 /// The rollout seam over HTTP (SPEC §8): one request per prompt with token-id prompts, n = the group
