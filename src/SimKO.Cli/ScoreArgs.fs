@@ -17,8 +17,9 @@ type ScoreArgs =
             | Output _ -> "where to write {\"ids\": [...], \"logprobs\": [log p(ids[t] | ids[:t]) for t >= 1]} a line (default: standard output)."
             | Device _ -> "cpu (default), cuda or cuda:N."
 
-type ScoreOptions = { Model: string; Input: string; Output: string option; Device: string }
+type ScoreOptions = { Model: string; Input: string; Output: string option; Device: RunSpec.Device }
 
-let toOptions (r: ParseResults<ScoreArgs>) =
-    { Model = r.GetResult Model; Input = r.GetResult Input; Output = r.TryGetResult Output
-      Device = r.GetResult(Device, defaultValue = "cpu") }
+let toOptions (r: ParseResults<ScoreArgs>) : Result<ScoreOptions, string list> =
+    match RunSpec.parseDevice (r.GetResult(Device, defaultValue = "cpu")) with
+    | Ok device -> Ok { Model = r.GetResult Model; Input = r.GetResult Input; Output = r.TryGetResult Output; Device = device }
+    | Error e -> Error [ sprintf "--device: %s" e ]

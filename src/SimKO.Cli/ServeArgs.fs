@@ -28,15 +28,27 @@ type ServeArgs =
 
 type ServeOptions =
     { Model: string; Host: string; Port: int; ApiKey: string option; MaxBatch: int; MaxQueue: int
-      Device: string; DType: string; ServedModelName: string option }
+      Device: RunSpec.Device; DType: RunSpec.DType; ServedModelName: string option }
 
-let toOptions (r: ParseResults<ServeArgs>) =
-    { Model = r.GetResult Model
-      Host = r.GetResult(Host, defaultValue = "127.0.0.1")
-      Port = r.GetResult(Port, defaultValue = 8000)
-      ApiKey = r.TryGetResult Api_Key
-      MaxBatch = r.GetResult(Max_Batch, defaultValue = 64)
-      MaxQueue = r.GetResult(Max_Queue, defaultValue = 1024)
-      Device = r.GetResult(Device, defaultValue = "cpu")
-      DType = r.GetResult(DType, defaultValue = "float32")
-      ServedModelName = r.TryGetResult Served_Model_Name }
+/// The options, or every problem with them at once.
+let toOptions (r: ParseResults<ServeArgs>) : Result<ServeOptions, string list> =
+    let problems = ResizeArray<string>()
+    let ok (x: Result<'T, string>) = match x with Ok v -> Some v | Error e -> problems.Add e; None
+    let device = RunSpec.parseDevice (r.GetResult(Device, defaultValue = "cpu")) |> Result.mapError (sprintf "--device: %s") |> ok
+    let dtype =
+        RunSpec.parseName "dtype" RunSpec.dtypeName [ RunSpec.Float32; RunSpec.BFloat16 ] (r.GetResult(DType, defaultValue = "float32"))
+        |> Result.mapError (sprintf "--dtype: %s") |> ok
+    let o =
+        { Model = r.GetResult Model
+          Host = r.GetResult(Host, defaultValue = "127.0.0.1")
+          Port = r.GetResult(Port, defaultValue = 8000)
+          ApiKey = r.TryGetResult Api_Key
+          MaxBatch = r.GetResult(Max_Batch, defaultValue = 64)
+          MaxQueue = r.GetResult(Max_Queue, defaultValue = 1024)
+          Device = defaultArg device RunSpec.Cpu
+          DType = defaultArg dtype RunSpec.Float32
+          ServedModelName = r.TryGetResult Served_Model_Name }
+    if o.Port < 0 || o.Port > 65535 then problems.Add(sprintf "--port must be in [0, 65535], got %d" o.Port)
+    if o.MaxBatch < 1 then problems.Add(sprintf "--max-batch must be >= 1, got %d" o.MaxBatch)
+    if o.MaxQueue < 0 then problems.Add(sprintf "--max-queue must be >= 0, got %d" o.MaxQueue)
+    if problems.Count = 0 then Ok o else Error(List.ofSeq problems)

@@ -24,6 +24,7 @@ let all =
         ]
         testList "HostReporting" [
             LossCommandTests.tests
+            GradeCommandTests.tests
             PlotTests.tests
             ReportTests.tests
             UpdateStepTests.tests
@@ -36,6 +37,7 @@ let all =
             WordProblemTests.tests
             DatasetFileTests.tests
             BenchTests.tests
+            RunSpecTests.tests
         ]
         ServeTests.tests
         RolloutClientTests.tests

@@ -21,7 +21,7 @@ public static class ScoreCommand
     {
         try
         {
-            var device = DeviceSelection.ParseDevice(o.Device);
+            var device = DeviceSelection.Resolve(o.Device);
             var tokenizer = HfFolder.LoadTokenizer(o.Model);
             using var model = HfFolder.LoadModel(o.Model, device, TorchSharp.torch.ScalarType.Float32);
             model.eval();

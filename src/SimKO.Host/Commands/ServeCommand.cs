@@ -14,8 +14,10 @@ public static class ServeCommand
     {
         try
         {
-            var device = DeviceSelection.ParseDevice(o.Device);
-            var dtype = DeviceSelection.ParseDType(o.DType, device);
+            var device = DeviceSelection.Resolve(o.Device);
+            var dtype = DeviceSelection.ScalarTypeOf(o.DType);
+            if (dtype == TorchSharp.torch.ScalarType.BFloat16 && device.type == TorchSharp.DeviceType.CPU)
+                log.LogWarning("dtype bfloat16 on the CPU: correct but ~100x slower than float32 here (no hardware bf16); use it on CUDA");
             var tokenizer = HfFolder.LoadTokenizer(o.Model);
             using var model = HfFolder.LoadModel(o.Model, device, dtype);
             model.eval();

@@ -1,8 +1,9 @@
 using Microsoft.Extensions.Logging;
+using SimKO.Cli;
 using SimKO.Host.Rollout;
 using SimKO.Host.Training;
 
-namespace SimKO.Host.Experiments;
+namespace SimKO.Host.Runs;
 
 /// <summary>
 /// A run's rollouts on an inference server (issue 13): the parts' rollout engine becomes a
@@ -15,6 +16,21 @@ public static class ServerRollout
     /// <summary>Probe tolerance (mean |Δ log p| over the probe sequence) by server: simko serves in the
     /// trainer's float32; vLLM and SGLang usually serve bfloat16, whose rounding alone moves log-probs by ~1e-2.</summary>
     public static double DefaultTolerance(RolloutServer server) => server == RolloutServer.Simko ? 1e-3 : 0.05;
+
+    /// <summary>The client settings of a spec's rollout server.</summary>
+    public static RolloutClientOptions OptionsOf(RunSpec.RolloutServer s) =>
+        new(s.Url, s.Kind.Tag switch
+        {
+            RunSpec.ServerKind.Tags.Vllm => RolloutServer.Vllm,
+            RunSpec.ServerKind.Tags.Sglang => RolloutServer.Sglang,
+            _ => RolloutServer.Simko,
+        })
+        {
+            ApiKey = Microsoft.FSharp.Core.OptionModule.ToObj(s.ApiKey),
+            Concurrency = s.Concurrency,
+            TimeoutSeconds = s.TimeoutSeconds,
+            Retries = s.Retries,
+        };
 
     /// <summary>The parts with the server client and the weight-sync hook; dispose the client after the run.</summary>
     public static (TrainerParts Parts, ServerRolloutClient Client) Attach(TrainerParts parts, RolloutClientOptions options, string outDir, ILogger log, double? probeTolerance = null)
