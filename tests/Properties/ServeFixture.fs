@@ -88,10 +88,10 @@ let withServer (options: ServeOptions) (f: SimkoServer -> CausalLM -> unit) =
 
 let options = ServeOptions(Host = "127.0.0.1", Port = 0)
 
-let http = new HttpClient(Timeout = TimeSpan.FromSeconds 60.0)
-
-/// POST a raw body; returns (status, parsed JSON body, Retry-After or null).
+/// POST a raw body; returns (status, parsed JSON body, Retry-After or null). A fresh client each
+/// time: a pooled keep-alive connection could point at an earlier test's server on a reused port.
 let post (url: string) (body: string) (key: string option) =
+    use http = new HttpClient(Timeout = TimeSpan.FromSeconds 60.0)
     use req = new HttpRequestMessage(HttpMethod.Post, url, Content = new StringContent(body, Encoding.UTF8, "application/json"))
     key |> Option.iter (fun k -> req.Headers.Authorization <- Headers.AuthenticationHeaderValue("Bearer", k))
     use resp = http.Send req
