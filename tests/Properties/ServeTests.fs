@@ -142,6 +142,23 @@ let tests =
             for job, r in Seq.zip jobs results do
                 Expect.equal r.Tokens (referenceGreedy model job.Prompt job.Sampling.MaxNewTokens) (sprintf "prompt of %d tokens" job.Prompt.Length)
 
+        testCase "rows added to a running batch, compaction and dropping the cache's front keep greedy decoding exact" <| fun () ->
+            use model = loadModel (tinyModel.Force())
+            use engine = new ContinuousBatcher(model, 256, maxRows = 16)
+            let long = SequenceJob([| 60; 61; 62 |], greedy 60, 1L)
+            let first = engine.Submit long
+            // wait (bounded) until the long row has decoded 35 tokens, then add rows the cache has no slot for
+            let clock = Diagnostics.Stopwatch.StartNew()
+            while engine.Stats.DecodeSteps < 35L && clock.Elapsed.TotalSeconds < 60.0 do Threading.Thread.Sleep 1
+            let later = [ for i in 0 .. 3 -> SequenceJob(Array.init (2 + i) (fun k -> 80 + k + i), greedy 40, int64 i) ]
+                        @ [ for i in 0 .. 7 -> SequenceJob(Array.init (1 + i) (fun k -> 90 + k), greedy 5, int64 (10 + i)) ]
+            let results = engine.SubmitAll(later) |> Seq.map (fun t -> t.Result) |> List.ofSeq
+            Expect.equal first.Result.Tokens (referenceGreedy model long.Prompt 60) "the long row"
+            for job, r in List.zip later results do
+                Expect.equal r.Tokens (referenceGreedy model job.Prompt job.Sampling.MaxNewTokens) (sprintf "a row that joined late (prompt %d tokens)" job.Prompt.Length)
+            Expect.isGreaterThanOrEqual engine.Stats.Compactions 1L "the cache was compacted when most rows had finished"
+            Expect.isGreaterThanOrEqual engine.Stats.FrontDrops 1L "the cache dropped the columns no row needs any more"
+
         testCase "update_weights_from_disk swaps the weights between batches and returns the new version" <| fun () ->
             let other = writeModel "tiny-b" 12L
             withServer options <| fun server _ ->

@@ -27,7 +27,7 @@ public sealed record SequenceResult(int[] Tokens, float[] LogProbs, FinishReason
 public sealed class QueueFullException(string message) : Exception(message);
 
 /// <summary>What the engine has done so far (for tests and the bench).</summary>
-public sealed record BatcherStats(int MaxActiveRows, long Admitted, long SlotReuses, long DecodeSteps, long GeneratedTokens, long Compactions);
+public sealed record BatcherStats(int MaxActiveRows, long Admitted, long SlotReuses, long DecodeSteps, long GeneratedTokens, long Compactions, long FrontDrops);
 
 /// <summary>Per-sequence seeds shared by the in-process engine and the server client, so that the same
 /// run seed gives the same tokens whichever of them samples: prompt i of a request gets
@@ -66,7 +66,7 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
     readonly List<Row> _finishedUnplaced = [];
     bool[] _used = [];
     int _maxActive;
-    long _admitted, _reuses, _steps, _tokens, _compactions;
+    long _admitted, _reuses, _steps, _tokens, _compactions, _drops;
     long _version;
 
     /// <summary>Most sequences decoded together (cache rows).</summary>
@@ -91,7 +91,7 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
     /// <summary>Sequences waiting for a slot.</summary>
     public int Queued { get { lock (_lock) return _queue.Count; } }
 
-    public BatcherStats Stats { get { lock (_lock) return new(_maxActive, _admitted, _reuses, _steps, _tokens, _compactions); } }
+    public BatcherStats Stats { get { lock (_lock) return new(_maxActive, _admitted, _reuses, _steps, _tokens, _compactions, _drops); } }
 
     /// <summary>Queue one sequence; throws <see cref="QueueFullException"/> when <see cref="MaxQueue"/> are already waiting.</summary>
     public Task<SequenceResult> Submit(SequenceJob job) => SubmitAll([job], bounded: true)[0];
@@ -438,6 +438,7 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
         {
             _cache.DropFront(minStart);
             foreach (var r in _rows) if (r is not null) r.Start -= minStart;
+            lock (_lock) _drops++;
         }
     }
 
