@@ -12,6 +12,8 @@ type SimkoArgs =
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs.BenchArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Grade of ParseResults<GradeArgs.GradeArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Tokenize of ParseResults<TokenizeArgs.TokenizeArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Serve of ParseResults<ServeArgs.ServeArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Score of ParseResults<ScoreArgs.ScoreArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Info
     interface IArgParserTemplate with
         member a.Usage =
@@ -23,6 +25,8 @@ type SimkoArgs =
             | Bench _ -> "measure where time and memory go: matmul peak, update step MFU, SimKO vs GRPO, rollout, grading."
             | Grade _ -> "grade answers (math by default; --task bbh or bbh/<task>): JSONL {prediction, reference} in, each line back with extracted and correct."
             | Tokenize _ -> "encode JSONL lines {text} with a tokenizer folder into {text, ids} lines."
+            | Serve _ -> "serve a model over the OpenAI-compatible HTTP subset of vLLM/SGLang, with continuous batching."
+            | Score _ -> "per-token log-probs of JSONL sequences {ids} or {text} under a model."
             | Info -> "print the device, dtype and library versions this build runs with."
 
 type Command =
@@ -34,6 +38,8 @@ type Command =
     | Eval of RunSpec.EvalSpec
     | Grade of GradeArgs.GradeOptions
     | Tokenize of TokenizeArgs.TokenizeOptions
+    | Serve of ServeArgs.ServeOptions
+    | Score of ScoreArgs.ScoreOptions
     | Info
 
 /// Outcome of parsing: a command, or text to print (help or a usage error) with an exit code.
@@ -68,6 +74,14 @@ let parse (argv: string[]) : Parsed =
         | Some (SimkoArgs.Bench b) -> Run(Bench(BenchArgs.toOptions b))
         | Some (SimkoArgs.Grade g) -> Run(Grade(GradeArgs.toOptions g))
         | Some (SimkoArgs.Tokenize t) -> Run(Tokenize(TokenizeArgs.toOptions t))
+        | Some (SimkoArgs.Serve s) ->
+            match ServeArgs.toOptions s with
+            | Ok o -> Run(Serve o)
+            | Error problems -> Exit(problemsText "serve" problems, 2)
+        | Some (SimkoArgs.Score s) ->
+            match ScoreArgs.toOptions s with
+            | Ok o -> Run(Score o)
+            | Error problems -> Exit(problemsText "score" problems, 2)
         | Some SimkoArgs.Info -> Run Info
         | None -> Exit(parser.PrintUsage(), 2)
     with :? ArguParseException as e ->

@@ -44,6 +44,9 @@ let all =
             BenchTests.tests
             RunSpecTests.tests
         ]
+        ServeTests.tests
+        RolloutClientTests.tests
+        TrainOnServerTests.tests
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
     ]

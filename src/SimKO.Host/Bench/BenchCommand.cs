@@ -28,6 +28,7 @@ public static class BenchCommand
         ("grading", GradingBench.Run),
         ("code", CodeGradingBench.Run),
         ("memory", ModelBench.Memory),
+        ("serve", ServeBench.Run),
     ];
 
     public static int Run(bool quick, string outDir, IReadOnlyList<string> only, string deviceName, ILogger log, bool full = false)
