@@ -182,6 +182,26 @@ let tests =
                 Expect.exists resumed (fun s -> s > 0 && s < 8) (sprintf "a run resumed from a checkpoint strictly between step 0 and step 8 (resumed from %A)" resumed)
                 Expect.isTrue (finalModel whole = finalModel killed) "final model bytes equal the uninterrupted run's"
                 SimKO.Host.Training.CheckpointStore.Verify(Path.Combine(killed, "checkpoints", "step-00000008"))
+        testCase "reproduce --ablation and --sweep write their tables and plots" <| fun () ->
+            let small = [ "--seeds"; "1"; "--steps"; "2"; "--base-steps"; "10"; "--eval-samples"; "2"; "--eval-problems"; "4" ]
+            let run (args: string list) =
+                match parsed (Array.ofList ("reproduce" :: args @ small)) with
+                | SimKO.Cli.Commands.Command.Reproduce spec -> SimKO.Host.Experiments.Reproduce.Run(spec, NullLogger.Instance)
+                | other -> failtestf "parsed as %A" other
+            let ablation = temp "ablation"
+            Expect.equal (run [ "--ablation"; "--out"; ablation ]) 0 "ablation exit code"
+            let report = File.ReadAllText(Path.Combine(ablation, "report.md"))
+            Expect.stringContains report "Ablation (Table 3 layout): pass@1 and pass@2" "the ablation table"
+            for row in [ "| SimKO |"; "| w/o top-K smoothing (α = 0) |"; "| w/o top-1 push (λ = 1) |"; "| w/o entropy gate (all tokens) |"; "| GRPO |" ] do
+                Expect.stringContains report row "one row per variant"
+            use config = JsonDocument.Parse(File.ReadAllText(Path.Combine(ablation, "config.json")))
+            let alpha = config.RootElement.GetProperty("variants").GetProperty("simko-no-smoothing").GetProperty("method_settings").GetProperty("alpha").GetString()
+            Expect.equal alpha "0" "the α = 0 run's full settings are recorded"
+            Expect.isTrue (config.RootElement.GetProperty("commit").GetString().Length > 0) "the commit is recorded"
+            let sweep = temp "sweep"
+            Expect.equal (run [ "--sweep"; "method.alpha=0,0.2"; "--out"; sweep ]) 0 "sweep exit code"
+            Expect.stringContains (File.ReadAllText(Path.Combine(sweep, "report.md"))) "| SimKO alpha = 0.2 |" "a row per value"
+            Expect.sequenceEqual (File.ReadAllBytes(Path.Combine(sweep, "sweep.png"))).[1..3] "PNG"B "sweep.png is a PNG"
         testCase "reproduce writes a report whose files exist and parse" <| fun () ->
             let out = temp "reproduce"
             let code =
