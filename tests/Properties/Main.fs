@@ -21,6 +21,8 @@ let all =
             MutationTests.tests
             RegulariserTests.tests
             ComposeExample.tests
+            LmHeadTests.tests
+            ObjectiveInputTests.tests
         ]
         testList "HostReporting" [
             LossCommandTests.tests
