@@ -38,6 +38,7 @@ let all =
             WordProblemTests.tests
             DatasetFileTests.tests
             BenchTests.tests
+            GradientCheckpointingTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
