@@ -39,6 +39,8 @@ let all =
             DatasetFileTests.tests
             BenchTests.tests
             GradientCheckpointingTests.tests
+            SafeTensorsLargeTests.tests
+            HfFolderShardTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests

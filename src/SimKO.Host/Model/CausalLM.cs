@@ -11,9 +11,9 @@ public sealed class RMSNorm : Module<Tensor, Tensor>
     readonly Parameter weight;
     readonly double _eps;
 
-    public RMSNorm(long dim, double eps) : base(nameof(RMSNorm))
+    public RMSNorm(long dim, double eps, Device? device = null, ScalarType? dtype = null) : base(nameof(RMSNorm))
     {
-        weight = new Parameter(ones(dim));
+        weight = new Parameter(ones(dim, dtype, device));
         _eps = eps;
         RegisterComponents();
     }
@@ -31,11 +31,11 @@ public sealed class Mlp : Module<Tensor, Tensor>
 {
     readonly Linear gate_proj, up_proj, down_proj;
 
-    public Mlp(long dim, long hidden) : base(nameof(Mlp))
+    public Mlp(long dim, long hidden, Device? device = null, ScalarType? dtype = null) : base(nameof(Mlp))
     {
-        gate_proj = Linear(dim, hidden, hasBias: false);
-        up_proj = Linear(dim, hidden, hasBias: false);
-        down_proj = Linear(hidden, dim, hasBias: false);
+        gate_proj = Linear(dim, hidden, hasBias: false, device: device, dtype: dtype);
+        up_proj = Linear(dim, hidden, hasBias: false, device: device, dtype: dtype);
+        down_proj = Linear(hidden, dim, hasBias: false, device: device, dtype: dtype);
         RegisterComponents();
     }
 
@@ -111,13 +111,13 @@ public sealed class Attention : Module
     readonly Linear q_proj, k_proj, v_proj, o_proj;
     readonly int _heads, _kvHeads, _headDim;
 
-    public Attention(ModelConfig c) : base(nameof(Attention))
+    public Attention(ModelConfig c, Device? device = null, ScalarType? dtype = null) : base(nameof(Attention))
     {
         _heads = c.NumAttentionHeads; _kvHeads = c.NumKeyValueHeads; _headDim = c.HeadDim;
-        q_proj = Linear(c.HiddenSize, _heads * _headDim, hasBias: c.AttentionBias);
-        k_proj = Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias);
-        v_proj = Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias);
-        o_proj = Linear(_heads * _headDim, c.HiddenSize, hasBias: false);
+        q_proj = Linear(c.HiddenSize, _heads * _headDim, hasBias: c.AttentionBias, device: device, dtype: dtype);
+        k_proj = Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias, device: device, dtype: dtype);
+        v_proj = Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias, device: device, dtype: dtype);
+        o_proj = Linear(_heads * _headDim, c.HiddenSize, hasBias: false, device: device, dtype: dtype);
         RegisterComponents();
     }
 
@@ -158,12 +158,12 @@ public sealed class DecoderLayer : Module
     readonly Attention self_attn;
     readonly Mlp mlp;
 
-    public DecoderLayer(ModelConfig c) : base(nameof(DecoderLayer))
+    public DecoderLayer(ModelConfig c, Device? device = null, ScalarType? dtype = null) : base(nameof(DecoderLayer))
     {
-        input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
-        self_attn = new Attention(c);
-        post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
-        mlp = new Mlp(c.HiddenSize, c.IntermediateSize);
+        input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device, dtype);
+        self_attn = new Attention(c, device, dtype);
+        post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device, dtype);
+        mlp = new Mlp(c.HiddenSize, c.IntermediateSize, device, dtype);
         RegisterComponents();
     }
 
@@ -181,11 +181,11 @@ public sealed class DecoderModel : Module
     public readonly ModuleList<DecoderLayer> layers;
     public readonly RMSNorm norm;
 
-    public DecoderModel(ModelConfig c) : base(nameof(DecoderModel))
+    public DecoderModel(ModelConfig c, Device? device = null, ScalarType? dtype = null) : base(nameof(DecoderModel))
     {
-        embed_tokens = Embedding(c.VocabSize, c.HiddenSize);
-        layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new DecoderLayer(c)).ToArray());
-        norm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        embed_tokens = Embedding(c.VocabSize, c.HiddenSize, device: device, dtype: dtype);
+        layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new DecoderLayer(c, device, dtype)).ToArray());
+        norm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device, dtype);
         RegisterComponents();
     }
 }
@@ -203,13 +203,16 @@ public sealed class CausalLM : Module
 
     public ModelConfig Config { get; }
 
-    public CausalLM(ModelConfig config) : base(nameof(CausalLM))
+    /// <summary>A model with its parameters created directly on <paramref name="device"/> in
+    /// <paramref name="dtype"/> (default: CPU, float32), so loading a large checkpoint never builds
+    /// a float32 CPU copy first.</summary>
+    public CausalLM(ModelConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(CausalLM))
     {
         var problems = config.Validate();
         if (problems.Count > 0) throw new ArgumentException("invalid model config: " + string.Join("; ", problems));
         Config = config;
-        model = new DecoderModel(config);
-        if (!config.TieWordEmbeddings) lm_head = Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+        model = new DecoderModel(config, device, dtype);
+        if (!config.TieWordEmbeddings) lm_head = Linear(config.HiddenSize, config.VocabSize, hasBias: false, device: device, dtype: dtype);
         RegisterComponents();
         _invFreq = Rotary.InverseFrequencies(config).DetachFromDisposeScope();
     }
