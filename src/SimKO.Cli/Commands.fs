@@ -21,16 +21,17 @@ type SimkoArgs =
             | Eval _ -> "pass@K, mean@n and maj@n of a model; a temperature sweep by option."
             | Reproduce _ -> "the paper's experiment at CPU scale: base model, GRPO and SimKO from it, pass@K table, Λ and entropy plots."
             | Bench _ -> "measure where time and memory go: matmul peak, update step MFU, SimKO vs GRPO, rollout, grading."
-            | Grade _ -> "grade math answers: JSONL {prediction, reference} in, each line back with extracted and correct."
+            | Grade _ -> "grade answers (math by default; --task bbh or bbh/<task>): JSONL {prediction, reference} in, each line back with extracted and correct."
             | Tokenize _ -> "encode JSONL lines {text} with a tokenizer folder into {text, ids} lines."
             | Info -> "print the device, dtype and library versions this build runs with."
 
 type Command =
     | Loss of LossArgs.LossOptions
     | Bench of BenchArgs.BenchOptions
-    | Reproduce of ReproduceArgs.ReproduceOptions
-    | Train of TrainArgs.TrainOptions
-    | Eval of EvalArgs.EvalOptions
+    | Reproduce of RunSpec.ReproduceSpec
+    /// a training run and whether to resume it from its newest intact checkpoint.
+    | Train of RunSpec.TrainSpec * resume: bool
+    | Eval of RunSpec.EvalSpec
     | Grade of GradeArgs.GradeOptions
     | Tokenize of TokenizeArgs.TokenizeOptions
     | Info
@@ -42,14 +43,28 @@ type Parsed =
 
 let parser = ArgumentParser.Create<SimkoArgs>(programName = "simko")
 
+/// Every problem of a command's arguments, one per line, and where to read more.
+let private problemsText (command: string) (problems: string list) =
+    String.concat "\n" ((problems |> List.map (sprintf "error: %s")) @ [ sprintf "(see: simko %s --help)" command ])
+
 let parse (argv: string[]) : Parsed =
     try
         let r = parser.ParseCommandLine(argv, raiseOnUsage = true)
         match r.TryGetSubCommand() with
         | Some (SimkoArgs.Loss l) -> Run(Loss(LossArgs.toOptions l))
-        | Some (SimkoArgs.Train t) -> Run(Train(TrainArgs.toOptions t))
-        | Some (SimkoArgs.Eval e) -> Run(Eval(EvalArgs.toOptions e))
-        | Some (SimkoArgs.Reproduce r) -> Run(Reproduce(ReproduceArgs.toOptions r))
+        | Some (SimkoArgs.Train t) ->
+            let o = TrainArgs.toOptions t
+            match TrainArgs.resolve o with
+            | Ok spec -> Run(Train(spec, o.Resume))
+            | Error problems -> Exit(problemsText "train" problems, 2)
+        | Some (SimkoArgs.Eval e) ->
+            match EvalArgs.toSpec e with
+            | Ok spec -> Run(Eval spec)
+            | Error problems -> Exit(problemsText "eval" problems, 2)
+        | Some (SimkoArgs.Reproduce r) ->
+            match ReproduceArgs.toSpec r with
+            | Ok spec -> Run(Reproduce spec)
+            | Error problems -> Exit(problemsText "reproduce" problems, 2)
         | Some (SimkoArgs.Bench b) -> Run(Bench(BenchArgs.toOptions b))
         | Some (SimkoArgs.Grade g) -> Run(Grade(GradeArgs.toOptions g))
         | Some (SimkoArgs.Tokenize t) -> Run(Tokenize(TokenizeArgs.toOptions t))

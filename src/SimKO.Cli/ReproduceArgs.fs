@@ -1,12 +1,19 @@
-/// `simko reproduce`: the paper's experiment at CPU scale (the README's main command).
+/// `simko reproduce`: the paper's experiment at CPU scale (the README's main command), its
+/// ablation (Table 3) and setting sweeps (Figure 7).
 module SimKO.Cli.ReproduceArgs
 
+open System
+open System.Globalization
 open Argu
+open SimKO.Math
+open SimKO.Cli.RunSpec
 
 type ReproduceArgs =
     | Quick
     | [<AltCommandLine("-o")>] Out of dir: string
     | Methods of names: string list
+    | Ablation
+    | Sweep of assignment: string
     | Seeds of count: int
     | Steps of count: int
     | Base_Steps of count: int
@@ -21,9 +28,11 @@ type ReproduceArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Quick -> "a 2-minute version for CI: smaller base, 24 RL steps, one seed, fewer evaluation samples."
+            | Quick -> "a 1-minute version for CI: smaller base, 24 RL steps, one seed, fewer evaluation samples."
             | Out _ -> "report folder (default runs/reproduce)."
-            | Methods _ -> "methods to train from the same base (default grpo simko; any of grpo, simko, psr, nsr, w-reinforce, kl-cov, entropy-adv, forking, passk, dr-grpo)."
+            | Methods _ -> sprintf "methods to train from the same base (default grpo simko; any of %s)." (String.concat ", " Methods.names)
+            | Ablation -> "Table 3: SimKO, then SimKO with one part off at a time (no top-K smoothing: α = 0; no top-1 push: λ = 1; no entropy gate: every token), and GRPO."
+            | Sweep _ -> "Figure 7: one setting over values, e.g. --sweep method.alpha=0,0.05,0.1 (a method setting of each --methods entry that has it, default simko) or --sweep lr=1e-4,3e-4."
             | Seeds _ -> "seeds per method (default 3; the base model is shared)."
             | Steps _ -> "RL steps per run (default 300, REPRODUCTION-NOTES)."
             | Base_Steps _ -> "supervised warm-start steps of the base model (default 1000, REPRODUCTION-NOTES)."
@@ -34,26 +43,94 @@ type ReproduceArgs =
             | Simko_Lambda _ -> "SimKO λ (default 1.5: CPU-scale; paper 1.1)."
             | Simko_K _ -> "SimKO K (default 3, paper)."
             | Simko_Q _ -> "SimKO entropy quantile q (default 0.8, paper)."
-            | Task _ -> "built-in task: countdown (default), order (the logic task of Table 2) or wordmath."
+            | Task _ -> sprintf "built-in task: %s (default countdown; order is the logic task of Table 2)." (builtins |> List.map builtinName |> String.concat ", ")
 
-type ReproduceOptions =
-    { Quick: bool; Out: string; Methods: string list; Seeds: int; Steps: int option; BaseSteps: int option
-      EvalSamples: int option; EvalProblems: int option; EvalTemperature: float
-      SimkoAlpha: float; SimkoLambda: float; SimkoK: int; SimkoQ: float; Task: string }
+let private variant (m: Methods.Method) = { Key = Methods.name m; Label = Methods.displayName m; Method = m; Settings = [] }
 
-let toOptions (r: ParseResults<ReproduceArgs>) =
+/// The typed spec of the arguments, or every problem at once.
+let toSpec (r: ParseResults<ReproduceArgs>) : Result<ReproduceSpec, string list> =
     let quick = r.Contains Quick
-    { Quick = quick
-      Out = r.GetResult(Out, defaultValue = "runs/reproduce")
-      Methods = r.GetResult(Methods, defaultValue = [ "grpo"; "simko" ])
-      Seeds = r.GetResult(Seeds, defaultValue = (if quick then 1 else 3))
-      Steps = r.TryGetResult Steps
-      BaseSteps = r.TryGetResult Base_Steps
-      EvalSamples = r.TryGetResult Eval_Samples
-      EvalProblems = r.TryGetResult Eval_Problems
-      EvalTemperature = r.GetResult(Eval_Temperature, defaultValue = 0.6)
-      SimkoAlpha = r.GetResult(Simko_Alpha, defaultValue = 0.1)
-      SimkoLambda = r.GetResult(Simko_Lambda, defaultValue = 1.5)
-      SimkoK = r.GetResult(Simko_K, defaultValue = 3)
-      SimkoQ = r.GetResult(Simko_Q, defaultValue = 0.8)
-      Task = r.GetResult(Task, defaultValue = "countdown") }
+    let simko =
+        Methods.Simko
+            { Methods.simkoDefaults with
+                Alpha = r.GetResult(Simko_Alpha, defaultValue = 0.1)
+                Lambda = r.GetResult(Simko_Lambda, defaultValue = 1.5)
+                K = r.GetResult(Simko_K, defaultValue = 3)
+                Q = r.GetResult(Simko_Q, defaultValue = 0.8) }
+    let methodOf name =
+        match Methods.byName name with
+        | Ok (Methods.Simko _) -> Ok simko
+        | other -> other
+    let errors = ResizeArray<string>()
+    let task =
+        let name = r.GetResult(Task, defaultValue = "countdown")
+        match tryBuiltin name with
+        | Some t -> t
+        | None ->
+            errors.Add(sprintf "--task: '%s' is not a built-in task; valid: %s" name (builtins |> List.map builtinName |> String.concat ", "))
+            Countdown
+    let methods =
+        r.GetResult(Methods, defaultValue = (if r.Contains Sweep then [ "simko" ] else [ "grpo"; "simko" ]))
+        |> List.choose (fun n ->
+            match methodOf n with
+            | Ok m -> Some m
+            | Error e -> errors.Add(sprintf "--methods: %s" e); None)
+    let study, variants =
+        match r.Contains Ablation, r.TryGetResult Sweep with
+        | true, Some _ ->
+            errors.Add "--ablation and --sweep are separate studies; give one"
+            Study.Comparison, []
+        | true, None ->
+            let s = match simko with Methods.Simko s -> s | _ -> Methods.simkoDefaults
+            Study.Ablation,
+            [ { variant simko with Label = "SimKO" }
+              { Key = "simko-no-smoothing"; Label = "w/o top-K smoothing (α = 0)"; Method = Methods.Simko { s with Alpha = 0.0 }; Settings = [] }
+              { Key = "simko-no-push"; Label = "w/o top-1 push (λ = 1)"; Method = Methods.Simko { s with Lambda = 1.0 }; Settings = [] }
+              { Key = "simko-no-gate"; Label = "w/o entropy gate (all tokens)"; Method = Methods.Simko { s with Q = 0.0 }; Settings = [] }
+              variant (Methods.Grpo { Common = Methods.commonDefaults }) ]
+        | false, Some assignment ->
+            match assignment.IndexOf '=' with
+            | i when i > 0 ->
+                let key = assignment.Substring(0, i).Trim()
+                let values = assignment.Substring(i + 1).Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray
+                if values.Length < 2 then errors.Add(sprintf "--sweep %s: give at least two values, comma-separated" assignment)
+                let safe (v: string) = v.Replace('/', '_').Replace(' ', '_')
+                let vs =
+                    [ for m in methods do
+                        for v in values do
+                            if key.StartsWith "method." then
+                                match MethodSettings.set (key.Substring 7) v m with
+                                | Ok m' -> yield { Key = sprintf "%s-%s-%s" (Methods.name m) (key.Substring 7) (safe v); Label = sprintf "%s %s = %s" (Methods.displayName m) (key.Substring 7) v; Method = m'; Settings = [] }
+                                | Error e -> errors.Add(sprintf "--sweep: %s" e)
+                            else
+                                match TrainConfig.fields |> List.tryFind (fun f -> f.Name = key) with
+                                | Some f ->
+                                    match f.Set v TrainConfig.defaultDraft with
+                                    | Ok _ -> yield { Key = sprintf "%s-%s-%s" (Methods.name m) key (safe v); Label = sprintf "%s %s = %s" (Methods.displayName m) key v; Method = m; Settings = [ key, v ] }
+                                    | Error e -> errors.Add(sprintf "--sweep %s: %s" key e)
+                                | None -> errors.Add(sprintf "--sweep: unknown setting '%s'; a training setting (see simko train --help) or method.<name>" key) ]
+                Study.Sweep key, vs
+            | _ ->
+                errors.Add(sprintf "--sweep %s: expected name=v1,v2,…" assignment)
+                Study.Comparison, []
+        | false, None -> Study.Comparison, methods |> List.map variant
+    for v in variants do
+        for p in Methods.validate 8 v.Method do errors.Add(sprintf "%s: %s" v.Label p)
+    let spec =
+        { Task = task
+          Study = study
+          Variants = variants
+          Quick = quick
+          Out = r.GetResult(Out, defaultValue = "runs/reproduce")
+          Seeds = r.GetResult(Seeds, defaultValue = (if quick then 1 else 3))
+          Steps = r.GetResult(Steps, defaultValue = (if quick then 24 else 300))
+          BaseSteps = r.GetResult(Base_Steps, defaultValue = (if quick then 300 else 1000))
+          EvalSamples = r.GetResult(Eval_Samples, defaultValue = (if quick then 16 else 64))
+          EvalProblems = (match r.TryGetResult Eval_Problems with Some n -> Some n | None -> if quick then Some 64 else None)
+          EvalTemperature = r.GetResult(Eval_Temperature, defaultValue = 0.6) }
+    if spec.Seeds < 1 then errors.Add(sprintf "--seeds must be >= 1, got %d" spec.Seeds)
+    if spec.Steps < 1 then errors.Add(sprintf "--steps must be >= 1, got %d" spec.Steps)
+    if spec.BaseSteps < 1 then errors.Add(sprintf "--base-steps must be >= 1, got %d" spec.BaseSteps)
+    if spec.EvalSamples < 1 then errors.Add(sprintf "--eval-samples must be >= 1, got %d" spec.EvalSamples)
+    if variants.IsEmpty && errors.Count = 0 then errors.Add "nothing to train: give --methods"
+    if errors.Count = 0 then Ok spec else Error(List.ofSeq errors)

@@ -23,8 +23,8 @@ let toOptions (r: ParseResults<TrainArgs>) =
       Sets = r.GetResults Set @ (if r.Contains Skip_Bad_Rows then [ "skip_bad_rows=true" ] else [])
       Resume = r.Contains Resume }
 
-/// Config file, then overrides, then validation: the config or every problem at once.
-let resolve (o: TrainOptions) : Result<TrainConfig.TrainConfig, string list> =
+/// Config file, then overrides, then validation: the typed spec or every problem at once.
+let resolve (o: TrainOptions) : Result<RunSpec.TrainSpec, string list> =
     let fromFile =
         match o.Config with
         | Some path -> TrainConfig.readFile path
@@ -40,7 +40,7 @@ let resolve (o: TrainOptions) : Result<TrainConfig.TrainConfig, string list> =
         | Ok pairs -> pairs, []
         | Error es -> [], es
     let all = filePairs @ (sets |> List.choose (function Ok p -> Some p | Error _ -> None))
-    let cfg, applyErrors = TrainConfig.applyAll all TrainConfig.defaults
-    match fileErrors @ setErrors @ applyErrors @ TrainConfig.validate cfg with
-    | [] -> Ok cfg
-    | problems -> Error problems
+    match fileErrors @ setErrors, TrainConfig.resolvePairs all with
+    | [], Ok spec -> Ok spec
+    | early, Ok _ -> Error early
+    | early, Error es -> Error(early @ es)

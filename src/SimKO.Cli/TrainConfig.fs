@@ -1,81 +1,82 @@
-/// The training configuration: one record, one table of fields. Each field has a name (as in the
-/// JSON config file and `--set name=value`), a default, and a line saying what it is and where the
-/// default comes from. A config file and command-line overrides are applied in order and every
-/// problem is reported at once.
+/// The training configuration as a table of named settings (the JSON config file's keys and
+/// `--set name=value`), each with a default and a line saying what it is and where the default
+/// comes from. A config file and command-line overrides are applied in order, every problem is
+/// reported at once, and the result is a typed `RunSpec.TrainSpec`.
 module SimKO.Cli.TrainConfig
 
 open System
 open System.Globalization
 open System.IO
 open System.Text.Json
+open System.Text.Json.Nodes
+open SimKO.Math
+open SimKO.Cli.RunSpec
 
-type TrainConfig =
-    { // what to train on
-      Task: string
+/// A spec being assembled: settings whose meaning depends on others (the method and its
+/// settings, the task and the data-file fields, the rollout server) wait here until `build`.
+type Draft =
+    { Spec: TrainSpec
+      MethodName: string
+      MethodSettings: (string * string) list
+      TaskName: string
       DataPath: string option
       QuestionField: string
+      QuestionTemplate: string option
       AnswerField: string
-      AnswerFrom: string
-      SkipBadRows: bool
-      PromptTemplate: string
-      Model: string
-      // method
-      Method: string
-      MethodSettings: (string * SimKO.Math.Methods.SettingValue) list
-      // rollout
-      Steps: int
-      PromptsPerStep: int
-      SamplesPerPrompt: int
-      Temperature: float
-      TopP: float
-      TopK: int
-      MaxNewTokens: int
-      // update
-      MiniBatches: int
-      MicroBatchSize: int
-      PpoEpochs: int
-      LearningRate: float
-      WarmupSteps: int
-      Beta1: float
-      Beta2: float
-      WeightDecay: float
-      GradClip: float
-      MaxBadSteps: int
-      // run
-      Seed: int
-      Device: string
-      DType: string
-      Out: string
-      CheckpointEvery: int
-      KeepCheckpoints: int
-      Tensorboard: bool }
+      AnswerFrom: AnswerSource
+      DataName: string option
+      ExportDType: DType option
+      Server: RolloutServer }
 
 /// CPU-scale defaults: the Countdown setting of REPRODUCTION-NOTES (where GRPO's pass@K collapse
-/// appears in minutes); the paper's GPU settings are in comments of the fields.
-let defaults =
-    { Task = "countdown"
-      DataPath = None
-      QuestionField = "problem|question"
-      AnswerField = "answer"
-      AnswerFrom = "answer"
+/// appears in minutes); the paper's GPU settings are in the settings' docs.
+let defaults : TrainSpec =
+    { Task = Builtin Countdown
+      Template = Chat
       SkipBadRows = false
-      PromptTemplate = "chat"
-      Model = "tiny"
-      Method = "simko"; MethodSettings = []
+      Model = TinyModel
+      Method = Methods.Simko Methods.simkoDefaults
       Steps = 300; PromptsPerStep = 16; SamplesPerPrompt = 8; Temperature = 1.0; TopP = 1.0; TopK = 0; MaxNewTokens = 12
       MiniBatches = 1; MicroBatchSize = 64; PpoEpochs = 1
-      LearningRate = 3e-4; WarmupSteps = 0; Beta1 = 0.9; Beta2 = 0.99; WeightDecay = 0.0; GradClip = 1.0; MaxBadSteps = 3
-      Seed = 0; Device = "cpu"; DType = "float32"; Out = "runs/train"; CheckpointEvery = 50; KeepCheckpoints = 2; Tensorboard = true }
+      Optimizer = { LearningRate = 3e-4; WarmupSteps = 0; Beta1 = 0.9; Beta2 = 0.99; WeightDecay = 0.0; GradClip = 1.0 }
+      MaxBadSteps = 3
+      Seed = 0; Device = Cpu; DType = Float32; ExportDType = Float32
+      Memory = { GradientCheckpointing = false; LogitsChunkTokens = 0; MaxTokensPerMicroBatch = 0; OptimizerOffload = false }
+      Rollout = InProcess
+      Out = "runs/train"; CheckpointEvery = 50; KeepCheckpoints = 2; Tensorboard = true }
+
+let private defaultServer = { Url = ""; Kind = Vllm; ApiKey = None; Concurrency = 8; TimeoutSeconds = 600.0; Retries = 3 }
+
+/// The draft of a spec's plain settings (the defaults to apply settings on; a spec written back as a
+/// config file). The method's own settings are not in it: `toJson` writes them.
+let draftOf (s: TrainSpec) : Draft =
+    let dataPath, question, answerField, answerFrom, dataName =
+        match s.Task with
+        | File f -> Some f.Path, f.Question, f.AnswerField, f.AnswerFrom, f.Name
+        | _ -> None, QuestionFields [ "problem"; "question" ], "answer", AnswerField, None
+    { Spec = s
+      MethodName = Methods.name s.Method
+      // overrides of the named method's paper defaults: none (toJson writes every method setting itself)
+      MethodSettings = []
+      TaskName = (match s.Task with File _ -> "countdown" | t -> taskName t)
+      DataPath = dataPath
+      QuestionField = (match question with QuestionFields fs -> String.concat "|" fs | QuestionTemplate _ -> "problem|question")
+      QuestionTemplate = (match question with QuestionTemplate t -> Some t | QuestionFields _ -> None)
+      AnswerField = answerField
+      AnswerFrom = answerFrom
+      DataName = dataName
+      ExportDType = (if s.ExportDType = s.DType then None else Some s.ExportDType)
+      Server = (match s.Rollout with Server r -> r | InProcess -> defaultServer) }
 
 type Field =
     { Name: string
       Doc: string
-      Show: TrainConfig -> string
-      Set: string -> TrainConfig -> Result<TrainConfig, string> }
+      Show: Draft -> string
+      Set: string -> Draft -> Result<Draft, string> }
 
 let private num (s: string) =
     match Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture) with
-    | true, v -> Ok v
+    | true, v when Double.IsFinite v -> Ok v
     | _ -> Error(sprintf "'%s' is not a number" s)
 
 let private int' (s: string) =
@@ -91,82 +92,113 @@ let private bool' (s: string) =
 
 let private inv (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
 
-let private str name doc (get: TrainConfig -> string) set =
-    { Name = name; Doc = doc; Show = get; Set = fun v c -> Ok(set v c) }
-let private optStr name doc (get: TrainConfig -> string option) set =
-    { Name = name; Doc = doc; Show = (fun c -> defaultArg (get c) "(none)"); Set = fun v c -> Ok(set (if v = "" then None else Some v) c) }
-let private float' name doc (get: TrainConfig -> float) set =
-    { Name = name; Doc = doc; Show = (get >> inv); Set = fun v c -> num v |> Result.map (fun x -> set x c) }
-let private integer name doc (get: TrainConfig -> int) set =
-    { Name = name; Doc = doc; Show = (get >> string); Set = fun v c -> int' v |> Result.map (fun x -> set x c) }
-let private boolean name doc (get: TrainConfig -> bool) set =
-    { Name = name; Doc = doc; Show = (get >> string >> fun s -> s.ToLowerInvariant()); Set = fun v c -> bool' v |> Result.map (fun x -> set x c) }
+let private str name doc (get: Draft -> string) set =
+    { Name = name; Doc = doc; Show = get; Set = fun v d -> Ok(set v d) }
+let private optStr name doc (get: Draft -> string option) set =
+    { Name = name; Doc = doc; Show = (fun d -> defaultArg (get d) ""); Set = fun v d -> Ok(set (if v = "" then None else Some v) d) }
+let private float' name doc (get: TrainSpec -> float) (set: float -> TrainSpec -> TrainSpec) =
+    { Name = name; Doc = doc; Show = (fun d -> inv (get d.Spec)); Set = fun v d -> num v |> Result.map (fun x -> { d with Spec = set x d.Spec }) }
+let private integer name doc (get: TrainSpec -> int) (set: int -> TrainSpec -> TrainSpec) =
+    { Name = name; Doc = doc; Show = (fun d -> string (get d.Spec)); Set = fun v d -> int' v |> Result.map (fun x -> { d with Spec = set x d.Spec }) }
+let private boolean name doc (get: TrainSpec -> bool) (set: bool -> TrainSpec -> TrainSpec) =
+    { Name = name; Doc = doc; Show = (fun d -> if get d.Spec then "true" else "false"); Set = fun v d -> bool' v |> Result.map (fun x -> { d with Spec = set x d.Spec }) }
+let private choice name doc (nameOf: 'T -> string) (cases: 'T list) (get: Draft -> 'T) (set: 'T -> Draft -> Draft) =
+    { Name = name; Doc = doc; Show = (get >> nameOf)
+      Set = fun v d ->
+        match cases |> List.tryFind (fun c -> nameOf c = v) with
+        | Some c -> Ok(set c d)
+        | None -> Error(sprintf "'%s' is not one of %s" v (cases |> List.map nameOf |> String.concat ", ")) }
+let private opt (f: OptimizerSpec -> OptimizerSpec) (s: TrainSpec) = { s with Optimizer = f s.Optimizer }
+let private mem (f: MemorySpec -> MemorySpec) (s: TrainSpec) = { s with Memory = f s.Memory }
+let private server (f: RolloutServer -> RolloutServer) (d: Draft) = { d with Server = f d.Server }
 
-/// Every field, in the order `--help` lists them.
+/// Every setting, in the order `--help` lists them.
 let fields : Field list =
-    [ str "task" "built-in task (countdown) or math dataset preset (gsm8k, math500, aime24, aime25, amc23, minerva_math, olympiadbench; needs model = an HF folder)" (fun c -> c.Task) (fun v c -> { c with Task = v })
-      optStr "data_path" "a JSONL or Parquet (.parquet) file of math problems to train on instead of task (needs model = an HF folder)" (fun c -> c.DataPath) (fun v c -> { c with DataPath = v })
-      str "question_field" "data_path: question field(s), '|' between alternatives" (fun c -> c.QuestionField) (fun v c -> { c with QuestionField = v })
-      str "answer_field" "data_path: the field holding the answer" (fun c -> c.AnswerField) (fun v c -> { c with AnswerField = v })
-      str "answer_from" "data_path: answer (the field as is), boxed (last \\boxed{} of the field), hashes (after '#### ')" (fun c -> c.AnswerFrom) (fun v c -> { c with AnswerFrom = v })
-      boolean "skip_bad_rows" "data_path and dataset presets: skip malformed rows, listing each in the log and <out>/skipped_rows.txt, instead of stopping" (fun c -> c.SkipBadRows) (fun v c -> { c with SkipBadRows = v })
-      str "prompt_template" "for dataset presets: chat (the model's chat template + the paper's instruction) or plain" (fun c -> c.PromptTemplate) (fun v c -> { c with PromptTemplate = v })
-      str "model" "an HF folder (config.json + safetensors + the task's tokenizer, e.g. runs/reproduce/base), or 'tiny' for a freshly initialised small model" (fun c -> c.Model) (fun v c -> { c with Model = v })
-      str "method" "grpo, simko, psr, nsr, w-reinforce, kl-cov, entropy-adv, forking, passk, dr-grpo (SPEC §2–4)" (fun c -> c.Method) (fun v c -> { c with Method = v })
-      integer "steps" "training steps (paper: ~ a few hundred; notes: 300 for Countdown)" (fun c -> c.Steps) (fun v c -> { c with Steps = v })
-      integer "prompts_per_step" "prompts sampled per step (paper 1024; notes 16)" (fun c -> c.PromptsPerStep) (fun v c -> { c with PromptsPerStep = v })
-      integer "samples_per_prompt" "responses per prompt, the group size G (paper 8)" (fun c -> c.SamplesPerPrompt) (fun v c -> { c with SamplesPerPrompt = v })
-      float' "temperature" "rollout sampling temperature (paper 1.0)" (fun c -> c.Temperature) (fun v c -> { c with Temperature = v })
-      float' "top_p" "rollout nucleus sampling (1 = off)" (fun c -> c.TopP) (fun v c -> { c with TopP = v })
-      integer "top_k" "rollout top-k sampling (0 = off)" (fun c -> c.TopK) (fun v c -> { c with TopK = v })
-      integer "max_new_tokens" "longest response (paper 3072; 12 for Countdown)" (fun c -> c.MaxNewTokens) (fun v c -> { c with MaxNewTokens = v })
-      integer "mini_batches" "PPO mini-batches per step (paper 4: 1024 prompts / 256)" (fun c -> c.MiniBatches) (fun v c -> { c with MiniBatches = v })
-      integer "micro_batch_size" "responses per forward/backward (gradient accumulation; does not change the gradient)" (fun c -> c.MicroBatchSize) (fun v c -> { c with MicroBatchSize = v })
-      integer "ppo_epochs" "passes over each step's rollouts (paper 1)" (fun c -> c.PpoEpochs) (fun v c -> { c with PpoEpochs = v })
-      float' "lr" "AdamW learning rate, constant after warm-up (paper 1e-6; notes 3e-4 for a 0.4M model)" (fun c -> c.LearningRate) (fun v c -> { c with LearningRate = v })
-      integer "warmup_steps" "linear learning-rate warm-up steps" (fun c -> c.WarmupSteps) (fun v c -> { c with WarmupSteps = v })
-      float' "beta1" "AdamW β1" (fun c -> c.Beta1) (fun v c -> { c with Beta1 = v })
-      float' "beta2" "AdamW β2 (notes 0.99)" (fun c -> c.Beta2) (fun v c -> { c with Beta2 = v })
-      float' "weight_decay" "AdamW decoupled weight decay" (fun c -> c.WeightDecay) (fun v c -> { c with WeightDecay = v })
-      float' "grad_clip" "gradient-norm clip (paper 1.0)" (fun c -> c.GradClip) (fun v c -> { c with GradClip = v })
-      integer "max_bad_steps" "a NaN/Inf loss or gradient skips the update; this many skipped updates stop the run" (fun c -> c.MaxBadSteps) (fun v c -> { c with MaxBadSteps = v })
-      integer "seed" "seed of prompt order, sampling and initialisation" (fun c -> c.Seed) (fun v c -> { c with Seed = v })
-      str "device" "cpu, cuda or cuda:N" (fun c -> c.Device) (fun v c -> { c with Device = v })
-      str "dtype" "float32 (CPU) or bfloat16 (CUDA)" (fun c -> c.DType) (fun v c -> { c with DType = v })
-      str "out" "run folder: metrics.jsonl, tensorboard/, checkpoints/, final/ (HF export)" (fun c -> c.Out) (fun v c -> { c with Out = v })
-      integer "checkpoint_every" "steps between checkpoints (one is always written at the end)" (fun c -> c.CheckpointEvery) (fun v c -> { c with CheckpointEvery = v })
-      integer "keep_checkpoints" "complete checkpoints kept" (fun c -> c.KeepCheckpoints) (fun v c -> { c with KeepCheckpoints = v })
-      boolean "tensorboard" "write TensorBoard event files" (fun c -> c.Tensorboard) (fun v c -> { c with Tensorboard = v }) ]
+    [ str "task" (sprintf "built-in task (%s) or math dataset preset (%s; needs model = an HF folder)" (builtins |> List.map builtinName |> String.concat ", ") (String.concat ", " SimKO.Data.Math.Datasets.Names))
+          (fun d -> d.TaskName) (fun v d -> { d with TaskName = v })
+      optStr "data_path" "a JSONL or Parquet (.parquet) file of math problems to train on instead of task (needs model = an HF folder)" (fun d -> d.DataPath) (fun v d -> { d with DataPath = v })
+      str "question_field" "data_path: question field(s), '|' between alternatives" (fun d -> d.QuestionField) (fun v d -> { d with QuestionField = v })
+      optStr "question_template" "data_path: the question from several fields, names in braces, e.g. \"{Body} {Question}\" (instead of question_field)" (fun d -> d.QuestionTemplate) (fun v d -> { d with QuestionTemplate = v })
+      str "answer_field" "data_path: the field holding the answer (text or number)" (fun d -> d.AnswerField) (fun v d -> { d with AnswerField = v })
+      choice "answer_from" "data_path: answer (the field as is), boxed (last \\boxed{} of the field), hashes (after '#### ')" answerSourceName [ AnswerField; BoxedInSolution; AfterHashes ]
+          (fun d -> d.AnswerFrom) (fun v d -> { d with AnswerFrom = v })
+      optStr "data_name" "data_path: the benchmark's name in reports (default: the file's name)" (fun d -> d.DataName) (fun v d -> { d with DataName = v })
+      boolean "skip_bad_rows" "data_path and dataset presets: skip malformed rows, listing each in the log and <out>/skipped_rows.txt, instead of stopping" (fun s -> s.SkipBadRows) (fun v s -> { s with SkipBadRows = v })
+      choice "prompt_template" "for dataset presets: chat (the model's chat template + the paper's instruction) or plain" templateName [ Chat; Plain ]
+          (fun d -> d.Spec.Template) (fun v d -> { d with Spec = { d.Spec with Template = v } })
+      str "model" "an HF folder (config.json + safetensors + the task's tokenizer, e.g. runs/reproduce/base), or 'tiny' for a freshly initialised small model"
+          (fun d -> match d.Spec.Model with TinyModel -> "tiny" | HfFolder p -> p)
+          (fun v d -> { d with Spec = { d.Spec with Model = (if v = "tiny" then TinyModel else HfFolder v) } })
+      str "method" (sprintf "%s (SPEC §2–4)" (String.concat ", " Methods.names)) (fun d -> d.MethodName) (fun v d -> { d with MethodName = v })
+      integer "steps" "training steps (paper: ~ a few hundred; notes: 300 for Countdown)" (fun s -> s.Steps) (fun v s -> { s with Steps = v })
+      integer "prompts_per_step" "prompts sampled per step (paper 1024; notes 16)" (fun s -> s.PromptsPerStep) (fun v s -> { s with PromptsPerStep = v })
+      integer "samples_per_prompt" "responses per prompt, the group size G (paper 8)" (fun s -> s.SamplesPerPrompt) (fun v s -> { s with SamplesPerPrompt = v })
+      float' "temperature" "rollout sampling temperature (paper 1.0)" (fun s -> s.Temperature) (fun v s -> { s with Temperature = v })
+      float' "top_p" "rollout nucleus sampling (1 = off)" (fun s -> s.TopP) (fun v s -> { s with TopP = v })
+      integer "top_k" "rollout top-k sampling (0 = off)" (fun s -> s.TopK) (fun v s -> { s with TopK = v })
+      integer "max_new_tokens" "longest response (paper 3072; 12 for Countdown)" (fun s -> s.MaxNewTokens) (fun v s -> { s with MaxNewTokens = v })
+      integer "mini_batches" "PPO mini-batches per step (paper 4: 1024 prompts / 256)" (fun s -> s.MiniBatches) (fun v s -> { s with MiniBatches = v })
+      integer "micro_batch_size" "responses per forward/backward (gradient accumulation; does not change the gradient)" (fun s -> s.MicroBatchSize) (fun v s -> { s with MicroBatchSize = v })
+      integer "max_tokens_per_micro_batch" "fill micro-batches up to this many tokens, rows sorted by length (verl's dynamic batch size; 0 = micro_batch_size rows)"
+          (fun s -> s.Memory.MaxTokensPerMicroBatch) (fun v -> mem (fun m -> { m with MaxTokensPerMicroBatch = v }))
+      integer "ppo_epochs" "passes over each step's rollouts (paper 1)" (fun s -> s.PpoEpochs) (fun v s -> { s with PpoEpochs = v })
+      float' "lr" "AdamW learning rate, constant after warm-up (paper 1e-6; notes 3e-4 for a 0.4M model)" (fun s -> s.Optimizer.LearningRate) (fun v -> opt (fun o -> { o with LearningRate = v }))
+      integer "warmup_steps" "linear learning-rate warm-up steps" (fun s -> s.Optimizer.WarmupSteps) (fun v -> opt (fun o -> { o with WarmupSteps = v }))
+      float' "beta1" "AdamW β1" (fun s -> s.Optimizer.Beta1) (fun v -> opt (fun o -> { o with Beta1 = v }))
+      float' "beta2" "AdamW β2 (notes 0.99)" (fun s -> s.Optimizer.Beta2) (fun v -> opt (fun o -> { o with Beta2 = v }))
+      float' "weight_decay" "AdamW decoupled weight decay" (fun s -> s.Optimizer.WeightDecay) (fun v -> opt (fun o -> { o with WeightDecay = v }))
+      float' "grad_clip" "gradient-norm clip (paper 1.0)" (fun s -> s.Optimizer.GradClip) (fun v -> opt (fun o -> { o with GradClip = v }))
+      integer "max_bad_steps" "a NaN/Inf loss or gradient skips the update; this many skipped updates stop the run" (fun s -> s.MaxBadSteps) (fun v s -> { s with MaxBadSteps = v })
+      integer "seed" "seed of prompt order, sampling and initialisation" (fun s -> s.Seed) (fun v s -> { s with Seed = v })
+      { Name = "device"; Doc = "cpu, cuda or cuda:N"; Show = (fun d -> deviceName d.Spec.Device)
+        Set = fun v d -> parseDevice v |> Result.map (fun x -> { d with Spec = { d.Spec with Device = x } }) }
+      choice "dtype" "compute dtype: float32, or bfloat16 (CUDA; on the CPU it runs, ~100x slower); master weights, moments and gradient sums stay float32" dtypeName [ Float32; BFloat16 ]
+          (fun d -> d.Spec.DType) (fun v d -> { d with Spec = { d.Spec with DType = v } })
+      { Name = "export_dtype"; Doc = "dtype of the final HF export (default: the compute dtype)"
+        Show = (fun d -> match d.ExportDType with Some x -> dtypeName x | None -> "")
+        Set = fun v d ->
+            if v = "" then Ok { d with ExportDType = None }
+            else parseName "dtype" dtypeName [ Float32; BFloat16 ] v |> Result.map (fun x -> { d with ExportDType = Some x }) }
+      boolean "gradient_checkpointing" "recompute each decoder layer in backward, keeping only its input (activation memory ÷ ~layers)"
+          (fun s -> s.Memory.GradientCheckpointing) (fun v -> mem (fun m -> { m with GradientCheckpointing = v }))
+      integer "logits_chunk_tokens" "tokens per chunk of the fused LM head and token statistics, recomputed in backward (0 = whole micro-batch logits)"
+          (fun s -> s.Memory.LogitsChunkTokens) (fun v -> mem (fun m -> { m with LogitsChunkTokens = v }))
+      boolean "optimizer_offload" "keep fp32 master weights and AdamW moments in host memory and update there (verl's optimizer offload)"
+          (fun s -> s.Memory.OptimizerOffload) (fun v -> mem (fun m -> { m with OptimizerOffload = v }))
+      str "rollout_url" "an inference server's base URL for rollouts, e.g. http://127.0.0.1:8000 (empty = the in-process sampler)"
+          (fun d -> d.Server.Url) (fun v -> server (fun r -> { r with Url = v }))
+      choice "rollout_server" "the server at rollout_url: vllm, sglang or simko (simko serve)" serverName [ Vllm; Sglang; SimkoServer ]
+          (fun d -> d.Server.Kind) (fun v -> server (fun r -> { r with Kind = v }))
+      optStr "rollout_api_key" "API key of the rollout server (sent as a bearer token)" (fun d -> d.Server.ApiKey) (fun v -> server (fun r -> { r with ApiKey = v }))
+      { Name = "rollout_concurrency"; Doc = "rollout requests in flight at once"; Show = (fun d -> string d.Server.Concurrency)
+        Set = fun v d -> int' v |> Result.map (fun x -> server (fun r -> { r with Concurrency = x }) d) }
+      { Name = "rollout_timeout_s"; Doc = "seconds before a rollout request is abandoned and retried"; Show = (fun d -> inv d.Server.TimeoutSeconds)
+        Set = fun v d -> num v |> Result.map (fun x -> server (fun r -> { r with TimeoutSeconds = x }) d) }
+      { Name = "rollout_retries"; Doc = "retries of a rollout request on connection errors and 5xx, with backoff"; Show = (fun d -> string d.Server.Retries)
+        Set = fun v d -> int' v |> Result.map (fun x -> server (fun r -> { r with Retries = x }) d) }
+      str "out" "run folder: metrics.jsonl, tensorboard/, checkpoints/, final/ (HF export)" (fun d -> d.Spec.Out) (fun v d -> { d with Spec = { d.Spec with Out = v } })
+      integer "checkpoint_every" "steps between checkpoints (one is always written at the end)" (fun s -> s.CheckpointEvery) (fun v s -> { s with CheckpointEvery = v })
+      integer "keep_checkpoints" "complete checkpoints kept" (fun s -> s.KeepCheckpoints) (fun v s -> { s with KeepCheckpoints = v })
+      boolean "tensorboard" "write TensorBoard event files" (fun s -> s.Tensorboard) (fun v s -> { s with Tensorboard = v }) ]
 
-/// Names accepted as method settings (`method.<name>` in JSON / `--set method.<name>=v`).
+/// Method settings are `method.<name>` in `--set` and the keys of `"method_settings"` in a config file.
 let private methodSettingPrefix = "method."
 
-let private setOne (c: TrainConfig) (key: string) (value: string) : Result<TrainConfig, string> =
+let private setOne (d: Draft) (key: string) (value: string) : Result<Draft, string> =
     if key.StartsWith methodSettingPrefix then
-        let name = key.Substring methodSettingPrefix.Length
-        let v =
-            match num value with
-            | Ok x -> SimKO.Math.Methods.Number x
-            | Error _ -> SimKO.Math.Methods.Text value
-        Ok { c with MethodSettings = c.MethodSettings @ [ name, v ] }
+        Ok { d with MethodSettings = d.MethodSettings @ [ key.Substring methodSettingPrefix.Length, value ] }
     else
         match fields |> List.tryFind (fun f -> f.Name = key) with
-        | Some f -> f.Set value c |> Result.mapError (fun e -> sprintf "%s: %s" key e)
+        | Some f -> f.Set value d |> Result.mapError (fun e -> sprintf "%s: %s" key e)
         | None -> Error(sprintf "unknown setting '%s'; valid: %s, method.<name>" key (fields |> List.map _.Name |> String.concat ", "))
 
-/// Apply (key, value) pairs in order: the config with every valid pair applied, and the problems.
-let applyAll (pairs: (string * string) list) (c: TrainConfig) : TrainConfig * string list =
-    let folder (cfg, errors) (k, v) =
-        match setOne cfg k v with
-        | Ok cfg -> cfg, errors
-        | Error e -> cfg, errors @ [ e ]
-    List.fold folder (c, []) pairs
-
-/// Apply (key, value) pairs in order; every problem at once.
-let apply (pairs: (string * string) list) (c: TrainConfig) : Result<TrainConfig, string list> =
-    match applyAll pairs c with
-    | cfg, [] -> Ok cfg
-    | _, errors -> Error errors
+/// Apply (key, value) pairs in order: the draft with every valid pair applied, and the problems.
+let applyAll (pairs: (string * string) list) (d: Draft) : Draft * string list =
+    let folder (d, errors) (k, v) =
+        match setOne d k v with
+        | Ok d -> d, errors
+        | Error e -> d, errors @ [ e ]
+    List.fold folder (d, []) pairs
 
 /// (key, value) pairs of a JSON config file; `method_settings` may be an object of method settings.
 let readFile (path: string) : Result<(string * string) list, string list> =
@@ -188,58 +220,109 @@ let readFile (path: string) : Result<(string * string) list, string list> =
     | :? JsonException as e -> Error [ sprintf "%s: not valid JSON (%s)" path e.Message ]
     | :? IOException as e -> Error [ sprintf "%s: cannot read (%s)" path e.Message ]
 
-/// Checks across fields; every problem at once, each saying how to fix it.
-let validate (c: TrainConfig) : string list =
-    [ if c.Steps < 1 then yield sprintf "steps must be >= 1, got %d" c.Steps
-      if c.PromptsPerStep < 1 then yield sprintf "prompts_per_step must be >= 1, got %d" c.PromptsPerStep
-      if c.SamplesPerPrompt < 1 then yield sprintf "samples_per_prompt must be >= 1, got %d" c.SamplesPerPrompt
-      if not (c.Temperature > 0.0) then yield sprintf "temperature must be > 0, got %g" c.Temperature
-      if not (c.TopP > 0.0 && c.TopP <= 1.0) then yield sprintf "top_p must be in (0, 1], got %g" c.TopP
-      if c.TopK < 0 then yield sprintf "top_k must be >= 0 (0 = off), got %d" c.TopK
-      if c.MaxNewTokens < 1 then yield sprintf "max_new_tokens must be >= 1, got %d" c.MaxNewTokens
-      if c.MiniBatches < 1 || c.PromptsPerStep % max 1 c.MiniBatches <> 0 then
-          yield sprintf "mini_batches = %d must divide prompts_per_step = %d (mini-batches hold whole groups)" c.MiniBatches c.PromptsPerStep
-      if c.MicroBatchSize < 1 then yield sprintf "micro_batch_size must be >= 1, got %d" c.MicroBatchSize
-      if c.PpoEpochs < 1 then yield sprintf "ppo_epochs must be >= 1, got %d" c.PpoEpochs
-      if not (c.LearningRate > 0.0) then yield sprintf "lr must be > 0, got %g" c.LearningRate
-      if c.WarmupSteps < 0 then yield sprintf "warmup_steps must be >= 0, got %d" c.WarmupSteps
-      if not (c.Beta1 >= 0.0 && c.Beta1 < 1.0) then yield sprintf "beta1 must be in [0, 1), got %g" c.Beta1
-      if not (c.Beta2 >= 0.0 && c.Beta2 < 1.0) then yield sprintf "beta2 must be in [0, 1), got %g" c.Beta2
-      if not (c.WeightDecay >= 0.0) then yield sprintf "weight_decay must be >= 0, got %g" c.WeightDecay
-      if not (c.GradClip > 0.0) then yield sprintf "grad_clip must be > 0, got %g" c.GradClip
-      if c.MaxBadSteps < 1 then yield sprintf "max_bad_steps must be >= 1, got %d" c.MaxBadSteps
-      if c.CheckpointEvery < 1 then yield sprintf "checkpoint_every must be >= 1, got %d" c.CheckpointEvery
-      if c.KeepCheckpoints < 1 then yield sprintf "keep_checkpoints must be >= 1, got %d" c.KeepCheckpoints
-      if not (List.contains c.AnswerFrom [ "answer"; "boxed"; "hashes" ]) then yield sprintf "answer_from must be answer, boxed or hashes, got '%s'" c.AnswerFrom
-      if c.PromptTemplate <> "chat" && c.PromptTemplate <> "plain" then yield sprintf "prompt_template must be chat or plain, got '%s'" c.PromptTemplate
-      if c.DType <> "float32" && c.DType <> "bfloat16" then yield sprintf "dtype must be float32 or bfloat16, got '%s'" c.DType
-      match SimKO.Math.Methods.byName c.Method with
-      | Error e -> yield e
-      | Ok m ->
-          match SimKO.Math.Methods.withOverrides c.MethodSettings m with
-          | Error es -> yield! es |> List.map (sprintf "method settings: %s")
-          | Ok m -> yield! SimKO.Math.Methods.validate c.SamplesPerPrompt m |> List.map (sprintf "method settings: %s") ]
+let private checks (s: TrainSpec) =
+    let o = s.Optimizer
+    [ if s.Steps < 1 then yield sprintf "steps must be >= 1, got %d" s.Steps
+      if s.PromptsPerStep < 1 then yield sprintf "prompts_per_step must be >= 1, got %d" s.PromptsPerStep
+      if s.SamplesPerPrompt < 1 then yield sprintf "samples_per_prompt must be >= 1, got %d" s.SamplesPerPrompt
+      if not (s.Temperature > 0.0) then yield sprintf "temperature must be > 0, got %g" s.Temperature
+      if not (s.TopP > 0.0 && s.TopP <= 1.0) then yield sprintf "top_p must be in (0, 1], got %g" s.TopP
+      if s.TopK < 0 then yield sprintf "top_k must be >= 0 (0 = off), got %d" s.TopK
+      if s.MaxNewTokens < 1 then yield sprintf "max_new_tokens must be >= 1, got %d" s.MaxNewTokens
+      if s.MiniBatches < 1 || s.PromptsPerStep % max 1 s.MiniBatches <> 0 then
+          yield sprintf "mini_batches = %d must divide prompts_per_step = %d (mini-batches hold whole groups)" s.MiniBatches s.PromptsPerStep
+      if s.MicroBatchSize < 1 then yield sprintf "micro_batch_size must be >= 1, got %d" s.MicroBatchSize
+      if s.Memory.MaxTokensPerMicroBatch < 0 then yield sprintf "max_tokens_per_micro_batch must be >= 0 (0 = micro_batch_size rows), got %d" s.Memory.MaxTokensPerMicroBatch
+      if s.Memory.LogitsChunkTokens < 0 then yield sprintf "logits_chunk_tokens must be >= 0 (0 = unchunked), got %d" s.Memory.LogitsChunkTokens
+      if s.PpoEpochs < 1 then yield sprintf "ppo_epochs must be >= 1, got %d" s.PpoEpochs
+      if not (o.LearningRate > 0.0) then yield sprintf "lr must be > 0, got %g" o.LearningRate
+      if o.WarmupSteps < 0 then yield sprintf "warmup_steps must be >= 0, got %d" o.WarmupSteps
+      if not (o.Beta1 >= 0.0 && o.Beta1 < 1.0) then yield sprintf "beta1 must be in [0, 1), got %g" o.Beta1
+      if not (o.Beta2 >= 0.0 && o.Beta2 < 1.0) then yield sprintf "beta2 must be in [0, 1), got %g" o.Beta2
+      if not (o.WeightDecay >= 0.0) then yield sprintf "weight_decay must be >= 0, got %g" o.WeightDecay
+      if not (o.GradClip > 0.0) then yield sprintf "grad_clip must be > 0, got %g" o.GradClip
+      if s.MaxBadSteps < 1 then yield sprintf "max_bad_steps must be >= 1, got %d" s.MaxBadSteps
+      if s.CheckpointEvery < 1 then yield sprintf "checkpoint_every must be >= 1, got %d" s.CheckpointEvery
+      if s.KeepCheckpoints < 1 then yield sprintf "keep_checkpoints must be >= 1, got %d" s.KeepCheckpoints
+      match s.Rollout with
+      | InProcess -> ()
+      | Server r ->
+          match Uri.TryCreate(r.Url, UriKind.Absolute) with
+          | true, u when u.Scheme = "http" || u.Scheme = "https" -> ()
+          | _ -> yield sprintf "rollout_url must be an http:// or https:// URL, got '%s'" r.Url
+          if r.Concurrency < 1 then yield sprintf "rollout_concurrency must be >= 1, got %d" r.Concurrency
+          if not (r.TimeoutSeconds > 0.0) then yield sprintf "rollout_timeout_s must be > 0, got %g" r.TimeoutSeconds
+          if r.Retries < 0 then yield sprintf "rollout_retries must be >= 0, got %d" r.Retries ]
 
-/// The method the config names, with its overrides (call after `validate` returned no problem).
-let method (c: TrainConfig) =
-    match SimKO.Math.Methods.byName c.Method |> Result.bind (fun m -> SimKO.Math.Methods.withOverrides c.MethodSettings m |> Result.mapError (String.concat "; ")) with
-    | Ok m -> m
-    | Error e -> invalidArg "c" e
+/// The typed spec of a draft, or every problem at once (each saying how to fix it).
+let build (d: Draft) : Result<TrainSpec, string list> =
+    let taskResult =
+        match d.DataPath with
+        | Some path ->
+            let question =
+                match d.QuestionTemplate with
+                | Some t -> QuestionTemplate t
+                | None -> QuestionFields(d.QuestionField.Split('|', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray)
+            Ok(File { Path = path; Question = question; AnswerField = d.AnswerField; AnswerFrom = d.AnswerFrom; Name = d.DataName })
+        | None ->
+            match tryBuiltin d.TaskName with
+            | Some b -> Ok(Builtin b)
+            | None when List.contains d.TaskName (List.ofSeq SimKO.Data.Math.Datasets.Names) -> Ok(Preset d.TaskName)
+            | None ->
+                Error(sprintf "task: '%s' is neither a built-in task (%s) nor a dataset preset (%s); or set data_path to a file"
+                          d.TaskName (builtins |> List.map builtinName |> String.concat ", ") (String.concat ", " SimKO.Data.Math.Datasets.Names))
+    let methodResult =
+        Methods.byName d.MethodName
+        |> Result.mapError (fun e -> [ sprintf "method: %s" e ])
+        |> Result.bind (fun m -> MethodSettings.apply d.MethodSettings m |> Result.mapError (List.map (sprintf "method settings: %s")))
+    let rollout = if d.Server.Url = "" then InProcess else Server d.Server
+    let spec =
+        { d.Spec with
+            Task = (match taskResult with Ok t -> t | Error _ -> d.Spec.Task)
+            Method = (match methodResult with Ok m -> m | Error _ -> d.Spec.Method)
+            ExportDType = defaultArg d.ExportDType d.Spec.DType
+            Rollout = rollout }
+    let problems =
+        [ match taskResult with Error e -> yield e | Ok _ -> ()
+          match methodResult with
+          | Error es -> yield! es
+          | Ok m -> yield! Methods.validate spec.SamplesPerPrompt m |> List.map (sprintf "method settings: %s")
+          match spec.Task, spec.Model with
+          | (Preset _ | File _), TinyModel -> yield sprintf "model: %s is a math dataset; set model to an HF folder (config.json, safetensors, tokenizer.json)" (taskName spec.Task)
+          | _ -> ()
+          if d.QuestionTemplate.IsSome && d.DataPath.IsNone then yield "question_template applies to data_path; set data_path too"
+          yield! checks spec ]
+    if problems.IsEmpty then Ok spec else Error problems
 
-/// The configuration as JSON (written into every run folder and checkpoint).
-let toJson (c: TrainConfig) : string =
-    let o = System.Text.Json.Nodes.JsonObject()
-    for f in fields do o[f.Name] <- System.Text.Json.Nodes.JsonValue.Create(f.Show c)
-    let ms = System.Text.Json.Nodes.JsonObject()
-    for k, v in c.MethodSettings do
-        ms[k] <- (match v with
-                  | SimKO.Math.Methods.Number x -> System.Text.Json.Nodes.JsonValue.Create x :> System.Text.Json.Nodes.JsonNode
-                  | SimKO.Math.Methods.Text t -> System.Text.Json.Nodes.JsonValue.Create t)
+/// The draft of the defaults, for applying settings on top.
+let defaultDraft = draftOf defaults
+
+/// Apply (key, value) pairs to the defaults and build the spec; every problem at once.
+let resolvePairs (pairs: (string * string) list) : Result<TrainSpec, string list> =
+    match applyAll pairs defaultDraft with
+    | d, [] -> build d
+    | d, errors -> Error(errors @ (match build d with Error es -> es | Ok _ -> []))
+
+/// The training spec of one run of a `reproduce` study: the CPU-scale defaults on a built-in task,
+/// starting from the study's base model folder, with the variant's method and settings.
+let forStudy (task: BuiltinTask) (maxNewTokens: int) (steps: int) (outDir: string) (seed: int) (quick: bool) (baseModel: string) (v: Variant) : Result<TrainSpec, string list> =
+    let pairs =
+        [ "task", builtinName task; "steps", string steps; "seed", string seed; "out", outDir
+          "max_new_tokens", string maxNewTokens; "checkpoint_every", string (max 1 steps); "keep_checkpoints", "1"
+          "tensorboard", (if quick then "false" else "true"); "model", baseModel ]
+    resolvePairs (pairs @ v.Settings) |> Result.map (fun s -> { s with Method = v.Method })
+
+/// The spec as a config file (written into every run folder and checkpoint; `--config` reads it back).
+let toJson (s: TrainSpec) : string =
+    let d = draftOf s
+    let o = JsonObject()
+    for f in fields do o[f.Name] <- JsonValue.Create(f.Show d)
+    let ms = JsonObject()
+    for k, v in MethodSettings.values s.Method do ms[k] <- JsonValue.Create v
     o["method_settings"] <- ms
     o.ToJsonString(JsonSerializerOptions(WriteIndented = true))
 
 /// The table `--help` prints: name, default, what it is and where the default comes from.
 let helpText () =
-    let lines =
-        fields |> List.map (fun f -> sprintf "  %-20s %-14s %s" f.Name (f.Show defaults) f.Doc)
+    let lines = fields |> List.map (fun f -> sprintf "  %-27s %-14s %s" f.Name (f.Show defaultDraft) f.Doc)
     String.concat "\n" ([ "Settings (JSON config keys; override with --set name=value, method settings with --set method.<name>=value):" ] @ lines)

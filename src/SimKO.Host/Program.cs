@@ -25,11 +25,11 @@ public static class Program
             case CliCommands.Command.Loss loss:
                 return LossCommand.Run(loss.Item.Input, OptionModule.ToObj(loss.Item.Output));
             case CliCommands.Command.Train train:
-                return TrainCommand.Run(train.Item, Logging.Create("train"));
+                return TrainCommand.Run(train.Item1, train.resume, Logging.Create("train"));
             case CliCommands.Command.Eval eval:
                 return EvalCommand.Run(eval.Item, Logging.Create("eval"));
             case CliCommands.Command.Grade grade:
-                return GradeCommand.Run(OptionModule.ToObj(grade.Item.Input), OptionModule.ToObj(grade.Item.Output));
+                return GradeCommand.Run(grade.Item.Task, OptionModule.ToObj(grade.Item.Input), OptionModule.ToObj(grade.Item.Output));
             case CliCommands.Command.Tokenize tokenize:
                 return TokenizeCommand.Run(tokenize.Item.Tokenizer, OptionModule.ToObj(tokenize.Item.Input), OptionModule.ToObj(tokenize.Item.Output));
             case CliCommands.Command.Reproduce reproduce:

@@ -42,14 +42,7 @@ let aggregate (aggregation: Aggregation) (norm: Normaliser) (lossTok: Tensor) (m
         perSeq.sum() / max norm.GlobalSequences 1.0
     | SeqMeanTokenSumNorm maxLength -> l.sum() / maxLength / max norm.GlobalSequences 1.0
 
-/// Parse the CLI/JSON names: token-mean, seq-mean-token-mean, seq-mean-token-sum-norm.
-let parse (name: string) (maxLength: float) : Result<Aggregation, string> =
-    match name with
-    | "token-mean" -> Ok TokenMean
-    | "seq-mean-token-mean" -> Ok SeqMeanTokenMean
-    | "seq-mean-token-sum-norm" -> Ok(SeqMeanTokenSumNorm maxLength)
-    | other -> Error(sprintf "unknown aggregation '%s'; valid: token-mean, seq-mean-token-mean, seq-mean-token-sum-norm" other)
-
+/// The name of an aggregation in configs: token-mean, seq-mean-token-mean, seq-mean-token-sum-norm.
 let name (a: Aggregation) =
     match a with
     | TokenMean -> "token-mean"

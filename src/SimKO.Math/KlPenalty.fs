@@ -30,9 +30,9 @@ let estimate (estimator: KlEstimator) (logProbs: Tensor) (refLogProbs: Tensor) :
     | K2 -> diff.square() * 0.5
     | K3 -> diff.neg().exp() + diff - 1.0
 
-let parse (name: string) : Result<KlEstimator, string> =
-    match name with
-    | "k1" -> Ok K1
-    | "k2" -> Ok K2
-    | "k3" | "low-var" -> Ok K3
-    | other -> Error(sprintf "unknown KL estimator '%s'; valid: k1, k2, k3" other)
+/// The name of an estimator (k1, k2, k3).
+let name (e: KlEstimator) =
+    match e with
+    | K1 -> "k1"
+    | K2 -> "k2"
+    | K3 -> "k3"

@@ -75,26 +75,44 @@ type Method =
 let simkoDefaults =
     { Common = commonDefaults; Alpha = 0.01; K = 3; Lambda = 1.1; Q = 0.8; BatchGate = false }
 
-/// Every method name, with its paper defaults.
-let all : (string * Method) list =
-    [ "grpo", Grpo { Common = commonDefaults }
-      "simko", Simko simkoDefaults
-      "psr", Psr { Common = commonDefaults }
-      "nsr", Nsr { Common = commonDefaults }
-      "w-reinforce", WReinforce { Common = commonDefaults; LambdaW = 0.1 }
-      "kl-cov", KlCov { Common = commonDefaults; KlCov = { Ratio = 2e-3; Coef = 1.0 } }
-      "entropy-adv", EntropyAdv { Common = commonDefaults; EntropyAdv = { Scale = 0.4; Kappa = 2.0 } }
-      "forking", Forking { Common = commonDefaults; Q = 0.8 }
-      "passk", PassK { Common = commonDefaults; K = 4 }
-      "dr-grpo", DrGrpo { Common = { commonDefaults with Aggregation = SeqMeanTokenSumNorm 1024.0 }; MaxLength = 1024.0 } ]
+/// A method's name (as in configs and `--set method=`) and how reports show it: the one place
+/// each method is named.
+let private names' (m: Method) =
+    match m with
+    | Grpo _ -> "grpo", "GRPO"
+    | Simko _ -> "simko", "SimKO"
+    | Psr _ -> "psr", "PSR"
+    | Nsr _ -> "nsr", "NSR"
+    | WReinforce _ -> "w-reinforce", "W-REINFORCE"
+    | KlCov _ -> "kl-cov", "KL-Cov"
+    | EntropyAdv _ -> "entropy-adv", "Entropy-Adv"
+    | Forking _ -> "forking", "Forking"
+    | PassK _ -> "passk", "P@k T."
+    | DrGrpo _ -> "dr-grpo", "Dr. GRPO"
+
+/// The name of a method in configs and on the command line.
+let name (m: Method) = fst (names' m)
+
+/// The name of a method in report tables and plots.
+let displayName (m: Method) = snd (names' m)
+
+/// Every method with its paper defaults.
+let defaults : Method list =
+    [ Grpo { Common = commonDefaults }
+      Simko simkoDefaults
+      Psr { Common = commonDefaults }
+      Nsr { Common = commonDefaults }
+      WReinforce { Common = commonDefaults; LambdaW = 0.1 }
+      KlCov { Common = commonDefaults; KlCov = { Ratio = 2e-3; Coef = 1.0 } }
+      EntropyAdv { Common = commonDefaults; EntropyAdv = { Scale = 0.4; Kappa = 2.0 } }
+      Forking { Common = commonDefaults; Q = 0.8 }
+      PassK { Common = commonDefaults; K = 4 }
+      DrGrpo { Common = { commonDefaults with Aggregation = SeqMeanTokenSumNorm 1024.0 }; MaxLength = 1024.0 } ]
+
+/// Every method by name, with its paper defaults.
+let all : (string * Method) list = defaults |> List.map (fun m -> name m, m)
 
 let names = all |> List.map fst
-
-let name (m: Method) =
-    match m with
-    | Grpo _ -> "grpo" | Simko _ -> "simko" | Psr _ -> "psr" | Nsr _ -> "nsr"
-    | WReinforce _ -> "w-reinforce" | KlCov _ -> "kl-cov" | EntropyAdv _ -> "entropy-adv"
-    | Forking _ -> "forking" | PassK _ -> "passk" | DrGrpo _ -> "dr-grpo"
 
 /// The method of that name with its paper defaults; an unknown name lists the valid ones.
 let byName (n: string) : Result<Method, string> =
@@ -137,66 +155,3 @@ let objective (m: Method) : Objective =
 /// Every bad field of a method for a group size, at once (empty = valid).
 let validate (groupSize: int) (m: Method) : string list =
     Objective.validate groupSize (objective m)
-
-/// A setting override from JSON or the command line.
-type SettingValue =
-    | Number of float
-    | Text of string
-
-/// Apply overrides by name (e.g. "alpha", "k", "lambda", "q", "clip_low", "clip_high",
-/// "dual_clip", "aggregation", "kl_beta", "kl_estimator", "lambda_w", "ratio", "coef", "a",
-/// "kappa", "max_length", "gate"). Every unknown or ill-typed key is reported at once.
-let withOverrides (overrides: (string * SettingValue) list) (m: Method) : Result<Method, string list> =
-    let mutable method = m
-    let errors = ResizeArray<string>()
-    let bad key (v: SettingValue) expected = errors.Add(sprintf "setting '%s' = %A: expected %s" key v expected)
-    let setCommon f =
-        method <-
-            match method with
-            | Grpo s -> Grpo { s with Common = f s.Common }
-            | Psr s -> Psr { s with Common = f s.Common }
-            | Nsr s -> Nsr { s with Common = f s.Common }
-            | Simko s -> Simko { s with Common = f s.Common }
-            | WReinforce s -> WReinforce { s with Common = f s.Common }
-            | KlCov s -> KlCov { s with Common = f s.Common }
-            | EntropyAdv s -> EntropyAdv { s with Common = f s.Common }
-            | Forking s -> Forking { s with Common = f s.Common }
-            | PassK s -> PassK { s with Common = f s.Common }
-            | DrGrpo s -> DrGrpo { s with Common = f s.Common }
-    let isInt (x: float) = x = round x
-    for key, v in overrides do
-        match key, v, method with
-        | "clip_low", Number x, _ -> setCommon (fun c -> { c with Clip = { c.Clip with Low = x } })
-        | "clip_high", Number x, _ -> setCommon (fun c -> { c with Clip = { c.Clip with High = x } })
-        | "dual_clip", Number x, _ -> setCommon (fun c -> { c with Clip = { c.Clip with Dual = Some x } })
-        | "kl_beta", Number x, _ -> setCommon (fun c -> { c with Kl = { c.Kl with Beta = x } })
-        | "kl_estimator", Text t, _ ->
-            match KlPenalty.parse t with
-            | Ok e -> setCommon (fun c -> { c with Kl = { c.Kl with Estimator = e } })
-            | Error e -> errors.Add e
-        | "aggregation", Text t, _ ->
-            let maxLen = match method with DrGrpo d -> d.MaxLength | _ -> 1024.0
-            match Aggregation.parse t maxLen with
-            | Ok a -> setCommon (fun c -> { c with Aggregation = a })
-            | Error e -> errors.Add e
-        | "alpha", Number x, Simko s -> method <- Simko { s with Alpha = x }
-        | "k", Number x, Simko s when isInt x -> method <- Simko { s with K = int x }
-        | "lambda", Number x, Simko s -> method <- Simko { s with Lambda = x }
-        | "q", Number x, Simko s -> method <- Simko { s with Q = x }
-        | "gate", Text "batch", Simko s -> method <- Simko { s with BatchGate = true }
-        | "gate", Text "response", Simko s -> method <- Simko { s with BatchGate = false }
-        | "q", Number x, Forking s -> method <- Forking { s with Q = x }
-        | "lambda_w", Number x, WReinforce s -> method <- WReinforce { s with LambdaW = x }
-        | "ratio", Number x, KlCov s -> method <- KlCov { s with KlCov = { s.KlCov with Ratio = x } }
-        | "coef", Number x, KlCov s -> method <- KlCov { s with KlCov = { s.KlCov with Coef = x } }
-        | "a", Number x, EntropyAdv s -> method <- EntropyAdv { s with EntropyAdv = { s.EntropyAdv with Scale = x } }
-        | "kappa", Number x, EntropyAdv s -> method <- EntropyAdv { s with EntropyAdv = { s.EntropyAdv with Kappa = x } }
-        | "k", Number x, PassK s when isInt x -> method <- PassK { s with K = int x }
-        | "max_length", Number x, DrGrpo s ->
-            method <- DrGrpo { s with MaxLength = x; Common = { s.Common with Aggregation = SeqMeanTokenSumNorm x } }
-        | ("clip_low" | "clip_high" | "dual_clip" | "kl_beta"), _, _ -> bad key v "a number"
-        | ("kl_estimator" | "aggregation"), _, _ -> bad key v "a name"
-        | "k", Number _, (Simko _ | PassK _) -> bad key v "an integer"
-        | "gate", _, Simko _ -> bad key v "\"response\" or \"batch\""
-        | _ -> errors.Add(sprintf "setting '%s' does not apply to method '%s'" key (name method))
-    if errors.Count = 0 then Ok method else Error(List.ofSeq errors)

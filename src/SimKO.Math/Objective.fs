@@ -93,6 +93,21 @@ type LossMetrics =
       Lambda: float
       LambdaTopK: float[] }
 
+/// The metrics by name, in one place: the names of `metrics.jsonl`, TensorBoard and the `loss`
+/// command. Λ^(k) is `lambda_top1`, `lambda_top2`, … (one per top candidate).
+let metricValues (m: LossMetrics) : (string * float) list =
+    [ "policy_loss", m.PolicyLoss
+      "clip_fraction", m.ClipFraction
+      "gated_fraction", m.GatedFraction
+      "smoothed_fraction", m.SmoothedFraction
+      "pushed_fraction", m.PushedFraction
+      "kl_cov_fraction", m.KlCovFraction
+      "entropy", m.Entropy
+      "approx_kl_old", m.ApproxKlOld
+      "kl_ref", m.KlRef
+      "lambda", m.Lambda
+      yield! m.LambdaTopK |> Array.mapi (fun k v -> sprintf "lambda_top%d" (k + 1), v) ]
+
 type LossOutput =
     { /// scalar loss of the micro-batch (with gradient); summing over micro-batches gives the
       /// mini-batch loss.
@@ -139,7 +154,8 @@ let private lossWith (o: Objective) (stats: TokenStats.TokenStats) (b: PolicyBat
     let mask = b.Mask
     let valid = mask.gt(sc (0.0))
     let tokens = validTokens b.Tokens mask
-    // Masked positions may hold anything (even NaN/∞ in old log-probs): zero them before use.
+    // Masked positions may hold anything (even NaN/∞ in old log-probs): there the old log-prob is
+    // replaced by the current one (detached), so the ratio is 1 and nothing non-finite enters.
     let oldLogp = torch.where(valid, b.OldLogProbs, stats.LogProbs.detach())
     let logRatio = stats.LogProbs - oldLogp
     let gamma = logRatio.exp()                                                        // γ [B; T]

@@ -39,13 +39,13 @@ let tests =
             File.WriteAllLines(Path.Combine(root, "math500", "test.jsonl"),
                                [ """{"problem": "1+1?", "answer": "2", "unique_id": "a"}"""; """{"problem": "2+2?"}""" ])
             let tok = SimKO.Data.Tokenizers.CharTokenizer(System.String([| yield '\n'; for c in ' ' .. '~' -> c |]))
-            Expect.throwsC (fun () -> SimKO.Host.Experiments.TaskBinding.Preset("math500", tok, "plain", 8, root) |> ignore)
+            Expect.throwsC (fun () -> SimKO.Host.Runs.TaskBinding.Preset("math500", tok, SimKO.Cli.RunSpec.Plain, 8, root) |> ignore)
                 (fun e -> Expect.stringContains e.Message "test.jsonl:2: missing field 'answer'" "file, line, field")
-            let task = SimKO.Host.Experiments.TaskBinding.Preset("math500", tok, "plain", 8, root, skipBadRows = true)
+            let task = SimKO.Host.Runs.TaskBinding.Preset("math500", tok, SimKO.Cli.RunSpec.Plain, 8, root, skipBadRows = true)
             Expect.equal task.Test.Count 1 "the good row"
             Expect.equal task.SkippedRows.Count 1 "the bad row listed"
             let out = Path.Combine(root, "out")
-            SimKO.Host.Experiments.TaskBinding.ReportSkipped([ task ], out, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
+            SimKO.Host.Runs.TaskBinding.ReportSkipped([ task ], out, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
             Expect.stringContains (File.ReadAllText(Path.Combine(out, "skipped_rows.txt"))) "test.jsonl:2" "written for the run"
             Directory.Delete(root, true)
     ]

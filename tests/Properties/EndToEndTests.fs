@@ -56,6 +56,12 @@ let private tinyQwenFolder (shared: string) =
     SimKO.Host.Checkpoints.HfFolder.Save(m, tok, dir)
     dir
 
+/// A command line parsed the way `simko` parses it; fails the test on a usage error.
+let private parsed (argv: string[]) =
+    match SimKO.Cli.Commands.parse argv with
+    | SimKO.Cli.Commands.Parsed.Run c -> c
+    | SimKO.Cli.Commands.Parsed.Exit (message, code) -> failtestf "%s: exit %d: %s" (String.concat " " argv) code message
+
 let tests =
     testSequenced <| testList "end to end" [
         testCase "train and eval run on a math preset with an HF folder and a BPE tokenizer (the GPU path, tiny)" <| fun () ->
@@ -64,18 +70,21 @@ let tests =
             | Some shared ->
                 let model = tinyQwenFolder shared
                 let out = temp "preset-train"
-                let train : SimKO.Cli.TrainArgs.TrainOptions =
-                    { Config = None; Resume = false
-                      Sets = [ "task=gsm8k"; sprintf "model=%s" model; "method=grpo"; "steps=1"; "prompts_per_step=2"
-                               "samples_per_prompt=2"; "max_new_tokens=4"; "tensorboard=false"; sprintf "out=%s" out ] }
-                Expect.equal (SimKO.Host.Commands.TrainCommand.Run(train, NullLogger.Instance)) 0 "train exit code"
+                let train =
+                    parsed [| "train"; "--set"; "task=gsm8k"; "--set"; sprintf "model=%s" model; "--set"; "method=grpo"; "--set"; "steps=1"
+                              "--set"; "prompts_per_step=2"; "--set"; "samples_per_prompt=2"; "--set"; "max_new_tokens=4"; "--set"; "tensorboard=false"
+                              "--set"; sprintf "out=%s" out |]
+                match train with
+                | SimKO.Cli.Commands.Command.Train (spec, resume) ->
+                    Expect.equal (SimKO.Host.Commands.TrainCommand.Run(spec, resume, NullLogger.Instance)) 0 "train exit code"
+                | other -> failtestf "parsed as %A" other
                 Expect.isTrue (File.Exists(Path.Combine(out, "final", "tokenizer.json"))) "exported with its tokenizer"
                 SimKO.Host.Training.CheckpointStore.Verify(Path.Combine(out, "checkpoints", "step-00000001"))
                 let evalOut = temp "preset-eval"
-                let eval : SimKO.Cli.EvalArgs.EvalOptions =
-                    { Model = Path.Combine(out, "final"); Tasks = [ "math500"; "aime24"; "bbh/web_of_lies"; "bbh/navigate" ]; Template = "chat"; N = 2
-                      Temperatures = [ 0.6 ]; TopP = 0.95; MaxNewTokens = Some 4; Problems = Some 2; Seed = 1; Out = evalOut; Device = "cpu"; SkipBadRows = false }
-                Expect.equal (SimKO.Host.Commands.EvalCommand.Run(eval, NullLogger.Instance)) 0 "eval exit code"
+                match parsed [| "eval"; "--model"; Path.Combine(out, "final"); "--task"; "math500"; "--task"; "aime24"; "--task"; "bbh/web_of_lies"
+                                "--task"; "bbh/navigate"; "--n"; "2"; "--temperature"; "0.6"; "--max-new-tokens"; "4"; "--problems"; "2"; "--seed"; "1"; "--out"; evalOut |] with
+                | SimKO.Cli.Commands.Command.Eval spec -> Expect.equal (SimKO.Host.Commands.EvalCommand.Run(spec, NullLogger.Instance)) 0 "eval exit code"
+                | other -> failtestf "parsed as %A" other
                 use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(evalOut, "eval.json")))
                 let perTask = doc.RootElement.GetProperty("temperatures").GetProperty("0.6")
                 Expect.equal (perTask.GetProperty("math500").GetProperty("problems").GetInt32()) 2 "math500 evaluated"
@@ -86,11 +95,12 @@ let tests =
                 Expect.stringContains md "BBH: unweighted mean over its tasks" "BBH averaged on its own"
         testCase "bad train settings are all reported at once" <| fun () ->
             let bad : SimKO.Cli.TrainArgs.TrainOptions =
-                { Config = None; Resume = false; Sets = [ "steps=0"; "lr=-1"; "nonsense=1"; "temperature=hot" ] }
+                { Config = None; Resume = false; Sets = [ "steps=0"; "lr=-1"; "nonsense=1"; "temperature=hot"; "method.alpha=abc" ] }
             match SimKO.Cli.TrainArgs.resolve bad with
             | Ok _ -> failtest "accepted bad settings"
             | Error problems ->
-                for fragment in [ "steps must be >= 1"; "lr must be > 0"; "unknown setting 'nonsense'"; "temperature: 'hot' is not a number" ] do
+                for fragment in [ "steps must be >= 1"; "lr must be > 0"; "unknown setting 'nonsense'"; "temperature: 'hot' is not a number"
+                                  "setting 'alpha' of method 'simko': 'abc' is not a number" ] do
                     Expect.exists problems (fun p -> p.Contains fragment) (sprintf "reports %s in %A" fragment problems)
         testCase "a trainer killed at random moments and resumed ends equal to an uninterrupted run" <| fun () ->
             Expect.isTrue (File.Exists exe) (sprintf "the simko executable next to the tests (%s)" exe)
@@ -112,11 +122,11 @@ let tests =
             SimKO.Host.Training.CheckpointStore.Verify(Path.Combine(killed, "checkpoints", "step-00000008"))
         testCase "reproduce writes a report whose files exist and parse" <| fun () ->
             let out = temp "reproduce"
-            let options : SimKO.Cli.ReproduceArgs.ReproduceOptions =
-                { Quick = true; Out = out; Methods = [ "grpo"; "simko" ]; Seeds = 1; Steps = Some 3; BaseSteps = Some 30
-                  EvalSamples = Some 4; EvalProblems = Some 8; EvalTemperature = 0.6
-                  SimkoAlpha = 0.1; SimkoLambda = 1.5; SimkoK = 3; SimkoQ = 0.8; Task = "countdown" }
-            let code = SimKO.Host.Experiments.Reproduce.Run(options, NullLogger.Instance)
+            let code =
+                match parsed [| "reproduce"; "--quick"; "--out"; out; "--methods"; "grpo"; "simko"; "--seeds"; "1"; "--steps"; "3"; "--base-steps"; "30"
+                                "--eval-samples"; "4"; "--eval-problems"; "8" |] with
+                | SimKO.Cli.Commands.Command.Reproduce spec -> SimKO.Host.Experiments.Reproduce.Run(spec, NullLogger.Instance)
+                | other -> failtestf "parsed as %A" other
             Expect.equal code 0 "exit code"
             let report = File.ReadAllText(Path.Combine(out, "report.md"))
             for row in [ "| Base |"; "| GRPO |"; "| SimKO |"; "| @1 | @2 | @4 |" ] do

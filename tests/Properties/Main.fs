@@ -26,6 +26,7 @@ let all =
         ]
         testList "HostReporting" [
             LossCommandTests.tests
+            GradeCommandTests.tests
             PlotTests.tests
             ReportTests.tests
             UpdateStepTests.tests
@@ -41,6 +42,7 @@ let all =
             GradientCheckpointingTests.tests
             SafeTensorsLargeTests.tests
             HfFolderShardTests.tests
+            RunSpecTests.tests
         ]
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests

@@ -24,14 +24,35 @@ let tests =
             match byName "grpoo" with
             | Error e -> Expect.stringContains e "simko" "lists valid names"
             | Ok _ -> failtest "accepted an unknown name"
-        testCase "overrides set fields and report every unknown or ill-typed key" <| fun () ->
-            match withOverrides [ "alpha", Number 0.1; "k", Number 5.0; "clip_high", Number 0.28 ] (Simko simkoDefaults) with
+        testCase "settings by name set typed fields and report every unknown or ill-typed key, saying what is wrong" <| fun () ->
+            match SimKO.Cli.MethodSettings.apply [ "alpha", "0.1"; "k", "5"; "clip_high", "0.28"; "gate", "batch" ] (Simko simkoDefaults) with
             | Ok (Simko s) ->
-                Expect.equal (s.Alpha, s.K, s.Common.Clip.High) (0.1, 5, 0.28) "overridden"
+                Expect.equal (s.Alpha, s.K, s.Common.Clip.High, s.BatchGate) (0.1, 5, 0.28, true) "set"
             | other -> failtestf "unexpected %A" other
-            match withOverrides [ "lambda_w", Number 0.2; "k", Number 2.5; "aggregation", Text "token-sum" ] (Simko simkoDefaults) with
-            | Error errors -> Expect.equal errors.Length 3 (sprintf "three problems in %A" errors)
-            | Ok _ -> failtest "accepted bad overrides"
+            match SimKO.Cli.MethodSettings.apply [ "lambda_w", "0.2"; "k", "2.5"; "aggregation", "token-sum"; "alpha", "abc"; "lambda", "" ] (Simko simkoDefaults) with
+            | Error errors ->
+                Expect.equal errors.Length 5 (sprintf "five problems in %A" errors)
+                for fragment in [ "setting 'lambda_w' does not apply to method 'simko'"; "setting 'k' of method 'simko': 2.5 is not an integer"
+                                  "setting 'aggregation' of method 'simko': 'token-sum' is not one of token-mean"
+                                  "setting 'alpha' of method 'simko': 'abc' is not a number"; "setting 'lambda' of method 'simko': '' is not a number" ] do
+                    Expect.exists errors (fun e -> e.Contains fragment) (sprintf "'%s' in %A" fragment errors)
+            | Ok _ -> failtest "accepted bad settings"
+        testCase "every numeric setting of every method answers a non-number with 'is not a number'" <| fun () ->
+            for m in defaults do
+                for s in SimKO.Cli.MethodSettings.settingsOf m do
+                    match SimKO.Cli.MethodSettings.set s.Name "abc" m with
+                    | Ok _ -> failtestf "%s.%s accepted 'abc'" (name m) s.Name
+                    | Error e ->
+                        let expected =
+                            if List.contains s.Name [ "kl_estimator"; "aggregation"; "gate" ] then "'abc' is not one of"
+                            else "'abc' is not a number"
+                        Expect.stringContains e expected (sprintf "%s.%s" (name m) s.Name)
+                        Expect.stringContains e (sprintf "setting '%s' of method '%s'" s.Name (name m)) "names the setting and the method"
+        testCase "every setting's shown value reads back to the same method (configs round-trip)" <| fun () ->
+            for m in defaults do
+                match SimKO.Cli.MethodSettings.apply (SimKO.Cli.MethodSettings.values m) m with
+                | Ok back -> Expect.equal back m (sprintf "%s round-trips" (name m))
+                | Error e -> failtestf "%s: %A" (name m) e
         testPropertyWithConfig (config 20) "every named method gives a finite loss and gradient" (fun (c: Case) ->
             use _ = torch.NewDisposeScope()
             let b = build c

@@ -88,8 +88,8 @@ let tests =
             Expect.stringContains message "items must be 3..7" "items"
             Expect.stringContains message "max_solutions" "solutions"
         testCase "a model of another task is refused: the tokenizers differ" <| fun () ->
-            let order = SimKO.Host.Experiments.TaskBinding.Create "order"
-            let countdown = SimKO.Host.Experiments.TaskBinding.Create "countdown"
+            let order = SimKO.Host.Runs.TaskBinding.Create SimKO.Cli.RunSpec.Order
+            let countdown = SimKO.Host.Runs.TaskBinding.Create SimKO.Cli.RunSpec.Countdown
             order.CheckTokenizer(order.Tokenizer, "order-model")
             let message =
                 try order.CheckTokenizer(countdown.Tokenizer, "countdown-model"); "accepted" with :? ArgumentException as e -> e.Message

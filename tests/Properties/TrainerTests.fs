@@ -51,8 +51,12 @@ let private readTensors (path: string) =
         d[name] <- torch.tensor(Array.init (int count) (fun _ -> r.ReadSingle())).reshape(shape)
     d
 
-let private settings out steps =
-    TrainerSettings(steps, 4, 4, 1.0, 1.0, 0, 3, 2, 8, 1, 1e-2, 0, 0.9, 0.99, 0.0, 1.0, 2, 7, out, 2, 3, false, "{}")
+let private settings (m: Methods.Method) out steps : SimKO.Cli.RunSpec.TrainSpec =
+    { SimKO.Cli.TrainConfig.defaults with
+        Method = m; Steps = steps; PromptsPerStep = 4; SamplesPerPrompt = 4; Temperature = 1.0; TopP = 1.0; TopK = 0; MaxNewTokens = 3
+        MiniBatches = 2; MicroBatchSize = 8; PpoEpochs = 1
+        Optimizer = { LearningRate = 1e-2; WarmupSteps = 0; Beta1 = 0.9; Beta2 = 0.99; WeightDecay = 0.0; GradClip = 1.0 }
+        MaxBadSteps = 2; Seed = 7; Out = out; CheckpointEvery = 2; KeepCheckpoints = 3; Tensorboard = false }
 
 let private parts (policy: ToyPolicy) =
     let p = policy :> IPolicy
@@ -64,6 +68,16 @@ let private parts (policy: ToyPolicy) =
         WriteTensors = System.Action<_, _>(writeTensors),
         ReadTensors = System.Func<_, _>(readTensors),
         ExportHf = System.Action<string>(fun dir -> Directory.CreateDirectory dir |> ignore))
+
+/// A logger that keeps the warnings it is given.
+type private RecordingLogger() =
+    let warnings = ResizeArray<string>()
+    member _.Warnings = List.ofSeq warnings
+    interface Microsoft.Extensions.Logging.ILogger with
+        member _.BeginScope _ = null
+        member _.IsEnabled _ = true
+        member _.Log(level, _, state, ex, formatter) =
+            if level = Microsoft.Extensions.Logging.LogLevel.Warning then warnings.Add(formatter.Invoke(state, ex))
 
 let private simko = Methods.Simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5 }
 
@@ -79,33 +93,50 @@ let tests =
     testSequenced <| testList "trainer" [
         testCase "4 steps equal 2 steps + resume + 2 steps, bit for bit" <| fun () ->
             let full = ToyPolicy(10L, 8L, 3L)
-            Trainer(simko, settings (tempDir "full") 4, parts full, NullLogger.Instance).Run(false) |> ignore
+            Trainer(settings simko (tempDir "full") 4, parts full, NullLogger.Instance).Run(false) |> ignore
             let out = tempDir "halves"
             let first = ToyPolicy(10L, 8L, 3L)
-            let r1 = Trainer(simko, settings out 4, parts first, NullLogger.Instance).Run(false, stopAfter = 2L)
+            let r1 = Trainer(settings simko out 4, parts first, NullLogger.Instance).Run(false, stopAfter = 2L)
             Expect.equal r1.StepsDone 2L "stopped after 2"
             let second = ToyPolicy(10L, 8L, 99L)            // different init: everything must come from the checkpoint
-            let r2 = Trainer(simko, settings out 4, parts second, NullLogger.Instance).Run(true)
+            let r2 = Trainer(settings simko out 4, parts second, NullLogger.Instance).Run(true)
             Expect.equal r2.StepsDone 4L "finished"
             for a, b in Array.zip (paramsOf full) (paramsOf second) do
                 Expect.isTrue (a.Equals(b)) "parameters identical"
         testCase "a damaged checkpoint is named and never loaded" <| fun () ->
             let out = tempDir "damaged"
-            Trainer(simko, settings out 2, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore
+            Trainer(settings simko out 2, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore
             let model = Path.Combine(out, "checkpoints", "step-00000002", Trainer.ModelFile)
             let bytes = File.ReadAllBytes model
             bytes.[bytes.Length / 2] <- bytes.[bytes.Length / 2] ^^^ 0xFFuy
             File.WriteAllBytes(model, bytes)
             let fresh = ToyPolicy(10L, 8L, 5L)
             let before = paramsOf fresh
-            Expect.throwsC (fun () -> Trainer(simko, settings out 4, parts fresh, NullLogger.Instance).Run(true) |> ignore)
+            Expect.throwsC (fun () -> Trainer(settings simko out 4, parts fresh, NullLogger.Instance).Run(true) |> ignore)
                 (fun e -> Expect.stringContains e.Message model "names the damaged file")
             for a, b in Array.zip before (paramsOf fresh) do
                 Expect.isTrue (a.Equals(b)) "nothing was loaded"
+        testCase "resuming past a damaged newest checkpoint falls back to the newest intact one, with a warning naming it" <| fun () ->
+            let whole = ToyPolicy(10L, 8L, 3L)
+            Trainer(settings simko (tempDir "fallback-whole") 6, parts whole, NullLogger.Instance).Run(false) |> ignore
+            let out = tempDir "fallback"
+            Trainer(settings simko out 6, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false, stopAfter = 4L) |> ignore
+            let damaged = Path.Combine(out, "checkpoints", "step-00000004", Trainer.OptimizerFile)
+            let bytes = File.ReadAllBytes damaged
+            bytes.[bytes.Length - 3] <- bytes.[bytes.Length - 3] ^^^ 0x5Auy
+            File.WriteAllBytes(damaged, bytes)
+            let log = RecordingLogger()
+            let resumed = ToyPolicy(10L, 8L, 99L)
+            let r = Trainer(settings simko out 6, parts resumed, log).Run(true)
+            Expect.equal r.StepsDone 6L "finished"
+            Expect.exists log.Warnings (fun w -> w.Contains damaged) (sprintf "a warning names the damaged file: %A" log.Warnings)
+            Expect.exists log.Warnings (fun w -> w.Contains "step-00000002") (sprintf "a warning names the checkpoint resumed from: %A" log.Warnings)
+            for a, b in Array.zip (paramsOf whole) (paramsOf resumed) do
+                Expect.isTrue (a.Equals(b)) "steps 3-6 replayed from step 2 equal the uninterrupted run"
         testCase "repeated NaN updates stop the run with a message" <| fun () ->
             let policy = ToyPolicy(10L, 8L, 3L)
             policy.Poison <- true
-            Expect.throwsC (fun () -> Trainer(simko, settings (tempDir "nan") 10, parts policy, NullLogger.Instance).Run(false) |> ignore)
+            Expect.throwsC (fun () -> Trainer(settings simko (tempDir "nan") 10, parts policy, NullLogger.Instance).Run(false) |> ignore)
                 (fun e -> Expect.stringContains e.Message "max_bad_steps = 2" "says why")
         for name, method in Methods.all do
             testCase (sprintf "%s: two steps change the parameters, metrics are finite, the checkpoint reloads" name) <| fun () ->
@@ -113,18 +144,18 @@ let tests =
                 let out = tempDir ("method-" + name)
                 let policy = ToyPolicy(10L, 8L, 3L)
                 let before = paramsOf policy
-                let r = Trainer(method, settings out 2, parts policy, NullLogger.Instance).Run(false)
+                let r = Trainer(settings method out 2, parts policy, NullLogger.Instance).Run(false)
                 Expect.equal r.StepsDone 2L "steps"
                 Expect.isTrue (Array.exists2 (fun (a: torch.Tensor) b -> not (a.Equals b)) before (paramsOf policy)) "parameters changed"
                 for kv in r.LastMetrics do
                     Expect.isTrue (System.Double.IsFinite kv.Value) (sprintf "metric %s = %g" kv.Key kv.Value)
                 let reloaded = ToyPolicy(10L, 8L, 77L)
-                let r2 = Trainer(method, settings out 2, parts reloaded, NullLogger.Instance).Run(true)
+                let r2 = Trainer(settings method out 2, parts reloaded, NullLogger.Instance).Run(true)
                 Expect.equal r2.StepsDone 2L "nothing left to do after resuming the final checkpoint"
                 for a, b in Array.zip (paramsOf policy) (paramsOf reloaded) do
                     Expect.isTrue (a.Equals b) "reloaded parameters equal the trained ones"
         testCase "prompt order covers every problem once per epoch" <| fun () ->
-            let t = Trainer(simko, settings (tempDir "order") 10, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
+            let t = Trainer(settings simko (tempDir "order") 10, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
             let firstEpoch = [ for s in 0L .. 1L do yield! t.PromptsOf s ] @ (t.PromptsOf 2L |> Seq.take 2 |> List.ofSeq)
             Expect.sequenceEqual (List.sort firstEpoch) [ 0 .. 9 ] "a permutation of 0..9"
     ]

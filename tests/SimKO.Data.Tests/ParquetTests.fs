@@ -1,6 +1,7 @@
 /// Parquet files through Datasets.LoadFile: each row reads as the same JSONL row would (question
-/// fields in order, answer modes, ids); missing columns, null values, garbage and empty files fail
-/// naming the file (and the row), or bad rows are skipped and listed when asked.
+/// fields in order, answer modes, ids, numeric answer columns, question templates); missing columns,
+/// null values, columns of the wrong type, garbage and empty files fail naming the file (and the row),
+/// or bad rows are skipped and listed when asked.
 module SimKO.Data.Tests.ParquetTests
 
 open System
@@ -21,6 +22,18 @@ type OlympiadTextRow = { question: string; final_answer: string }
 
 [<CLIMutable>]
 type GsmRow = { problem: string; answer: string }
+
+/// Answers in numeric columns: a double, an int, a float.
+[<CLIMutable>]
+type NumericRow = { question: string; answer: float; count: int; ratio: float32 }
+
+/// A question column that holds numbers.
+[<CLIMutable>]
+type NumericQuestionRow = { question: int; answer: string }
+
+/// SVAMP's layout: the question spans Body and Question.
+[<CLIMutable>]
+type SvampRow = { ID: string; Body: string; Question: string; Answer: float }
 
 /// A temp folder for one test, deleted after it.
 let private inFolder (f: string -> unit) =
@@ -118,5 +131,30 @@ let tests =
             inFolder (fun dir ->
                 let path = write dir "empty.parquet" ([] : MathRow list)
                 failsWith (fun () -> box (Datasets.LoadFile(path, FieldOptions([| "question" |], "answer")))) [ path; "no rows" ])
+        }
+        test "numeric answer columns (double, int, float) read as numbers that grade equal to the plain number" {
+            inFolder (fun dir ->
+                let path = write dir "numbers.parquet" [ ({ question = "q1"; answer = 145.0; count = 17; ratio = 2.5f } : NumericRow) ]
+                let read column = (Datasets.LoadFile(path, FieldOptions([| "question" |], column))).Problems.[0].Answer
+                for column, prediction in [ "answer", "145.0"; "count", "\\boxed{17}"; "ratio", "2.50" ] do
+                    let answer = read column
+                    let struct (_, ok) = MathGrader.Grade(prediction, answer)
+                    Expect.isTrue ok (sprintf "column %s: '%s' against '%s'" column prediction answer)
+                let struct (_, wrong) = MathGrader.Grade("146", read "answer")
+                Expect.isFalse wrong "146 is not 145")
+        }
+        test "a question column of numbers names the row, the column, its type and the type expected" {
+            inFolder (fun dir ->
+                let path = write dir "q.parquet" [ ({ question = 17; answer = "3" } : NumericQuestionRow) ]
+                failsWith (fun () -> box (Datasets.LoadFile(path, FieldOptions([| "question" |], "answer"))))
+                    [ path + ": row 1: column 'question' is a number (17), expected a string" ])
+        }
+        test "a question template joins columns; a template column the file lacks is an error naming it and the template" {
+            inFolder (fun dir ->
+                let path = write dir "svamp.parquet" [ ({ ID = "chal-1"; Body = "A box holds 145 apples."; Question = "How many?"; Answer = 145.0 } : SvampRow) ]
+                let fields template = FieldOptions.FromTemplate(QuestionTemplate.Parse template, "Answer", AnswerFrom.Answer, "ID")
+                Expect.equal (triples (Datasets.LoadFile(path, fields "{Body} {Question}"))) [ "chal-1", "A box holds 145 apples. How many?", "145" ] "row"
+                failsWith (fun () -> box (Datasets.LoadFile(path, fields "{Body} {Query}")))
+                    [ path; "missing column 'Query' named by the question template \"{Body} {Query}\""; "(columns present: ID, Body, Question, Answer)" ])
         }
     ]

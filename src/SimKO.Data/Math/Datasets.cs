@@ -17,28 +17,41 @@ public sealed class DatasetException : Exception
     public DatasetException(string message, Exception? inner) : base(message, inner) { }
 }
 
+/// <summary>Where a row's reference answer is: a field as it is, the last \boxed{} of a solution
+/// field, the text after "#### " (GSM8K), or a JSON list of final answers (OlympiadBench).</summary>
+public enum AnswerFrom { Answer, BoxedInSolution, FinalAnswerList, AfterHashes }
+
+/// <summary>How to read a JSONL or Parquet file that is not a preset: the question from the first
+/// of <see cref="QuestionFields"/> that has a value, or built by <see cref="QuestionTemplate"/>
+/// (then <see cref="QuestionFields"/> is empty); the answer field and how to take the answer from it
+/// (FinalAnswerList always reads <c>final_answer</c>); and an optional id field.</summary>
+public sealed record FieldOptions(string[] QuestionFields, string AnswerField, AnswerFrom Answer = AnswerFrom.Answer, string? IdField = null)
+{
+    /// <summary>Builds the question from several fields (SVAMP's <c>"{Body} {Question}"</c>) instead
+    /// of taking one of <see cref="QuestionFields"/>; null (the default) when the question is one field.</summary>
+    public QuestionTemplate? QuestionTemplate { get; init; }
+
+    /// <summary>Options whose question is built by <paramref name="template"/>.</summary>
+    public static FieldOptions FromTemplate(QuestionTemplate template, string answerField, AnswerFrom answer = AnswerFrom.Answer, string? idField = null) =>
+        new([], answerField, answer, idField) { QuestionTemplate = template };
+}
+
+/// <summary>Rows read, and every row skipped (only with skipBadRows) with its reason.</summary>
+public sealed record LoadResult(IReadOnlyList<MathProblem> Problems, IReadOnlyList<string> Skipped);
+
 /// <summary>
 /// Loads the math benchmarks (math500, aime24, aime25, amc23, minerva_math, olympiadbench, gsm8k)
 /// from JSONL files under a dataset root, each with its own schema (see the datasets README):
 /// the question from <c>problem</c> or <c>question</c>; the answer from <c>answer</c>, from the last
 /// <c>\boxed{}</c> of <c>solution</c> (minerva_math), from <c>final_answer</c>'s list
-/// (olympiadbench) or after <c>#### </c> (gsm8k).
+/// (olympiadbench) or after <c>#### </c> (gsm8k). Any other JSONL or Parquet file is read through
+/// <see cref="FieldOptions"/>. A question is a string; an answer or an id a string or a number (a
+/// number as the file writes it, so <c>145.0</c> stays <c>145.0</c> and grades equal to <c>145</c>);
+/// a field of another type is an error naming the file, the line, the field, its type and the type expected.
 /// </summary>
-/// <summary>Where a row's reference answer is: a field as it is, the last \boxed{} of a solution
-/// field, the text after "#### " (GSM8K), or a JSON list of final answers (OlympiadBench).</summary>
-public enum AnswerFrom { Answer, BoxedInSolution, FinalAnswerList, AfterHashes }
-
-/// <summary>How to read a JSONL or Parquet file that is not a preset: the question field(s), the answer field
-/// and how to take the answer from it (FinalAnswerList always reads <c>final_answer</c>), and an
-/// optional id field.</summary>
-public sealed record FieldOptions(string[] QuestionFields, string AnswerField, AnswerFrom Answer = AnswerFrom.Answer, string? IdField = null);
-
-/// <summary>Rows read, and every row skipped (only with skipBadRows) with its reason.</summary>
-public sealed record LoadResult(IReadOnlyList<MathProblem> Problems, IReadOnlyList<string> Skipped);
-
 public static class Datasets
 {
-    sealed record Preset(string Folder, string[] QuestionFields, AnswerFrom Answer, string? IdField)
+    sealed record Preset(string Folder, string[] QuestionFields, AnswerFrom Answer, string? IdField, QuestionTemplate? Template = null)
     {
         public string AnswerField => Answer switch { AnswerFrom.BoxedInSolution => "solution", AnswerFrom.FinalAnswerList => "final_answer", _ => "answer" };
     }
@@ -106,8 +119,12 @@ public static class Datasets
     public static LoadResult LoadFile(string path, FieldOptions fields, bool skipBadRows = false)
     {
         if (!File.Exists(path)) throw new DatasetException($"{path}: no such file");
-        if (fields.QuestionFields.Length == 0) throw new DatasetException($"{path}: no question field given");
-        var preset = new Preset("", fields.QuestionFields, fields.Answer, fields.IdField);
+        var questionFields = fields.QuestionFields ?? [];
+        if (fields.QuestionTemplate is not null && questionFields.Length > 0)
+            throw new DatasetException($"{path}: give question fields ({string.Join(", ", questionFields)}) or a question template (\"{fields.QuestionTemplate.Text}\"), not both");
+        if (fields.QuestionTemplate is null && questionFields.Length == 0)
+            throw new DatasetException($"{path}: no question field or question template given");
+        var preset = new Preset("", questionFields, fields.Answer, fields.IdField, fields.QuestionTemplate);
         var idPrefix = Path.GetFileNameWithoutExtension(path);
         return path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase)
             ? ReadParquet(path, preset, idPrefix, skipBadRows, fields.AnswerField)
@@ -143,45 +160,104 @@ public static class Datasets
         catch (JsonException e) { throw new DatasetException($"{path}:{lineNo}: not valid JSON: {e.Message}"); }
         using (doc)
         {
-            var row = doc.RootElement;
-            if (row.ValueKind != JsonValueKind.Object)
-                throw new DatasetException($"{path}:{lineNo}: expected a JSON object, got {row.ValueKind}");
+            var obj = doc.RootElement;
+            if (obj.ValueKind != JsonValueKind.Object)
+                throw new DatasetException($"{path}:{lineNo}: expected a JSON object, got {KindName(obj)}");
             string where = $"{path}:{lineNo}";
-            string Missing(string[] fields) =>
-                $"{where}: missing field '{string.Join("' or '", fields)}' (fields present: {string.Join(", ", row.EnumerateObject().Select(o => o.Name))})";
-            return ParseRow(p, idPrefix, row, where, lineNo, answerField, Missing);
+            string Present() => $"(fields present: {string.Join(", ", obj.EnumerateObject().Select(o => o.Name))})";
+            string Missing(string[] fields)
+            {
+                var nulls = fields.Where(f => obj.TryGetProperty(f, out var v) && v.ValueKind == JsonValueKind.Null).ToList();
+                return nulls.Count > 0
+                    ? $"{where}: field '{string.Join("' and '", nulls)}' is null {Present()}"
+                    : $"{where}: missing field '{string.Join("' or '", fields)}' {Present()}";
+            }
+            return ParseRow(p, idPrefix, new Row(obj, where, "field", Missing), lineNo, answerField);
         }
     }
 
-    /// <summary>One row of either reader, as a JSON object (a Parquet row is turned into one):
-    /// <paramref name="where"/> starts every message, <paramref name="rowNo"/> makes the default id,
-    /// and <paramref name="missing"/> says why none of the given fields has a value.</summary>
-    static MathProblem ParseRow(Preset p, string idPrefix, JsonElement row, string where, int rowNo, string answerField, Func<string[], string> missing)
+    /// <summary>One row of either reader as a JSON object (a Parquet row is turned into one), with
+    /// <see cref="Where"/> to start every message (file and line, or file and row), <see cref="Noun"/>
+    /// ("field" or "column") and <see cref="Missing"/>, which says why none of the given fields has a value.</summary>
+    sealed record Row(JsonElement Obj, string Where, string Noun, Func<string[], string> Missing)
     {
-        string? question = null;
-        foreach (var f in p.QuestionFields)
-            if (row.TryGetProperty(f, out var q) && q.ValueKind == JsonValueKind.String) { question = q.GetString(); break; }
-        if (question is null) throw new DatasetException(missing(p.QuestionFields));
+        /// <summary>The first of <paramref name="fields"/> whose value is not null, with its name.</summary>
+        public bool TryFirst(string[] fields, out string name, out JsonElement value)
+        {
+            foreach (var f in fields)
+                if (Obj.TryGetProperty(f, out value) && value.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined))
+                { name = f; return true; }
+            name = ""; value = default;
+            return false;
+        }
 
-        string FieldText(string field) =>
-            row.TryGetProperty(field, out var v) && v.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined)
-                ? (v.ValueKind == JsonValueKind.String ? v.GetString()! : v.GetRawText())
-                : throw new DatasetException(missing([field]));
+        /// <summary>"<c>file:line: field 'f' is a number (17), expected a string</c>".</summary>
+        public DatasetException WrongType(string field, JsonElement value, string expected) =>
+            new($"{Where}: {Noun} '{field}' is {KindName(value)}, expected {expected}");
+
+        /// <summary>The value of <paramref name="field"/>: a string as it is, a number as
+        /// <see cref="NumberText"/> writes it (only where <paramref name="numbers"/>); any other type,
+        /// null or absence is an error naming the field.</summary>
+        public string Text(string field, bool numbers, string? context = null)
+        {
+            if (!TryFirst([field], out _, out var v))
+                throw new DatasetException(Missing([field]) + (context is null ? "" : $"; {context}"));
+            if (v.ValueKind == JsonValueKind.String) return v.GetString()!;
+            if (numbers && v.ValueKind == JsonValueKind.Number) return NumberText(v);
+            throw WrongType(field, v, (numbers ? "a string or a number" : "a string") + (context is null ? "" : $" ({context})"));
+        }
+    }
+
+    /// <summary>A JSON value's type for messages, with the value itself when it is short and
+    /// scalar: "a number (17)", "a boolean (true)", "a list", "an object", "null".</summary>
+    static string KindName(JsonElement v)
+    {
+        string Short(string s) => s.Length <= 40 ? s : s[..37] + "...";
+        return v.ValueKind switch
+        {
+            JsonValueKind.String => $"a string ({Short(JsonSerializer.Serialize(v.GetString()))})",
+            JsonValueKind.Number => $"a number ({Short(v.GetRawText())})",
+            JsonValueKind.True or JsonValueKind.False => $"a boolean ({v.GetRawText()})",
+            JsonValueKind.Array => $"a list of {v.GetArrayLength()}",
+            JsonValueKind.Object => "an object",
+            _ => "null",
+        };
+    }
+
+    /// <summary>A JSON number as text the math grader reads: as the file writes it (<c>145.0</c>,
+    /// <c>-3</c>), except that an exponent is written out (<c>1e3</c> → <c>1000</c>) where it fits a decimal.</summary>
+    static string NumberText(JsonElement v)
+    {
+        var raw = v.GetRawText();
+        if (raw.IndexOfAny(['e', 'E']) < 0) return raw;
+        return decimal.TryParse(raw, NumberStyles.Float, CultureInfo.InvariantCulture, out var d)
+            ? d.ToString(CultureInfo.InvariantCulture) : raw;
+    }
+
+    static MathProblem ParseRow(Preset p, string idPrefix, Row row, int rowNo, string answerField)
+    {
+        string question;
+        if (p.Template is { } template)
+            question = template.Fill(f => row.Text(f, numbers: true, context: $"named by the question template \"{template.Text}\""));
+        else if (!row.TryFirst(p.QuestionFields, out var name, out var q))
+            throw new DatasetException(row.Missing(p.QuestionFields));
+        else
+            question = q.ValueKind == JsonValueKind.String ? q.GetString()! : throw row.WrongType(name, q, "a string (the question)");
 
         string answer = p.Answer switch
         {
-            AnswerFrom.Answer => FieldText(answerField).Trim(),
-            AnswerFrom.BoxedInSolution => AnswerExtraction.LastBoxed(FieldText(answerField))
-                ?? throw new DatasetException($"{where}: field '{answerField}' has no \\boxed{{...}} answer"),
-            AnswerFrom.AfterHashes => AfterHashes(FieldText(answerField))
-                ?? throw new DatasetException($"{where}: field '{answerField}' has no '#### ' line"),
-            AnswerFrom.FinalAnswerList => FinalAnswer(row, where, missing),
+            AnswerFrom.Answer => row.Text(answerField, numbers: true).Trim(),
+            AnswerFrom.BoxedInSolution => AnswerExtraction.LastBoxed(row.Text(answerField, numbers: false))
+                ?? throw new DatasetException($"{row.Where}: {row.Noun} '{answerField}' has no \\boxed{{...}} answer"),
+            AnswerFrom.AfterHashes => AfterHashes(row.Text(answerField, numbers: false))
+                ?? throw new DatasetException($"{row.Where}: {row.Noun} '{answerField}' has no '#### ' line"),
+            AnswerFrom.FinalAnswerList => FinalAnswer(row),
             _ => throw new InvalidOperationException(),
         };
-        if (answer.Length == 0) throw new DatasetException($"{where}: the answer is empty");
+        if (answer.Length == 0) throw new DatasetException($"{row.Where}: the answer is empty");
 
-        string id = p.IdField is not null && row.TryGetProperty(p.IdField, out var idv) && idv.ValueKind != JsonValueKind.Null
-            ? (idv.ValueKind == JsonValueKind.String ? idv.GetString()! : idv.GetRawText())
+        string id = p.IdField is not null && row.TryFirst([p.IdField], out _, out _)
+            ? row.Text(p.IdField, numbers: true, context: "the id")
             : $"{idPrefix}-{rowNo}";
         return new MathProblem(id, question, answer);
     }
@@ -205,7 +281,13 @@ public static class Datasets
         var columns = table.Schema.Fields.Select(f => f.Name).ToList();
         var listColumns = table.Schema.Fields.Where(f => f is ListField).Select(f => f.Name).ToHashSet();
         string Present() => $"(columns present: {string.Join(", ", columns)})";
-        if (!p.QuestionFields.Any(columns.Contains))
+        if (p.Template is { } template)
+        {
+            var absent = template.Fields.Where(f => !columns.Contains(f)).ToList();
+            if (absent.Count > 0)
+                throw new DatasetException($"{path}: missing column '{string.Join("', '", absent)}' named by the question template \"{template.Text}\" {Present()}");
+        }
+        else if (!p.QuestionFields.Any(columns.Contains))
             throw new DatasetException($"{path}: missing column '{string.Join("' or '", p.QuestionFields)}' {Present()}");
         string needed = p.Answer == AnswerFrom.FinalAnswerList ? "final_answer" : answerField;
         if (!columns.Contains(needed))
@@ -219,15 +301,13 @@ public static class Datasets
             rowNo++;
             string where = $"{path}: row {rowNo}";
             using var doc = ToJson(columns, values);
-            var row = doc.RootElement;
+            var obj = doc.RootElement;
             // Every column is in the row (null where the file has none), so a field without a value
-            // is a null, a list column's empty list (the reader gives none for it) or, for a
-            // question, a value that is not a string.
+            // is a null or a list column's empty list (the reader gives none for it).
             string Missing(string[] fields) => where + ": " + string.Join("; ", fields.Select(f =>
-                !row.TryGetProperty(f, out var v) ? $"no column '{f}'"
-                : v.ValueKind == JsonValueKind.Null ? $"column '{f}' is null{(listColumns.Contains(f) ? " or an empty list" : "")}"
-                : $"column '{f}' is a {v.ValueKind.ToString().ToLowerInvariant()}, not a string"));
-            try { rows.Add(ParseRow(p, idPrefix, row, where, rowNo, answerField, Missing)); }
+                !obj.TryGetProperty(f, out _) ? $"no column '{f}'"
+                : $"column '{f}' is null{(listColumns.Contains(f) ? " or an empty list" : "")}"));
+            try { rows.Add(ParseRow(p, idPrefix, new Row(obj, where, "column", Missing), rowNo, answerField)); }
             catch (DatasetException e) when (skipBadRows) { skipped.Add(e.Message); }
         }
         return Result(path, rows, skipped);
@@ -294,21 +374,26 @@ public static class Datasets
         return (nl < 0 ? rest : rest[..nl]).Trim();
     }
 
-    /// <summary>olympiadbench's <c>final_answer</c>: a JSON list of strings, or that list written
-    /// as a (Python) string; its items are joined with ", ".</summary>
-    static string FinalAnswer(JsonElement row, string where, Func<string[], string> missing)
+    /// <summary>olympiadbench's <c>final_answer</c>: a JSON list of strings (or numbers), or that
+    /// list written as a (Python) string; its items are joined with ", ".</summary>
+    static string FinalAnswer(Row row)
     {
-        if (!row.TryGetProperty("final_answer", out var v) || v.ValueKind == JsonValueKind.Null)
-            throw new DatasetException(missing(["final_answer"]));
+        if (!row.TryFirst(["final_answer"], out _, out var v))
+            throw new DatasetException(row.Missing(["final_answer"]));
         List<string> items;
         if (v.ValueKind == JsonValueKind.Array)
-            items = v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.GetRawText()).ToList();
+            items = v.EnumerateArray().Select((e, i) => e.ValueKind switch
+            {
+                JsonValueKind.String => e.GetString()!,
+                JsonValueKind.Number => NumberText(e),
+                _ => throw new DatasetException($"{row.Where}: {row.Noun} 'final_answer' item {i + 1} is {KindName(e)}, expected a string or a number"),
+            }).ToList();
         else if (v.ValueKind == JsonValueKind.String)
             items = ParseListString(v.GetString()!)
-                ?? throw new DatasetException($"{where}: field 'final_answer' is not a list: {v.GetString()}");
+                ?? throw new DatasetException($"{row.Where}: {row.Noun} 'final_answer' is not a list: {v.GetString()}");
         else
-            throw new DatasetException($"{where}: field 'final_answer' must be a list, got {v.ValueKind}");
-        if (items.Count == 0) throw new DatasetException($"{where}: field 'final_answer' is an empty list");
+            throw row.WrongType("final_answer", v, "a list of strings, or one written in a string");
+        if (items.Count == 0) throw new DatasetException($"{row.Where}: {row.Noun} 'final_answer' is an empty list");
         return string.Join(", ", items.Select(s => s.Trim()));
     }
 

@@ -5,9 +5,9 @@ using Microsoft.Extensions.Logging;
 using SimKO.Cli;
 using SimKO.Host.Checkpoints;
 using SimKO.Host.Evaluation;
-using SimKO.Host.Experiments;
 using SimKO.Host.Reporting;
 using SimKO.Host.Rollout;
+using SimKO.Host.Runs;
 using SimKO.Host.Runtime;
 using static TorchSharp.torch;
 
@@ -16,21 +16,27 @@ namespace SimKO.Host.Commands;
 /// <summary>`simko eval`: pass@K (K = 1, 2, 4, … n), mean@n, maj@n; one row per temperature.</summary>
 public static class EvalCommand
 {
-    public static int Run(EvalArgs.EvalOptions o, ILogger log)
+    public static int Run(RunSpec.EvalSpec o, ILogger log)
     {
         try
         {
-            var device = DeviceSelection.ParseDevice(o.Device);
+            var device = DeviceSelection.Resolve(o.Device);
             using var model = HfFolder.LoadModel(o.Model, device, ScalarType.Float32);
             model.eval();
             SimKO.Data.Tokenizers.ITokenizer? tokenizer = null;
             SimKO.Data.Tokenizers.ITokenizer Tokenizer() => tokenizer ??= HfFolder.LoadTokenizer(o.Model);
-            var tasks = o.Tasks.SelectMany(t => TaskBinding.ForEval(t, Tokenizer, o.Template, o.MaxNewTokens.Or(4096), skipBadRows: o.SkipBadRows)).ToList();
+            int maxNewTokens = o.MaxNewTokens.Or(4096);
+            var tasks = new List<TaskBinding>();
+            foreach (var t in o.Tasks)
+            {
+                var bound = TaskBinding.ForEval(t, Tokenizer, o.Template, maxNewTokens, skipBadRows: o.SkipBadRows);
+                if (t.IsEvalBuiltin) foreach (var b in bound) b.CheckTokenizer(Tokenizer(), o.Model);
+                tasks.AddRange(bound);
+            }
             TaskBinding.ReportSkipped(tasks, o.Out, log);
-            foreach (var task in tasks.Where(t => TaskBinding.IsBuiltin(t.Name))) task.CheckTokenizer(Tokenizer(), o.Model);
             var sampler = new KvCacheSampler(model, tasks[0].Tokenizer.PadId);
             var rows = new List<ReportRow>();
-            var json = new JsonObject { ["model"] = o.Model, ["tasks"] = new JsonArray(o.Tasks.Select(t => (JsonNode?)t).ToArray()), ["n"] = o.N, ["top_p"] = o.TopP };
+            var json = new JsonObject { ["model"] = o.Model, ["tasks"] = new JsonArray(tasks.Select(t => (JsonNode?)t.Name).ToArray()), ["n"] = o.Samples, ["top_p"] = o.TopP };
             var byTemp = new JsonObject();
             foreach (var t in o.Temperatures)
             {
@@ -40,11 +46,11 @@ public static class EvalCommand
                 {
                     var problems = task.Test.Take(o.Problems.Or(task.Test.Count)).ToList();
                     int maxNew = o.MaxNewTokens.Or(task.MaxNewTokens);
-                    var s = new EvalSettings(o.N, t, o.TopP, 0, maxNew, o.Seed, System.Math.Max(1, 1024 / o.N));
+                    var s = new EvalSettings(o.Samples, t, o.TopP, 0, maxNew, o.Seed, System.Math.Max(1, 1024 / o.Samples));
                     var r = Evaluator.Run(task.Name, problems, sampler, s with { StopTokenIds = task.StopTokenIds }, log);
                     results.Add(r);
                     var passes = new JsonObject();
-                    foreach (var k in SimKO.Math.PassAtK.ladder(o.N)) passes[$"{k}"] = r.PassAt(k);
+                    foreach (var k in SimKO.Math.PassAtK.ladder(o.Samples)) passes[$"{k}"] = r.PassAt(k);
                     perTask[task.Name] = new JsonObject
                     {
                         ["problems"] = problems.Count, ["pass_at_k"] = passes, ["mean_at_n"] = r.MeanAtN, ["maj_at_n"] = r.MajAtN,
@@ -56,7 +62,7 @@ public static class EvalCommand
             }
             json["temperatures"] = byTemp;
             AtomicFile.WriteAllText(Path.Combine(o.Out, "eval.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            var md = PassAtKReport.Markdown(rows, $"pass@K of {o.Model} (n = {o.N}, top-p {o.TopP})");
+            var md = PassAtKReport.Markdown(rows, $"pass@K of {o.Model} (n = {o.Samples}, top-p {o.TopP})");
             static bool IsBbh(string benchmark) => SimKO.Data.Logic.Bbh.IsBbh(benchmark);
             if (tasks.Any(t => IsBbh(t.Name)) && tasks.Any(t => !IsBbh(t.Name)))
             {

@@ -1,21 +1,52 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.FSharp.Core;
+using SimKO.Data.Logic;
 using SimKO.Data.Math;
+using GradeTask = SimKO.Cli.GradeArgs.GradeTask;
 
 namespace SimKO.Host.Commands;
 
 /// <summary>
 /// `simko grade`: reads JSON lines <c>{"prediction": …, "reference": …}</c> (other fields are kept)
 /// and writes each line back with <c>"extracted"</c> (the answer found in the prediction, or null)
-/// and <c>"correct"</c> added, graded by <see cref="MathGrader"/>. Blank lines are skipped.
+/// and <c>"correct"</c> added, graded the way the task says (<see cref="GraderFor"/>: the math
+/// verifier by default, or BBH's scoring). Blank lines are skipped.
 /// </summary>
 public static class GradeCommand
 {
     /// <summary>A problem with one input line, naming the line and the field.</summary>
     public sealed class InputException(string message) : Exception(message);
 
-    public static int Run(string? inputPath, string? outputPath)
+    /// <summary>How a task grades one prediction against its reference: the answer it extracted
+    /// (null when none) and whether that answer is correct.</summary>
+    public delegate (string? Extracted, bool Correct) Grader(string prediction, string reference);
+
+    /// <summary>The grader of a task; the one place a new task is added. Throws a
+    /// <see cref="DatasetException"/> listing the tasks for an unknown BBH task.</summary>
+    public static Grader GraderFor(GradeTask task) => task switch
     {
+        { IsMath: true } => (prediction, reference) => MathGrader.Grade(prediction, reference),
+        GradeTask.Bbh bbh => BbhGrader(OptionModule.ToObj(bbh.task)),
+        _ => throw new ArgumentOutOfRangeException(nameof(task), task, "no grader for this task"),
+    };
+
+    /// <summary>BBH's scoring, with one task's answer format (<see cref="Bbh.FormatOf"/>) when named.</summary>
+    static Grader BbhGrader(string? task)
+    {
+        var format = task is null ? BbhAnswerFormat.FromTarget : Bbh.FormatOf(task);
+        return (prediction, reference) => Bbh.Grade(prediction, reference, format);
+    }
+
+    public static int Run(GradeTask task, string? inputPath, string? outputPath)
+    {
+        Grader grader;
+        try { grader = GraderFor(task); }
+        catch (DatasetException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
         var source = inputPath ?? "<stdin>";
         TextReader reader;
         try { reader = inputPath is null ? Console.In : new StreamReader(inputPath); }
@@ -30,7 +61,7 @@ public static class GradeCommand
             {
                 if (outputPath is null)
                 {
-                    var (graded, correct) = Grade(reader, Console.Out);
+                    var (graded, correct) = Grade(reader, Console.Out, grader);
                     Console.Out.Flush();
                     Console.Error.WriteLine($"graded {graded} lines, {correct} correct");
                 }
@@ -40,7 +71,7 @@ public static class GradeCommand
                     AtomicFile.Write(outputPath, stream =>
                     {
                         using var w = new StreamWriter(stream, leaveOpen: true);
-                        counts = Grade(reader, w);
+                        counts = Grade(reader, w, grader);
                     });
                     Console.Error.WriteLine($"graded {counts.Item1} lines, {counts.Item2} correct → {outputPath}");
                 }
@@ -59,9 +90,9 @@ public static class GradeCommand
         }
     }
 
-    /// <summary>Grades every line of <paramref name="input"/> onto <paramref name="output"/>;
-    /// returns (lines graded, lines correct). Errors name the line: "<c>N: message</c>".</summary>
-    public static (int Graded, int Correct) Grade(TextReader input, TextWriter output)
+    /// <summary>Grades every line of <paramref name="input"/> onto <paramref name="output"/> with
+    /// <paramref name="grader"/>; returns (lines graded, lines correct). Errors name the line: "<c>N: message</c>".</summary>
+    public static (int Graded, int Correct) Grade(TextReader input, TextWriter output, Grader grader)
     {
         int lineNo = 0, graded = 0, correct = 0;
         string? line;
@@ -69,7 +100,7 @@ public static class GradeCommand
         {
             lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
-            var result = GradeLine(line, lineNo);
+            var result = GradeLine(line, lineNo, grader);
             output.WriteLine(result.ToJsonString());
             graded++;
             if (result["correct"]!.GetValue<bool>()) correct++;
@@ -77,8 +108,8 @@ public static class GradeCommand
         return (graded, correct);
     }
 
-    /// <summary>One input line's object with "extracted" and "correct" added.</summary>
-    public static JsonObject GradeLine(string line, int lineNo)
+    /// <summary>One input line's object with "extracted" and "correct" added by <paramref name="grader"/>.</summary>
+    public static JsonObject GradeLine(string line, int lineNo, Grader grader)
     {
         JsonNode? node;
         try { node = JsonNode.Parse(line); }
@@ -86,7 +117,7 @@ public static class GradeCommand
         if (node is not JsonObject obj) throw new InputException($"{lineNo}: expected a JSON object");
         var prediction = Text(obj, "prediction", lineNo);
         var reference = Text(obj, "reference", lineNo);
-        var (extracted, ok) = MathGrader.Grade(prediction, reference);
+        var (extracted, ok) = grader(prediction, reference);
         obj["extracted"] = extracted;
         obj["correct"] = ok;
         return obj;

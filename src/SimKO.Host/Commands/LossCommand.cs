@@ -53,7 +53,7 @@ public static class LossCommand
         var method = Methods.byName(methodName);
         if (method.IsError) throw new InputException(method.ErrorValue);
         var overrides = ReadSettings(root["settings"]);
-        var configured = Methods.withOverrides(overrides, method.ResultValue);
+        var configured = SimKO.Cli.MethodSettings.apply(overrides, method.ResultValue);
         if (configured.IsError) throw new InputException("settings: " + string.Join("; ", configured.ErrorValue));
 
         var logits = Read3(root, "logits");
@@ -91,47 +91,41 @@ public static class LossCommand
         var output = Objective.loss(objective, batch);
         output.Loss.backward();
         var grad = logitsT.grad!.data<double>().ToArray();
-        var m = output.Metrics;
         return new JsonObject
         {
             ["method"] = Methods.name(configured.ResultValue),
             ["loss"] = output.Loss.item<double>(),
             ["grad_logits"] = Nest(grad, b, t, v),
             ["advantages"] = new JsonArray(advantages.data<double>().ToArray().Select(x => (JsonNode?)x).ToArray()),
-            ["metrics"] = new JsonObject
-            {
-                ["policy_loss"] = m.PolicyLoss,
-                ["tokens"] = m.Tokens,
-                ["clip_fraction"] = m.ClipFraction,
-                ["gated_fraction"] = m.GatedFraction,
-                ["smoothed_fraction"] = m.SmoothedFraction,
-                ["pushed_fraction"] = m.PushedFraction,
-                ["kl_cov_fraction"] = m.KlCovFraction,
-                ["entropy"] = m.Entropy,
-                ["approx_kl_old"] = m.ApproxKlOld,
-                ["kl_ref"] = m.KlRef,
-                ["lambda"] = m.Lambda,
-                ["lambda_topk"] = new JsonArray(m.LambdaTopK.Select(x => (JsonNode?)x).ToArray()),
-            },
+            ["metrics"] = Metrics(output.Metrics),
         };
 
         static long mask0(double x) => x >= 0 ? (long)x : 0;
     }
 
-    static FSharpList<Tuple<string, Methods.SettingValue>> ReadSettings(JsonNode? node)
+    /// <summary>The metrics under the names metrics.jsonl uses (Objective.metricValues), and the token count.</summary>
+    static JsonObject Metrics(Objective.LossMetrics m)
     {
-        if (node is null) return FSharpList<Tuple<string, Methods.SettingValue>>.Empty;
+        var o = new JsonObject { ["tokens"] = m.Tokens };
+        foreach (var (name, value) in Objective.metricValues(m)) o[name] = value;
+        return o;
+    }
+
+    /// <summary>The batch's method settings as (name, text) pairs: numbers as written, strings as they are.</summary>
+    static FSharpList<Tuple<string, string>> ReadSettings(JsonNode? node)
+    {
+        if (node is null) return FSharpList<Tuple<string, string>>.Empty;
         if (node is not JsonObject obj) throw new InputException("'settings' must be an object of name: value");
-        var items = new List<Tuple<string, Methods.SettingValue>>();
+        var items = new List<Tuple<string, string>>();
         foreach (var (key, value) in obj)
         {
-            Methods.SettingValue setting = value switch
+            string text = value switch
             {
-                JsonValue jv when jv.TryGetValue<double>(out var d) => Methods.SettingValue.NewNumber(d),
-                JsonValue jv when jv.TryGetValue<string>(out var s) => Methods.SettingValue.NewText(s),
+                JsonValue jv when jv.GetValueKind() == JsonValueKind.Number => jv.ToJsonString(),
+                JsonValue jv when jv.TryGetValue<string>(out var s) => s,
                 _ => throw new InputException($"settings.{key}: expected a number or a string, got {value?.ToJsonString() ?? "null"}"),
             };
-            items.Add(Tuple.Create(key, setting));
+            items.Add(Tuple.Create(key, text));
         }
         return ListModule.OfSeq(items);
     }

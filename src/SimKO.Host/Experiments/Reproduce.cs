@@ -6,10 +6,12 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using SimKO.Cli;
 using SimKO.Host.Checkpoints;
+using SimKO.Host.Diagnostics;
 using SimKO.Host.Evaluation;
 using SimKO.Host.Model;
 using SimKO.Host.Reporting;
 using SimKO.Host.Rollout;
+using SimKO.Host.Runs;
 using SimKO.Host.Training;
 using SimKO.Math;
 using static TorchSharp.torch;
@@ -25,60 +27,44 @@ namespace SimKO.Host.Experiments;
 /// </summary>
 public static class Reproduce
 {
-    public static int Run(ReproduceArgs.ReproduceOptions o, ILogger log)
+    public static int Run(RunSpec.ReproduceSpec o, ILogger log)
     {
         var clock = Stopwatch.StartNew();
         set_num_threads(System.Math.Max(1, Environment.ProcessorCount));
         var task = TaskBinding.Create(o.Task);
-        int baseSteps = FSharpInterop.Or(o.BaseSteps, o.Quick ? 300 : 1000);
-        int steps = FSharpInterop.Or(o.Steps, o.Quick ? 24 : 300);
-        int evalN = FSharpInterop.Or(o.EvalSamples, o.Quick ? 16 : 64);
-        int evalProblems = System.Math.Min(task.Test.Count, FSharpInterop.Or(o.EvalProblems, o.Quick ? 64 : task.Test.Count));
-        var methods = new List<(string Name, Methods.Method Method)>();
-        foreach (var name in o.Methods)
-        {
-            var m = Methods.byName(name);
-            if (m.IsError) { Console.Error.WriteLine($"error: {m.ErrorValue}"); return 2; }
-            var method = m.ResultValue;
-            if (method.IsSimko)
+        int evalProblems = System.Math.Min(task.Test.Count, o.EvalProblems.Or(task.Test.Count));
+        var basePath = Path.GetFullPath(Path.Combine(o.Out, "base"));
+        // every run's training spec, checked before anything is trained
+        var specs = new Dictionary<(string Key, int Seed), RunSpec.TrainSpec>();
+        foreach (var v in o.Variants)
+            for (int seed = 0; seed < o.Seeds; seed++)
             {
-                var overridden = Methods.withOverrides(Microsoft.FSharp.Collections.ListModule.OfSeq(new[]
-                {
-                    Tuple.Create("alpha", Methods.SettingValue.NewNumber(o.SimkoAlpha)),
-                    Tuple.Create("lambda", Methods.SettingValue.NewNumber(o.SimkoLambda)),
-                    Tuple.Create("k", Methods.SettingValue.NewNumber(o.SimkoK)),
-                    Tuple.Create("q", Methods.SettingValue.NewNumber(o.SimkoQ)),
-                }), method);
-                if (overridden.IsError) { Console.Error.WriteLine($"error: simko: {string.Join("; ", overridden.ErrorValue)}"); return 2; }
-                method = overridden.ResultValue;
+                var spec = TrainConfig.forStudy(o.Task, task.MaxNewTokens, o.Steps, RunDir(o, v, seed), seed, o.Quick, basePath, v);
+                if (spec.IsError) { foreach (var e in spec.ErrorValue) Console.Error.WriteLine($"error: {v.Label}: {e}"); return 2; }
+                specs[(v.Key, seed)] = spec.ResultValue;
             }
-            var problems = Methods.validate(8, method);
-            if (!problems.IsEmpty) { Console.Error.WriteLine($"error: {name}: {string.Join("; ", problems)}"); return 2; }
-            methods.Add((name, method));
-        }
         Directory.CreateDirectory(o.Out);
         var config = new JsonObject
         {
-            ["task"] = task.Name, ["quick"] = o.Quick, ["methods"] = new JsonArray(o.Methods.Select(m => (JsonNode?)m).ToArray()),
-            ["seeds"] = o.Seeds, ["base_steps"] = baseSteps, ["rl_steps"] = steps, ["eval_samples"] = evalN,
-            ["eval_problems"] = evalProblems, ["eval_temperature"] = o.EvalTemperature, ["eval_top_p"] = 0.95,
-            ["simko"] = new JsonObject { ["alpha"] = o.SimkoAlpha, ["lambda"] = o.SimkoLambda, ["k"] = o.SimkoK, ["q"] = o.SimkoQ },
-            ["model"] = JsonNode.Parse(TinyConfig(task).ToJson()),
-            ["rl"] = JsonNode.Parse(TrainConfig.toJson(RlConfig(task, steps, "(per run)", 0, o.Quick))),
+            ["commit"] = Provenance.Commit(), ["command"] = Environment.CommandLine,
+            ["task"] = task.Name, ["study"] = StudyName(o.Study), ["quick"] = o.Quick, ["seeds"] = o.Seeds, ["base_steps"] = o.BaseSteps,
+            ["rl_steps"] = o.Steps, ["eval_samples"] = o.EvalSamples, ["eval_problems"] = evalProblems,
+            ["eval_temperature"] = o.EvalTemperature, ["eval_top_p"] = 0.95,
+            ["model"] = JsonNode.Parse(TinyModel.ConfigFor(task).ToJson()),
+            ["variants"] = new JsonObject(o.Variants.Select(v => KeyValuePair.Create(v.Key, (JsonNode?)JsonNode.Parse(TrainConfig.toJson(specs[(v.Key, 0)]))))),
         };
         AtomicFile.WriteAllText(Path.Combine(o.Out, "config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 
         // 1. the base model
-        var basePath = Path.Combine(o.Out, "base");
         {
-            using var baseModel = new CausalLM(TinyConfig(task));
-            baseModel.InitWeights(1);
-            log.LogInformation("base model: {Params:N0} parameters; supervised warm-start for {Steps} steps", baseModel.parameters().Sum(p => p.numel()), baseSteps);
+            using var baseModel = TinyModel.Create(task, 1);
+            log.LogInformation("base model: {Params:N0} parameters; supervised warm-start for {Steps} steps", baseModel.parameters().Sum(p => p.numel()), o.BaseSteps);
             WarmStart.Run(new ModelPolicy(baseModel), rng => task.Example(rng, 0.7), task.Tokenizer.PadId,
-                new WarmStartSettings(baseSteps, 128, 1e-3, 0.9, 0.99, 1.0, 1), log);
+                new WarmStartSettings(o.BaseSteps, 128, 1e-3, 0.9, 0.99, 1.0, 1), log);
             HfFolder.Save(baseModel, task.Tokenizer, basePath);
         }
-        var evalSettings = new EvalSettings(evalN, o.EvalTemperature, 0.95, 0, task.MaxNewTokens, 2025, System.Math.Max(1, 1024 / evalN));
+        var evalSettings = new EvalSettings(o.EvalSamples, o.EvalTemperature, 0.95, 0, task.MaxNewTokens, 2025, System.Math.Max(1, 1024 / o.EvalSamples))
+            { StopTokenIds = task.StopTokenIds };
         var testSet = task.Test.Take(evalProblems).ToList();
         var rows = new List<ReportRow>();
         var lambdaSeries = new List<Series>();
@@ -89,113 +75,128 @@ public static class Reproduce
         rows.Add(new ReportRow("Base", [[baseResult]]));
         entropies.Add(("Base", baseEntropy));
 
-        // 2. each method × seed from the same base
-        foreach (var (name, method) in methods)
+        // 2. each variant × seed from the same base
+        foreach (var v in o.Variants)
         {
             var seedResults = new List<IReadOnlyList<BenchmarkResult>>();
             var perSeedLambdas = new List<double[][]>();
-            double[]? methodEntropy = null;
+            double[]? variantEntropy = null;
             for (int seed = 0; seed < o.Seeds; seed++)
             {
-                var runDir = Path.Combine(o.Out, "runs", $"{name}-seed{seed}");
+                var runDir = RunDir(o, v, seed);
                 if (Directory.Exists(runDir)) Directory.Delete(runDir, true);
-                var cfg = RlConfig(task, steps, runDir, seed, o.Quick);
-                using (var model = HfFolder.LoadModel(basePath, CPU, ScalarType.Float32))
+                using (var run = RunFactory.Build(specs[(v.Key, seed)], log))
                 {
-                    var trainer = new Trainer(method, Settings(cfg), Parts(model, task), log);
-                    log.LogInformation("training {Method} seed {Seed} for {Steps} steps", name, seed, steps);
-                    trainer.Run(resume: false);
+                    log.LogInformation("training {Variant} seed {Seed} for {Steps} steps", v.Label, seed, o.Steps);
+                    run.Trainer.Run(resume: false);
                 }
-                var (result, entropy) = Evaluate($"{name} seed {seed}", Path.Combine(runDir, "final"), task, testSet, evalSettings, log);
+                var (result, entropy) = Evaluate($"{v.Label} seed {seed}", Path.Combine(runDir, "final"), task, testSet, evalSettings, log);
                 seedResults.Add([result]);
-                methodEntropy ??= entropy;
+                variantEntropy ??= entropy;
                 perSeedLambdas.Add(ReadLambdas(Path.Combine(runDir, "metrics.jsonl")));
             }
-            rows.Add(new ReportRow(Display(name), seedResults));
-            entropies.Add((Display(name), methodEntropy!));
+            rows.Add(new ReportRow(v.Label, seedResults));
+            entropies.Add((v.Label, variantEntropy!));
             for (int k = 0; k < 3; k++)
             {
-                var mean = Enumerable.Range(0, steps).Select(s => perSeedLambdas.Average(l => l[k][s])).ToArray();
-                lambdaSeries.Add(new Series($"{Display(name)} Λ({k + 1})", Enumerable.Range(1, steps).Select(s => (double)s).ToArray(), Smooth(mean, System.Math.Max(1, steps / 30))));
+                var mean = Enumerable.Range(0, o.Steps).Select(s => perSeedLambdas.Average(l => l[k][s])).ToArray();
+                lambdaSeries.Add(new Series($"{v.Label} Λ({k + 1})", Enumerable.Range(1, o.Steps).Select(s => (double)s).ToArray(), Smooth(mean, System.Math.Max(1, o.Steps / 30))));
             }
-            runsJson[name] = new JsonObject
+            runsJson[v.Key] = new JsonObject
             {
+                ["label"] = v.Label,
                 ["pass_at_k"] = PassJson(seedResults),
                 ["lambda_final"] = new JsonArray(Enumerable.Range(0, 3).Select(k => (JsonNode?)perSeedLambdas.Average(l => l[k][^1])).ToArray()),
             };
         }
-        runsJson["base"] = new JsonObject { ["pass_at_k"] = PassJson([[baseResult]]) };
+        runsJson["base"] = new JsonObject { ["label"] = "Base", ["pass_at_k"] = PassJson([[baseResult]]) };
 
         // 3. the report
         var ks = PassAtKReport.Ks(rows);
-        PassAtKReport.Plot(Path.Combine(o.Out, "pass_at_k.png"), rows, task.Name, $"pass@K on {evalProblems} held-out {task.Name} problems (T = {o.EvalTemperature}, n = {evalN})");
+        var rl = specs[(o.Variants[0].Key, 0)];
+        PassAtKReport.Plot(Path.Combine(o.Out, "pass_at_k.png"), rows, task.Name, $"pass@K on {evalProblems} held-out {task.Name} problems (T = {o.EvalTemperature}, n = {o.EvalSamples})");
         Plot.Lines(Path.Combine(o.Out, "lambda.png"), "Λ(k): mean log-prob of the rank-k candidate over training (Figure 5)", "step", "Λ(k)", lambdaSeries);
         Plot.Histograms(Path.Combine(o.Out, "entropy.png"), "Token entropy of the final models on test samples (Figure 6)", "entropy (nats)", entropies);
         var md = new StringBuilder();
-        md.AppendLine($"# SimKO reproduction at CPU scale — {task.Name}").AppendLine();
-        md.AppendLine($"Base: {TinyConfig(task).HiddenSize}-wide, {TinyConfig(task).NumHiddenLayers}-layer decoder, supervised warm-start {baseSteps} steps (70 % correct targets). " +
-                      $"RL: {steps} steps × 16 prompts × 8 samples, temperature 1.0, lr 3e-4. Evaluation: {evalProblems} held-out problems, n = {evalN}, T = {o.EvalTemperature}, top-p 0.95. " +
-                      $"SimKO: α = {o.SimkoAlpha}, λ = {o.SimkoLambda}, K = {o.SimkoK}, q = {o.SimkoQ}. Seeds: {o.Seeds}. Wall time: {clock.Elapsed:mm\\:ss}.").AppendLine();
+        var tiny = TinyModel.ConfigFor(task);
+        md.AppendLine($"# SimKO reproduction at CPU scale — {task.Name}{(o.Study.IsComparison ? "" : $" ({StudyName(o.Study)})")}").AppendLine();
+        md.AppendLine($"Base: {tiny.HiddenSize}-wide, {tiny.NumHiddenLayers}-layer decoder, supervised warm-start {o.BaseSteps} steps (70 % correct targets). " +
+                      string.Create(CultureInfo.InvariantCulture, $"RL: {o.Steps} steps × {rl.PromptsPerStep} prompts × {rl.SamplesPerPrompt} samples, temperature {rl.Temperature}, lr {rl.Optimizer.LearningRate}. ") +
+                      $"Evaluation: {evalProblems} held-out problems, n = {o.EvalSamples}, T = {o.EvalTemperature}, top-p 0.95. Seeds: {o.Seeds}. Wall time: {clock.Elapsed:mm\\:ss}.").AppendLine();
+        md.AppendLine("| Run | method | settings |").AppendLine("|---|---|---|");
+        foreach (var v in o.Variants)
+            md.AppendLine($"| {v.Label} | {Methods.name(v.Method)} | {string.Join(", ", MethodSettings.ownValues(v.Method).Select(kv => $"{kv.Item1} {kv.Item2}").Concat(v.Settings.Select(kv => $"{kv.Item1} {kv.Item2}")))} |");
+        md.AppendLine().AppendLine($"Commit `{config["commit"]}`; every setting of every run is in `config.json`.").AppendLine();
         md.AppendLine(PassAtKReport.Markdown(rows, $"pass@K ({(task.Name == "order" ? "Table 2 layout: the logic task" : "Table 1 layout")}), {task.Name}"));
+        if (!o.Study.IsComparison) md.AppendLine(Summary(rows, ks, o.Study)).AppendLine();
+        if (o.Study is RunSpec.Study.Sweep sweep) SweepPlot(Path.Combine(o.Out, "sweep.png"), sweep.setting, o, rows, ks, task.Name);
         md.AppendLine("### Λ(k) at the last step (mean over seeds)").AppendLine();
-        md.AppendLine("| Method | Λ(1) | Λ(2) | Λ(3) |").AppendLine("|---|---:|---:|---:|");
-        foreach (var (name, _) in methods)
+        md.AppendLine("| Run | Λ(1) | Λ(2) | Λ(3) |").AppendLine("|---|---:|---:|---:|");
+        foreach (var v in o.Variants)
         {
-            var l = runsJson[name]!["lambda_final"]!.AsArray().Select(x => x!.GetValue<double>()).ToArray();
-            md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {Display(name)} | {l[0]:0.000} | {l[1]:0.000} | {l[2]:0.000} |"));
+            var l = runsJson[v.Key]!["lambda_final"]!.AsArray().Select(x => x!.GetValue<double>()).ToArray();
+            md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {v.Label} | {l[0]:0.000} | {l[1]:0.000} | {l[2]:0.000} |"));
         }
-        md.AppendLine().AppendLine("Plots: `pass_at_k.png`, `lambda.png`, `entropy.png`. Per-run metrics: `runs/<method>-seed<k>/metrics.jsonl` (and TensorBoard files).");
+        md.AppendLine().AppendLine($"Plots: `pass_at_k.png`, `lambda.png`, `entropy.png`{(o.Study.IsSweep ? ", `sweep.png`" : "")}. Per-run metrics: `runs/<run>-seed<k>/metrics.jsonl` (and TensorBoard files).");
         md.AppendLine().AppendLine(Verdict(rows, ks));
         AtomicFile.WriteAllText(Path.Combine(o.Out, "report.md"), md.ToString());
-        AtomicFile.WriteAllText(Path.Combine(o.Out, "results.json"), new JsonObject { ["ks"] = new JsonArray(ks.Select(k => (JsonNode?)k).ToArray()), ["runs"] = runsJson, ["wall_seconds"] = clock.Elapsed.TotalSeconds }
+        AtomicFile.WriteAllText(Path.Combine(o.Out, "results.json"), new JsonObject
+            {
+                ["commit"] = config["commit"]!.GetValue<string>(), ["ks"] = new JsonArray(ks.Select(k => (JsonNode?)k).ToArray()),
+                ["runs"] = runsJson, ["wall_seconds"] = clock.Elapsed.TotalSeconds,
+            }
             .ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine(md.ToString());
         log.LogInformation("report: {Dir} ({Elapsed:mm\\:ss})", o.Out, clock.Elapsed);
         return 0;
     }
 
-    static string Display(string method) => method switch
+    static string RunDir(RunSpec.ReproduceSpec o, RunSpec.Variant v, int seed) => Path.Combine(o.Out, "runs", $"{v.Key}-seed{seed}");
+
+    static string StudyName(RunSpec.Study s) => s switch
     {
-        "grpo" => "GRPO", "simko" => "SimKO", "psr" => "PSR", "nsr" => "NSR", "w-reinforce" => "W-REINFORCE",
-        "kl-cov" => "KL-Cov", "entropy-adv" => "Entropy-Adv", "forking" => "Forking", "passk" => "P@k T.", "dr-grpo" => "Dr. GRPO", _ => method,
+        RunSpec.Study.Sweep w => $"sweep of {w.setting}",
+        _ when s.IsAblation => "ablation (Table 3)",
+        _ => "comparison",
     };
 
-    /// <summary>The CPU model of REPRODUCTION-NOTES: d 128, 2 layers, 4 heads (~0.4M parameters); the
-    /// context holds the task's longest prompt and response (at least 64 positions).</summary>
-    public static ModelConfig TinyConfig(TaskBinding task) =>
-        ModelConfig.Tiny(task.Tokenizer.VocabSize, 128, 2, 4, 4, 512, System.Math.Max(64, task.MaxSequenceLength ?? 64));
-
-    static TrainConfig.TrainConfig RlConfig(TaskBinding task, int steps, string outDir, int seed, bool quick)
+    /// <summary>pass@1 and pass@max-K of every run, mean ± spread over seeds: the ablation's (Table 3) or the sweep's table.</summary>
+    static string Summary(IReadOnlyList<ReportRow> rows, int[] ks, RunSpec.Study study)
     {
-        var pairs = new (string, string)[]
+        var bench = PassAtKReport.Benchmarks(rows)[0];
+        int kMax = ks[^1];
+        string Cell(ReportRow r, int k)
         {
-            ("task", task.Name), ("steps", $"{steps}"), ("seed", $"{seed}"), ("out", outDir), ("max_new_tokens", $"{task.MaxNewTokens}"),
-            ("checkpoint_every", $"{System.Math.Max(1, steps)}"), ("keep_checkpoints", "1"), ("tensorboard", quick ? "false" : "true"),
-        };
-        var r = TrainConfig.apply(Microsoft.FSharp.Collections.ListModule.OfSeq(pairs.Select(p => Tuple.Create(p.Item1, p.Item2))), TrainConfig.defaults);
-        return r.IsOk ? r.ResultValue : throw new InvalidOperationException(string.Join("; ", r.ErrorValue));
+            var (m, sd) = PassAtKReport.MeanStd(PassAtKReport.Values(r, bench, k));
+            return r.Seeds.Count > 1
+                ? string.Create(CultureInfo.InvariantCulture, $"{100 * m:0.0} ± {100 * sd:0.0}")
+                : string.Create(CultureInfo.InvariantCulture, $"{100 * m:0.0}");
+        }
+        var sb = new StringBuilder($"### {(study.IsAblation ? "Ablation (Table 3 layout)" : StudyName(study))}: pass@1 and pass@{kMax}, % (mean ± spread over seeds)\n\n");
+        sb.AppendLine($"| Run | pass@1 | pass@{kMax} |").AppendLine("|---|---:|---:|");
+        foreach (var r in rows) sb.AppendLine($"| {r.Name} | {Cell(r, 1)} | {Cell(r, kMax)} |");
+        return sb.ToString();
     }
 
-    public static TrainerSettings Settings(TrainConfig.TrainConfig c) => new(
-        c.Steps, c.PromptsPerStep, c.SamplesPerPrompt, c.Temperature, c.TopP, c.TopK, c.MaxNewTokens,
-        c.MiniBatches, c.MicroBatchSize, c.PpoEpochs, c.LearningRate, c.WarmupSteps, c.Beta1, c.Beta2, c.WeightDecay,
-        c.GradClip, c.MaxBadSteps, c.Seed, c.Out, c.CheckpointEvery, c.KeepCheckpoints, c.Tensorboard, TrainConfig.toJson(c));
-
-    public static TrainerParts Parts(CausalLM model, TaskBinding task)
+    /// <summary>Figure 7: pass@1 and pass@max-K against the swept value, one line per method.</summary>
+    static void SweepPlot(string path, string setting, RunSpec.ReproduceSpec o, IReadOnlyList<ReportRow> rows, int[] ks, string benchmark)
     {
-        var sampler = new KvCacheSampler(model, task.Tokenizer.PadId);
-        return new TrainerParts
+        int kMax = ks[^1];
+        var series = new List<Series>();
+        foreach (var group in o.Variants.Select((v, i) => (v, Row: rows[i + 1])).GroupBy(x => Methods.name(x.v.Method)))
         {
-            Policy = new ModelPolicy(model),
-            Rollout = sampler,
-            StopTokenIds = task.StopTokenIds,
-            Problems = task.Train,
-            PadId = task.Tokenizer.PadId,
-            WriteTensors = (s, t) => SafeTensors.Write(s, t),
-            ReadTensors = SafeTensors.Read,
-            ExportHf = dir => HfFolder.Save(model, task.Tokenizer, dir),
-        };
+            var points = group.Select(x => (X: SweptValue(x.v.Label), x.Row)).Where(p => p.X is not null).OrderBy(p => p.X).ToList();
+            if (points.Count == 0) continue;
+            foreach (var k in new[] { 1, kMax })
+                series.Add(new Series($"{Methods.displayName(group.First().v.Method)} pass@{k}", points.Select(p => p.X!.Value).ToArray(),
+                    points.Select(p => PassAtKReport.MeanStd(PassAtKReport.Values(p.Row, benchmark, k)).Mean).ToArray(),
+                    points.Select(p => PassAtKReport.MeanStd(PassAtKReport.Values(p.Row, benchmark, k)).Std).ToArray()));
+        }
+        if (series.Count > 0) Plot.Lines(path, $"pass@K against {setting} (Figure 7)", setting, "pass@K", series);
     }
+
+    static double? SweptValue(string label) =>
+        double.TryParse(label[(label.LastIndexOf('=') + 1)..].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var x) ? x : null;
 
     static (BenchmarkResult, double[]) Evaluate(string what, string modelDir, TaskBinding task, IReadOnlyList<EvalProblem> problems, EvalSettings s, ILogger log)
     {
@@ -203,7 +204,7 @@ public static class Reproduce
         model.eval();
         var sampler = new KvCacheSampler(model, task.Tokenizer.PadId);
         var samples = new List<Generated>();
-        var result = Evaluator.Run(task.Name, problems, sampler, s with { StopTokenIds = task.StopTokenIds }, log, samples);
+        var result = Evaluator.Run(task.Name, problems, sampler, s, log, samples);
         log.LogInformation("{What}: pass@1 {P1:F3}, pass@{N} {PN:F3}", what, result.PassAt(1), s.Samples, result.PassAt(s.Samples));
         // entropy at the response tokens of (up to) 2,000 of the evaluation samples
         var subset = samples.Where((_, i) => i % System.Math.Max(1, samples.Count / 2000) == 0)

@@ -9,7 +9,8 @@ namespace SimKO.Host.Training;
 /// temporary sibling folder, every file is flushed, a <c>manifest.json</c> with the SHA-256 and
 /// size of every file is written last, and the folder is renamed into place: a run killed at any
 /// moment leaves either a complete checkpoint or an ignored partial folder. Loading verifies every
-/// checksum first; a damaged checkpoint is named and never loaded.
+/// checksum first; a damaged checkpoint is named and never loaded, and resuming falls back to the
+/// newest intact one.
 /// </summary>
 public sealed class CheckpointStore(string directory)
 {
@@ -68,14 +69,24 @@ public sealed class CheckpointStore(string directory)
             .OrderBy(d => d.Item1).ToList();
     }
 
-    /// <summary>The newest complete checkpoint, verified; null if there is none.</summary>
-    public string? Latest()
+    /// <summary>The newest checkpoint that verifies, and every newer one that did not (each with the
+    /// reason, newest first); Path is null when none is intact.</summary>
+    public (string? Path, IReadOnlyList<string> Damaged) LatestIntact()
     {
-        var all = List();
-        if (all.Count == 0) return null;
-        var path = all[^1].Path;
-        Verify(path);
-        return path;
+        var damaged = new List<string>();
+        foreach (var (_, path) in List().Reverse())
+        {
+            try
+            {
+                Verify(path);
+                return (path, damaged);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                damaged.Add(e.Message);
+            }
+        }
+        return (null, damaged);
     }
 
     /// <summary>Check every file of a checkpoint against its manifest; throws naming the damaged file.</summary>

@@ -124,17 +124,7 @@ public static class PolicyUpdate
     {
         var w = m.Tokens;
         weight += w;
-        Add(sums, "policy_loss", m.PolicyLoss * w);
-        Add(sums, "clip_fraction", m.ClipFraction * w);
-        Add(sums, "gated_fraction", m.GatedFraction * w);
-        Add(sums, "smoothed_fraction", m.SmoothedFraction * w);
-        Add(sums, "pushed_fraction", m.PushedFraction * w);
-        Add(sums, "kl_cov_fraction", m.KlCovFraction * w);
-        Add(sums, "entropy", m.Entropy * w);
-        Add(sums, "approx_kl_old", m.ApproxKlOld * w);
-        Add(sums, "kl_ref", m.KlRef * w);
-        Add(sums, "lambda", m.Lambda * w);
-        for (int k = 0; k < m.LambdaTopK.Length; k++) Add(sums, $"lambda_top{k + 1}", m.LambdaTopK[k] * w);
+        foreach (var (name, value) in Objective.metricValues(m)) Add(sums, name, value * w);
     }
 
     static void Add(Dictionary<string, double> d, string k, double v) => d[k] = d.GetValueOrDefault(k) + v;

@@ -2,11 +2,14 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
+using SimKO.Cli;
 using SimKO.Math;
 using TorchSharp;
 using SimKO.Host.Rollout;
 using SimKO.Host.Model;
 using static TorchSharp.torch;
+
+using TrainSpec = SimKO.Cli.RunSpec.TrainSpec;
 
 namespace SimKO.Host.Training;
 
@@ -34,13 +37,6 @@ public sealed record TrainerParts
     public IPolicy? Reference { get; init; }
 }
 
-/// <summary>Run settings the trainer uses (a projection of the CLI's TrainConfig).</summary>
-public sealed record TrainerSettings(
-    int Steps, int PromptsPerStep, int SamplesPerPrompt, double Temperature, double TopP, int TopK, int MaxNewTokens,
-    int MiniBatches, int MicroBatchSize, int PpoEpochs, double LearningRate, int WarmupSteps,
-    double Beta1, double Beta2, double WeightDecay, double GradClip, int MaxBadSteps,
-    int Seed, string Out, int CheckpointEvery, int KeepCheckpoints, bool Tensorboard, string ConfigJson);
-
 /// <summary>The outcome of a run: where it ended and the last step's metrics.</summary>
 public sealed record TrainResult(long StepsDone, IReadOnlyDictionary<string, double> LastMetrics, string FinalModel);
 
@@ -49,28 +45,36 @@ public sealed record TrainResult(long StepsDone, IReadOnlyDictionary<string, dou
 /// advantages → PPO updates (PolicyUpdate) → metrics → checkpoints. Every random choice of step s
 /// comes from (seed, s), so a resumed run repeats exactly what an uninterrupted one does.
 /// </summary>
-public sealed class Trainer(Methods.Method method, TrainerSettings settings, TrainerParts parts, ILogger log)
+public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
 {
     public const string ModelFile = "model.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "trainer.json";
 
-    readonly Objective.Objective _objective = Methods.objective(method);
+    readonly Objective.Objective _objective = Methods.objective(settings.Method);
+    readonly string _configJson = TrainConfig.toJson(settings);
 
     /// <summary>Train from scratch, or from the newest complete checkpoint when <paramref name="resume"/>.</summary>
     public TrainResult Run(bool resume, long? stopAfter = null)
     {
         var store = new CheckpointStore(Path.Combine(settings.Out, "checkpoints"));
         var optimizer = new AdamW(parts.Policy.NamedParameters.Select(p => (p.Name, (Tensor)p.Param)).ToList(),
-            settings.Beta1, settings.Beta2, 1e-8, settings.WeightDecay);
+            settings.Optimizer.Beta1, settings.Optimizer.Beta2, 1e-8, settings.Optimizer.WeightDecay);
         long start = 0;
         int badSteps = 0;
         if (resume)
         {
-            var latest = store.Latest();
+            var (latest, damaged) = store.LatestIntact();
+            foreach (var d in damaged) log.LogWarning("skipping a damaged checkpoint: {Problem}", d);
+            if (latest is null && damaged.Count > 0)
+                throw new InvalidDataException($"no intact checkpoint in {store.Directory} to resume from: {string.Join("; ", damaged)}");
             if (latest is null) log.LogInformation("no checkpoint in {Dir}: starting from step 0", store.Directory);
-            else (start, badSteps) = Restore(latest, optimizer);
+            else
+            {
+                if (damaged.Count > 0) log.LogWarning("resuming from the newest intact checkpoint {Checkpoint}", latest);
+                (start, badSteps) = Restore(latest, optimizer);
+            }
         }
         Directory.CreateDirectory(settings.Out);
-        AtomicFile.WriteAllText(Path.Combine(settings.Out, "config.json"), settings.ConfigJson);
+        AtomicFile.WriteAllText(Path.Combine(settings.Out, "config.json"), _configJson);
         using var sink = new MetricsSink(settings.Out, log, start, settings.Steps, settings.Tensorboard);
         IReadOnlyDictionary<string, double> last = new Dictionary<string, double>();
         long end = stopAfter is long s ? System.Math.Min(settings.Steps, start + s) : settings.Steps;
@@ -97,7 +101,7 @@ public sealed class Trainer(Methods.Method method, TrainerSettings settings, Tra
 
     /// <summary>Learning rate at a step: linear warm-up, then constant (the paper's schedule).</summary>
     public double LearningRate(long step) =>
-        settings.WarmupSteps > 0 && step < settings.WarmupSteps ? settings.LearningRate * (step + 1) / settings.WarmupSteps : settings.LearningRate;
+        settings.Optimizer.WarmupSteps > 0 && step < settings.Optimizer.WarmupSteps ? settings.Optimizer.LearningRate * (step + 1) / settings.Optimizer.WarmupSteps : settings.Optimizer.LearningRate;
 
     /// <summary>Prompt indices of a step: consecutive slices of a per-epoch permutation seeded by (seed, epoch).</summary>
     public IReadOnlyList<int> PromptsOf(long step)
@@ -148,7 +152,7 @@ public sealed class Trainer(Methods.Method method, TrainerSettings settings, Tra
         var samplerLogProbs = PackSamplerLogProbs(ordered, batch);
         var mismatch = ((oldLogProbs - samplerLogProbs).abs() * batch.ResponseMask).sum().item<float>() / System.Math.Max(1f, batch.ResponseMask.sum().item<float>());
         var update = PolicyUpdate.Run(_objective, parts.Policy, optimizer, LearningRate(step), batch, advantages, g,
-            new UpdateSettings(settings.MiniBatches, settings.MicroBatchSize, settings.PpoEpochs, settings.GradClip), refLogProbs, oldLogProbs);
+            new UpdateSettings(settings.MiniBatches, settings.MicroBatchSize, settings.PpoEpochs, settings.Optimizer.GradClip), refLogProbs, oldLogProbs);
         var updateSeconds = clock.Elapsed.TotalSeconds;
         skipped = update.SkippedUpdates;
         problems = update.Problems;
@@ -188,7 +192,7 @@ public sealed class Trainer(Methods.Method method, TrainerSettings settings, Tra
             ["seed"] = settings.Seed,
             ["skipped_updates"] = badSteps,
             ["data_position"] = stepsDone * settings.PromptsPerStep,
-            ["config"] = JsonNode.Parse(settings.ConfigJson),
+            ["config"] = JsonNode.Parse(_configJson),
         };
         store.Save(stepsDone,
         [

@@ -2,9 +2,10 @@ using Microsoft.Extensions.Logging;
 using SimKO.Data.Tasks;
 using SimKO.Data.Tokenizers;
 using SimKO.Host.Evaluation;
+using SimKO.Cli;
 using SimKO.Host.Training;
 
-namespace SimKO.Host.Experiments;
+namespace SimKO.Host.Runs;
 
 /// <summary>A task bound to a tokenizer: training problems (with rewards), evaluation problems (with
 /// judges), and, for built-in tasks, supervised examples for the warm-start. Built-in tasks bring
@@ -25,10 +26,6 @@ public sealed record TaskBinding
     /// <summary>Longest prompt + response in tokens, when the task knows it (built-in tasks).</summary>
     public int? MaxSequenceLength { get; init; }
 
-    public static readonly string[] BuiltinNames = ["countdown", "order", "wordmath"];
-
-    public static bool IsBuiltin(string name) => BuiltinNames.Contains(name);
-
     /// <summary>A model trained on a built-in task reads its prompts with the task's character tokenizer:
     /// throws when the model folder's tokenizer is another (a model of another task).</summary>
     public void CheckTokenizer(ITokenizer modelTokenizer, string modelFolder)
@@ -41,17 +38,52 @@ public sealed record TaskBinding
             throw new ArgumentException($"{modelFolder}: its tokenizer is not the {Name} task's (vocabulary {modelTokenizer.VocabSize} vs {Tokenizer.VocabSize}); was it trained on another task?");
     }
 
-    public static TaskBinding Create(string name) => name switch
+    /// <summary>A built-in task with its character tokenizer.</summary>
+    public static TaskBinding Create(RunSpec.BuiltinTask task) => task.Tag switch
     {
-        "countdown" => Builtin(new Countdown()),
-        "order" => Builtin(new OrderingPuzzle()),
-        "wordmath" => Builtin(new WordProblems()),
-        _ => throw new ArgumentException($"unknown built-in task '{name}'; valid: {string.Join(", ", BuiltinNames)}; dataset presets ({string.Join(", ", SimKO.Data.Math.Datasets.Names)}, bbh) need a model folder with its tokenizer"),
+        RunSpec.BuiltinTask.Tags.Countdown => Builtin(new Countdown()),
+        RunSpec.BuiltinTask.Tags.Order => Builtin(new OrderingPuzzle()),
+        RunSpec.BuiltinTask.Tags.WordMath => Builtin(new WordProblems()),
+        _ => throw new ArgumentOutOfRangeException(nameof(task), RunSpec.builtinName(task), "a built-in task without a binding"),
     };
+
+    /// <summary>The training task of a run: a built-in task, a preset or a data file (the last two with
+    /// the model's tokenizer).</summary>
+    public static TaskBinding ForTraining(RunSpec.TaskSource source, Func<ITokenizer> tokenizer, RunSpec.PromptTemplate template, int maxNewTokens, bool skipBadRows) => source switch
+    {
+        RunSpec.TaskSource.Builtin b => Create(b.Item),
+        RunSpec.TaskSource.Preset p => Preset(p.Item, tokenizer(), template, maxNewTokens, skipBadRows: skipBadRows),
+        RunSpec.TaskSource.File f => File(f.Item, tokenizer(), template, maxNewTokens, skipBadRows),
+        _ => throw new ArgumentOutOfRangeException(nameof(source)),
+    };
+
+    /// <summary>Problems of a JSONL or Parquet file, graded by the math grader; train and test are the same set.</summary>
+    public static TaskBinding File(RunSpec.DataFile file, ITokenizer tok, RunSpec.PromptTemplate template, int maxNewTokens, bool skipBadRows)
+    {
+        var loaded = SimKO.Data.Math.Datasets.LoadFile(file.Path, FieldsOf(file), skipBadRows);
+        var name = RunSpec.taskName(RunSpec.TaskSource.NewFile(file));
+        return Math(name, loaded.Problems, loaded.Problems, tok, template, maxNewTokens) with { SkippedRows = loaded.Skipped };
+    }
+
+    /// <summary>How the data layer reads a file's fields.</summary>
+    static SimKO.Data.Math.FieldOptions FieldsOf(RunSpec.DataFile file)
+    {
+        var from = file.AnswerFrom.Tag switch
+        {
+            RunSpec.AnswerSource.Tags.BoxedInSolution => SimKO.Data.Math.AnswerFrom.BoxedInSolution,
+            RunSpec.AnswerSource.Tags.AfterHashes => SimKO.Data.Math.AnswerFrom.AfterHashes,
+            _ => SimKO.Data.Math.AnswerFrom.Answer,
+        };
+        return file.Question switch
+        {
+            RunSpec.QuestionSource.QuestionFields q => new SimKO.Data.Math.FieldOptions([.. q.Item], file.AnswerField, from),
+            _ => throw new NotSupportedException("question_template: not yet wired to the data layer"),
+        };
+    }
 
     /// <summary>A math dataset preset with the model's tokenizer: prompts from a template, rewards from
     /// the math grader on the decoded response. Training uses the preset's train split when it has one.</summary>
-    public static TaskBinding Preset(string preset, ITokenizer tok, string template, int maxNewTokens, string? datasetRoot = null, bool skipBadRows = false)
+    public static TaskBinding Preset(string preset, ITokenizer tok, RunSpec.PromptTemplate template, int maxNewTokens, string? datasetRoot = null, bool skipBadRows = false)
     {
         var skipped = new List<string>();
         IReadOnlyList<SimKO.Data.Math.MathProblem> Load(string split)
@@ -62,7 +94,7 @@ public sealed record TaskBinding
         }
         var test = Load("test");
         // a preset without a train split (all but gsm8k) trains on its test problems
-        var train = File.Exists(SimKO.Data.Math.Datasets.PathOf(preset, datasetRoot, "train")) ? Load("train") : test;
+        var train = System.IO.File.Exists(SimKO.Data.Math.Datasets.PathOf(preset, datasetRoot, "train")) ? Load("train") : test;
         return Math(preset, train, test, tok, template, maxNewTokens) with { SkippedRows = skipped };
     }
 
@@ -79,7 +111,7 @@ public sealed record TaskBinding
 
     /// <summary>Math problems (from a preset or any file) with the model's tokenizer and the math grader.</summary>
     public static TaskBinding Math(string name, IReadOnlyList<SimKO.Data.Math.MathProblem> train, IReadOnlyList<SimKO.Data.Math.MathProblem> test,
-        ITokenizer tok, string template, int maxNewTokens)
+        ITokenizer tok, RunSpec.PromptTemplate template, int maxNewTokens)
     {
         TextProblem Of(SimKO.Data.Math.MathProblem p) => new(p.Id, p.Question, response =>
         {
@@ -91,7 +123,7 @@ public sealed record TaskBinding
 
     /// <summary>One BIG-Bench Hard task (evaluation; it has no train split, so training would use its examples),
     /// prompted like the math sets and scored the BBH way.</summary>
-    public static TaskBinding Bbh(string bbhTask, ITokenizer tok, string template, int maxNewTokens, string? datasetRoot = null)
+    public static TaskBinding Bbh(string bbhTask, ITokenizer tok, RunSpec.PromptTemplate template, int maxNewTokens, string? datasetRoot = null)
     {
         var problems = SimKO.Data.Logic.Bbh.Load(bbhTask, datasetRoot)
             .Select(p => new TextProblem(p.Id, p.Input, response =>
@@ -102,18 +134,17 @@ public sealed record TaskBinding
         return Text($"bbh/{bbhTask}", problems, null, tok, template, maxNewTokens);
     }
 
-    /// <summary>The evaluation tasks a name selects: a built-in task, <c>bbh</c> (its 27 tasks, reported
-    /// one by one and averaged), <c>bbh/&lt;task&gt;</c>, or a math preset.</summary>
-    public static IReadOnlyList<TaskBinding> ForEval(string name, Func<ITokenizer> tokenizer, string template, int maxNewTokens, string? datasetRoot = null, bool skipBadRows = false)
+    /// <summary>The evaluation tasks of a benchmark: a built-in task, BBH (its 27 tasks, reported one by
+    /// one and averaged, or one of them), a math preset, or a data file.</summary>
+    public static IReadOnlyList<TaskBinding> ForEval(RunSpec.EvalTask task, Func<ITokenizer> tokenizer, RunSpec.PromptTemplate template, int maxNewTokens, string? datasetRoot = null, bool skipBadRows = false) => task switch
     {
-        if (IsBuiltin(name)) return [Create(name)];
-        if (SimKO.Data.Logic.Bbh.IsBbh(name))
-        {
-            var tok = tokenizer();
-            return SimKO.Data.Logic.Bbh.Select(name).Select(t => Bbh(t, tok, template, maxNewTokens, datasetRoot)).ToList();
-        }
-        return [Preset(name, tokenizer(), template, maxNewTokens, datasetRoot, skipBadRows)];
-    }
+        RunSpec.EvalTask.EvalBuiltin b => [Create(b.Item)],
+        RunSpec.EvalTask.EvalBbh b => SimKO.Data.Logic.Bbh.Select(b.Item is null ? "bbh" : $"bbh/{b.Item.Value}")
+            .Select(t => Bbh(t, tokenizer(), template, maxNewTokens, datasetRoot)).ToList(),
+        RunSpec.EvalTask.EvalPreset p => [Preset(p.Item, tokenizer(), template, maxNewTokens, datasetRoot, skipBadRows)],
+        RunSpec.EvalTask.EvalFile f => [File(f.Item, tokenizer(), template, maxNewTokens, skipBadRows)],
+        _ => throw new ArgumentOutOfRangeException(nameof(task)),
+    };
 
     /// <summary>A question with a grader of a decoded response: (correct?, the extracted answer for maj@n).</summary>
     sealed record TextProblem(string Id, string Question, Func<string, (bool Correct, string? Answer)> Judge);
@@ -122,9 +153,9 @@ public sealed record TaskBinding
     /// reward and the judge from a grader of the decoded response (up to the end or pad token).
     /// With no separate test list (a set without a train split), both sides share one encoding.</summary>
     static TaskBinding Text(string name, IReadOnlyList<TextProblem> train, IReadOnlyList<TextProblem>? test,
-        ITokenizer tok, string template, int maxNewTokens)
+        ITokenizer tok, RunSpec.PromptTemplate template, int maxNewTokens)
     {
-        var prompt = SimKO.Data.Math.Prompts.ByName(template);
+        var prompt = SimKO.Data.Math.Prompts.ByName(RunSpec.templateName(template));
         var stops = new[] { tok.EosId, tok.PadId };
         string Response(int[] ids) => tok.Decode(ids.TakeWhile(i => !stops.Contains(i)));
         var trainIds = train.Select(p => tok.Encode(prompt(p.Question))).ToList();

@@ -1,0 +1,90 @@
+using Microsoft.Extensions.Logging;
+using SimKO.Cli;
+using SimKO.Data.Tokenizers;
+using SimKO.Host.Checkpoints;
+using SimKO.Host.Model;
+using SimKO.Host.Rollout;
+using SimKO.Host.Runtime;
+using SimKO.Host.Training;
+using static TorchSharp.torch;
+
+namespace SimKO.Host.Runs;
+
+/// <summary>A training run, built: its task, the policy (and a frozen reference when the method
+/// has a KL penalty), the parts the trainer uses, and the trainer. Disposing frees the models.</summary>
+public sealed class Run : IDisposable
+{
+    public required RunSpec.TrainSpec Spec { get; init; }
+    public required TaskBinding Task { get; init; }
+    public required CausalLM Model { get; init; }
+    public CausalLM? Reference { get; init; }
+    public required TrainerParts Parts { get; init; }
+    public required Trainer Trainer { get; init; }
+
+    public void Dispose()
+    {
+        Model.Dispose();
+        Reference?.Dispose();
+    }
+}
+
+/// <summary>
+/// The one place a training run is assembled from its typed spec, for `train` and `reproduce`
+/// alike: device and dtype, the task (built-in, preset or file) bound to a tokenizer, the policy
+/// (a tiny model for a built-in task, or an HF folder), the rollout engine, and the trainer.
+/// </summary>
+public static class RunFactory
+{
+    public static Run Build(RunSpec.TrainSpec spec, ILogger log)
+    {
+        var device = DeviceSelection.Resolve(spec.Device);
+        var dtype = DeviceSelection.ScalarTypeOf(spec.DType);
+        if (dtype == ScalarType.BFloat16 && device.type == TorchSharp.DeviceType.CPU)
+            log.LogWarning("dtype bfloat16 on the CPU: correct but ~100x slower than float32 here (no hardware bf16); use it on CUDA");
+        string? folder = spec.Model is RunSpec.ModelSource.HfFolder hf ? hf.Item : null;
+        ITokenizer? tokenizer = null;
+        ITokenizer Tokenizer() => tokenizer ??= HfFolder.LoadTokenizer(folder ?? throw new ArgumentException("model: the task needs an HF folder with a tokenizer"));
+        var task = TaskBinding.ForTraining(spec.Task, Tokenizer, spec.Template, spec.MaxNewTokens, spec.SkipBadRows);
+        TaskBinding.ReportSkipped([task], spec.Out, log);
+        if (folder is not null && spec.Task.IsBuiltin) task.CheckTokenizer(Tokenizer(), folder);
+        CausalLM Load() => folder is null ? TinyModel.Create(task, spec.Seed) : HfFolder.LoadModel(folder, device, dtype);
+        var model = Load().MoveTo(device, dtype);
+        CausalLM? reference = null;
+        if (SimKO.Math.Methods.common(spec.Method).Kl.Beta > 0)
+        {
+            reference = Load().MoveTo(device, dtype);
+            reference.eval();
+        }
+        var parts = new TrainerParts
+        {
+            Policy = new ModelPolicy(model),
+            Rollout = new KvCacheSampler(model, task.Tokenizer.PadId),
+            StopTokenIds = task.StopTokenIds,
+            Problems = task.Train,
+            PadId = task.Tokenizer.PadId,
+            WriteTensors = (s, t) => SafeTensors.Write(s, t),
+            ReadTensors = SafeTensors.Read,
+            ExportHf = dir => HfFolder.Save(model, task.Tokenizer, dir),
+            Reference = reference is null ? null : new ModelPolicy(reference),
+        };
+        log.LogInformation("{Method} on {Task}: {Params:N0} parameters on {Device} ({DType})", SimKO.Math.Methods.name(spec.Method), task.Name,
+            model.parameters().Sum(p => p.numel()), device, RunSpec.dtypeName(spec.DType));
+        return new Run { Spec = spec, Task = task, Model = model, Reference = reference, Parts = parts, Trainer = new Trainer(spec, parts, log) };
+    }
+}
+
+/// <summary>The small decoder of REPRODUCTION-NOTES for built-in tasks: d 128, 2 layers, 4 heads
+/// (~0.5M parameters); the context holds the task's longest prompt and response (at least 64 positions).</summary>
+public static class TinyModel
+{
+    public static ModelConfig ConfigFor(TaskBinding task) =>
+        ModelConfig.Tiny(task.Tokenizer.VocabSize, 128, 2, 4, 4, 512, System.Math.Max(64, task.MaxSequenceLength ?? 64));
+
+    /// <summary>A freshly initialised tiny model for a task.</summary>
+    public static CausalLM Create(TaskBinding task, long seed)
+    {
+        var m = new CausalLM(ConfigFor(task));
+        m.InitWeights(seed);
+        return m;
+    }
+}

@@ -1,0 +1,101 @@
+/// The typed run specification (SimKO.Cli): command lines and config files become typed values
+/// once, settings reach the math through those values, and configs round-trip.
+module SimKO.Tests.RunSpecTests
+
+open System.IO
+open Expecto
+open SimKO.Math
+open SimKO.Cli
+open SimKO.Cli.RunSpec
+
+let private parse (argv: string list) =
+    match Commands.parse (Array.ofList argv) with
+    | Commands.Parsed.Run c -> Ok c
+    | Commands.Parsed.Exit (message, _) -> Error message
+
+let private train (sets: string list) =
+    match parse ("train" :: (sets |> List.collect (fun s -> [ "--set"; s ]))) with
+    | Ok (Commands.Command.Train (spec, _)) -> spec
+    | Ok other -> failtestf "parsed as %A" other
+    | Error e -> failtestf "rejected: %s" e
+
+let private reproduce (args: string list) =
+    match parse ("reproduce" :: args) with
+    | Ok (Commands.Command.Reproduce spec) -> spec
+    | Ok other -> failtestf "parsed as %A" other
+    | Error e -> failtestf "rejected: %s" e
+
+let tests =
+    testList "run spec" [
+        testCase "--set method.alpha reaches Shaping's α through typed values only" <| fun () ->
+            let spec = train [ "method=simko"; "method.alpha=0.05"; "method.k=5" ]
+            match (Methods.objective spec.Method).Shaping with
+            | Objective.Simko s -> Expect.equal (s.Alpha, s.K) (0.05, 5) "the shaping the loss uses"
+            | other -> failtestf "not SimKO shaping: %A" other
+        testCase "modes are union cases: tiny model, devices, dtypes, rollout server, data files" <| fun () ->
+            let s = train [ "model=tiny"; "device=cuda:1"; "dtype=bfloat16"; "rollout_url=http://127.0.0.1:9000"; "rollout_server=sglang" ]
+            Expect.equal s.Model TinyModel "tiny is a case"
+            Expect.equal s.Device (Cuda 1) "cuda:1"
+            Expect.equal (s.DType, s.ExportDType) (BFloat16, BFloat16) "export dtype defaults to the compute dtype"
+            match s.Rollout with
+            | Server r -> Expect.equal (r.Url, r.Kind) ("http://127.0.0.1:9000", Sglang) "server"
+            | InProcess -> failtest "rollout_url ignored"
+            let f = train [ "model=/m"; "data_path=svamp.jsonl"; "question_template={Body} {Question}"; "answer_field=Answer"; "export_dtype=float32" ]
+            Expect.equal f.ExportDType Float32 "export dtype"
+            match f.Task with
+            | File d -> Expect.equal (d.Question, d.AnswerField, d.AnswerFrom) (QuestionTemplate "{Body} {Question}", "Answer", AnswerField) "data file"
+            | other -> failtestf "task %A" other
+            Expect.equal (train [ "task=order" ]).Task (Builtin Order) "built-in"
+            Expect.equal (train [ "task=gsm8k"; "model=/m" ]).Task (Preset "gsm8k") "preset"
+        testCase "bad values are named with what was expected, all at once" <| fun () ->
+            match parse [ "train"; "--set"; "device=tpu"; "--set"; "dtype=fp8"; "--set"; "rollout_url=ftp://x"; "--set"; "task=nope"
+                          "--set"; "method=grpo"; "--set"; "method.alpha=0.1"; "--set"; "task=gsm8k" ] with
+            | Ok c -> failtestf "accepted: %A" c
+            | Error e ->
+                for fragment in [ "device: 'tpu' is not a device"; "dtype: 'fp8' is not one of float32, bfloat16"; "rollout_url must be an http"
+                                  "setting 'alpha' does not apply to method 'grpo'"; "model: gsm8k is a math dataset" ] do
+                    Expect.stringContains e fragment "message"
+        testCase "a run's config.json reads back to the same spec" <| fun () ->
+            let spec = train [ "method=kl-cov"; "method.ratio=0.01"; "method.kl_beta=0.05"; "method.kl_estimator=k2"; "steps=7"; "lr=1e-5"
+                               "gradient_checkpointing=true"; "logits_chunk_tokens=1024"; "rollout_url=http://localhost:8000"; "rollout_server=vllm" ]
+            let path = Path.Combine(Path.GetTempPath(), sprintf "simko-spec-%d.json" System.Environment.ProcessId)
+            File.WriteAllText(path, TrainConfig.toJson spec)
+            match parse [ "train"; "--config"; path ] with
+            | Ok (Commands.Command.Train (back, _)) -> Expect.equal back spec "round trip"
+            | other -> failtestf "%A" other
+            File.Delete path
+        testCase "eval --data builds a typed data file with its template, answer field and name" <| fun () ->
+            match parse [ "eval"; "--model"; "m"; "--data"; "svamp.jsonl"; "--question-template"; "{Body} {Question}"; "--answer-field"; "Answer"; "--name"; "svamp" ] with
+            | Ok (Commands.Command.Eval e) ->
+                Expect.equal e.Tasks [ EvalFile { Path = "svamp.jsonl"; Question = QuestionTemplate "{Body} {Question}"; AnswerField = "Answer"; AnswerFrom = AnswerField; Name = Some "svamp" } ] "tasks"
+            | other -> failtestf "%A" other
+            match parse [ "eval"; "--model"; "m"; "--answer-field"; "x"; "--task"; "bbh/nope" ] with
+            | Ok c -> failtestf "accepted %A" c
+            | Error e ->
+                Expect.stringContains e "--answer-field applies to --data" "data-only flag"
+                Expect.stringContains e "unknown BBH task 'nope'" "bbh task"
+        testCase "--ablation trains SimKO, SimKO with one part off at a time, and GRPO" <| fun () ->
+            let spec = reproduce [ "--quick"; "--ablation" ]
+            Expect.equal spec.Study Study.Ablation "study"
+            let byKey = spec.Variants |> List.map (fun v -> v.Key, v.Method) |> Map.ofList
+            let simko k = match byKey[k] with Methods.Simko s -> s | other -> failtestf "%s is %A" k other
+            let full = simko "simko"
+            Expect.equal (simko "simko-no-smoothing") { full with Alpha = 0.0 } "α = 0"
+            Expect.equal (simko "simko-no-push") { full with Lambda = 1.0 } "λ = 1"
+            Expect.equal (simko "simko-no-gate") { full with Q = 0.0 } "every token"
+            Expect.equal (Methods.name byKey["grpo"]) "grpo" "GRPO"
+        testCase "--sweep gives one run per value, of a method setting or a training setting" <| fun () ->
+            let spec = reproduce [ "--sweep"; "method.alpha=0,0.05,0.1" ]
+            Expect.equal spec.Study (Study.Sweep "method.alpha") "study"
+            let alphas = spec.Variants |> List.map (fun v -> match v.Method with Methods.Simko s -> s.Alpha | _ -> nan)
+            Expect.equal alphas [ 0.0; 0.05; 0.1 ] "α values"
+            let lr = reproduce [ "--sweep"; "lr=1e-4,3e-4"; "--methods"; "grpo" ]
+            Expect.equal (lr.Variants |> List.map (fun v -> v.Settings)) [ [ "lr", "1e-4" ]; [ "lr", "3e-4" ] ] "training-setting sweep"
+            match parse [ "reproduce"; "--sweep"; "method.alpha=0,x" ] with
+            | Ok c -> failtestf "accepted %A" c
+            | Error e -> Expect.stringContains e "'x' is not a number" "bad sweep value"
+        testCase "each method's name is written once and every name parses back" <| fun () ->
+            for m in Methods.defaults do
+                Expect.equal (Methods.byName (Methods.name m)) (Ok m) (Methods.name m)
+            Expect.equal (List.distinct Methods.names).Length Methods.defaults.Length "distinct names"
+    ]
