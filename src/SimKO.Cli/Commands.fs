@@ -12,6 +12,7 @@ type SimkoArgs =
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs.BenchArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Grade of ParseResults<GradeArgs.GradeArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Tokenize of ParseResults<TokenizeArgs.TokenizeArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Plan of ParseResults<PlanArgs.PlanArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Info
     interface IArgParserTemplate with
         member a.Usage =
@@ -23,6 +24,7 @@ type SimkoArgs =
             | Bench _ -> "measure where time and memory go: matmul peak, update step MFU, SimKO vs GRPO, rollout, grading."
             | Grade _ -> "grade answers (math by default; --task bbh or bbh/<task>): JSONL {prediction, reference} in, each line back with extracted and correct."
             | Tokenize _ -> "encode JSONL lines {text} with a tokenizer folder into {text, ids} lines."
+            | Plan _ -> "a run's GPU memory before any GPU is touched: weights, master weights, gradients, optimizer, activations, logits, KV cache; fits or what to change."
             | Info -> "print the device, dtype and library versions this build runs with."
 
 type Command =
@@ -34,6 +36,7 @@ type Command =
     | Eval of RunSpec.EvalSpec
     | Grade of GradeArgs.GradeOptions
     | Tokenize of TokenizeArgs.TokenizeOptions
+    | Plan of PlanArgs.PlanOptions
     | Info
 
 /// Outcome of parsing: a command, or text to print (help or a usage error) with an exit code.
@@ -68,6 +71,10 @@ let parse (argv: string[]) : Parsed =
         | Some (SimkoArgs.Bench b) -> Run(Bench(BenchArgs.toOptions b))
         | Some (SimkoArgs.Grade g) -> Run(Grade(GradeArgs.toOptions g))
         | Some (SimkoArgs.Tokenize t) -> Run(Tokenize(TokenizeArgs.toOptions t))
+        | Some (SimkoArgs.Plan p) ->
+            match PlanArgs.toOptions p with
+            | Ok options -> Run(Plan options)
+            | Error problems -> Exit(problemsText "plan" problems, 2)
         | Some SimkoArgs.Info -> Run Info
         | None -> Exit(parser.PrintUsage(), 2)
     with :? ArguParseException as e ->

@@ -42,6 +42,7 @@ let all =
             GradientCheckpointingTests.tests
             SafeTensorsLargeTests.tests
             HfFolderShardTests.tests
+            MemoryPlanTests.tests
             RunSpecTests.tests
         ]
         SimKO.Data.Tests.All.tests
