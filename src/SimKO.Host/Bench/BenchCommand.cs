@@ -27,6 +27,8 @@ public static class BenchCommand
         ("rollout", ModelBench.Rollout),
         ("grading", GradingBench.Run),
         ("memory", ModelBench.Memory),
+        ("activation-memory", ActivationMemoryBench.Run),
+        ("lm-head-memory", LmHeadMemoryBench.Run),
     ];
 
     public static int Run(bool quick, string outDir, IReadOnlyList<string> only, string deviceName, ILogger log, bool full = false)
