@@ -43,6 +43,7 @@ let all =
             SafeTensorsLargeTests.tests
             HfFolderShardTests.tests
             MemoryPlanTests.tests
+            MixedPrecisionTests.tests
             RunSpecTests.tests
         ]
         SimKO.Data.Tests.All.tests

@@ -43,8 +43,7 @@ public static class ActivationMemoryBench
         {
             model.GradientCheckpointing = checkpointing;
             Step();                                                            // warm-up: gradients allocated, kernels chosen
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
+            NativeHeap.Release();                                              // freed memory back to the OS: the peak is this phase's
             var before = ProcessMemory.Read().Rss;
             ProcessMemory.ResetPeak();
             var clock = Stopwatch.StartNew();

@@ -56,8 +56,7 @@ public static class LmHeadMemoryBench
                     h.grad!.zero_();
                 }
                 Step();                                                        // warm-up: gradients allocated
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
+                NativeHeap.Release();                                          // freed memory back to the OS: the peak is this phase's
                 var before = ProcessMemory.Read().Rss;
                 ProcessMemory.ResetPeak();
                 var clock = Stopwatch.StartNew();
