@@ -25,12 +25,14 @@ type EvalArgs =
     | [<AltCommandLine("-o")>] Out of dir: string
     | Device of device: string
     | Skip_Bad_Rows
+    | Code_Data of path: string
+    | Unsafe_No_Sandbox
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Model _ -> "HF model folder (config.json, model.safetensors, tokenizer)."
             | Task _ ->
-                sprintf "a built-in task (%s: its held-out split), a math preset (%s), bbh (its 27 tasks) or bbh/<task>; repeat for several, reported per benchmark and averaged (default countdown unless --data is given)."
+                sprintf "a built-in task (%s: its held-out split), a math preset (%s), bbh (its 27 tasks), bbh/<task> or humaneval; repeat for several, reported per benchmark and averaged (default countdown unless --data is given)."
                     (builtins |> List.map builtinName |> String.concat ", ") (String.concat ", " SimKO.Data.Math.Datasets.Names)
             | Data _ -> "a JSONL or Parquet file of problems to evaluate on (like train's data_path); with --answer-field and --question-field or --question-template."
             | Question_Field _ -> "--data: the question field(s), '|' between alternatives (default problem|question)."
@@ -49,19 +51,22 @@ type EvalArgs =
             | Out _ -> "folder for eval.json, eval.md and pass_at_k.png (default runs/eval)."
             | Device _ -> "cpu (default), cuda or cuda:N."
             | Skip_Bad_Rows -> "skip malformed dataset rows instead of stopping; each is logged and listed in <out>/skipped_rows.txt."
+            | Code_Data _ -> "a code dataset in HumanEval's format (JSONL or .jsonl.gz) to evaluate by unit tests in the sandbox."
+            | Unsafe_No_Sandbox -> "run generated code WITHOUT isolation (limits and timeouts only); only where no sandbox can start."
 
 /// One `--task` name as a typed benchmark.
 let parseTask (name: string) : Result<EvalTask, string> =
     match tryBuiltin name with
     | Some b -> Ok(EvalBuiltin b)
     | None when name = "bbh" -> Ok(EvalBbh None)
+    | None when name = "humaneval" -> Ok(EvalCode None)
     | None when name.StartsWith "bbh/" ->
         let t = name.Substring 4
         if Seq.contains t SimKO.Data.Logic.Bbh.Tasks then Ok(EvalBbh(Some t))
         else Error(sprintf "--task %s: unknown BBH task '%s'; known: %s" name t (String.concat ", " SimKO.Data.Logic.Bbh.Tasks))
     | None when Seq.contains name SimKO.Data.Math.Datasets.Names -> Ok(EvalPreset name)
     | None ->
-        Error(sprintf "--task: '%s' is not a built-in task (%s), a dataset preset (%s), bbh or bbh/<task>"
+        Error(sprintf "--task: '%s' is not a built-in task (%s), a dataset preset (%s), bbh, bbh/<task> or humaneval"
                   name (builtins |> List.map builtinName |> String.concat ", ") (String.concat ", " SimKO.Data.Math.Datasets.Names))
 
 /// The typed spec of the arguments, or every problem at once.
@@ -79,7 +84,10 @@ let toSpec (r: ParseResults<EvalArgs>) : Result<EvalSpec, string list> =
             if r.Contains Question_Field && r.Contains Question_Template then errors.Add "--data: give --question-field or --question-template, not both"
             let question =
                 match r.TryGetResult Question_Template with
-                | Some t -> QuestionTemplate t
+                | Some t ->
+                    try SimKO.Data.Math.QuestionTemplate.Parse t |> ignore
+                    with :? SimKO.Data.Math.DatasetException as e -> errors.Add(sprintf "--question-template: %s" e.Message)
+                    QuestionTemplate t
                 | None -> QuestionFields(r.GetResult(Question_Field, defaultValue = "problem|question").Split('|', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray)
             let from =
                 r.TryGetResult Answer_From
@@ -88,8 +96,9 @@ let toSpec (r: ParseResults<EvalArgs>) : Result<EvalSpec, string list> =
             Some(EvalFile { Path = path; Question = question; AnswerField = r.GetResult(Answer_Field, defaultValue = "answer")
                             AnswerFrom = defaultArg from AnswerField; Name = r.TryGetResult Name })
     let named = r.GetResults Task |> List.choose (parseTask >> ok)
+    let code = r.TryGetResult Code_Data |> Option.map (Some >> EvalCode) |> Option.toList
     let tasks =
-        match named, file with
+        match named @ code, file with
         | [], None -> [ EvalBuiltin Countdown ]
         | ts, Some f -> ts @ [ f ]
         | ts, None -> ts
@@ -109,7 +118,8 @@ let toSpec (r: ParseResults<EvalArgs>) : Result<EvalSpec, string list> =
           Problems = r.TryGetResult Problems
           Seed = r.GetResult(Seed, defaultValue = 2025)
           Out = r.GetResult(Out, defaultValue = "runs/eval")
-          Device = defaultArg device Cpu }
+          Device = defaultArg device Cpu
+          UnsafeNoSandbox = r.Contains Unsafe_No_Sandbox }
     if spec.Samples < 1 then errors.Add(sprintf "--n must be >= 1, got %d" spec.Samples)
     if spec.Temperatures |> List.exists (fun t -> not (t > 0.0)) then errors.Add "temperatures must be > 0"
     if not (spec.TopP > 0.0 && spec.TopP <= 1.0) then errors.Add(sprintf "--top-p must be in (0, 1], got %g" spec.TopP)

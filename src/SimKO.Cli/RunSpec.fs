@@ -25,6 +25,8 @@ type BuiltinTask =
     | Order
     /// arithmetic word problems answered in \boxed{} (exercises the math verifier).
     | WordMath
+    /// a Python expression in x from input/output examples, verified by running it in the sandbox.
+    | Program
 
 /// Where a data file's reference answer comes from.
 type AnswerSource =
@@ -57,6 +59,9 @@ type TaskSource =
     /// one of the math dataset presets in ../shared/datasets (gsm8k, math500, …).
     | Preset of string
     | File of DataFile
+    /// code problems in HumanEval's format, rewarded by running their unit tests in the sandbox
+    /// (None: HumanEval itself, from ../shared/datasets).
+    | Code of path: string option
 
 /// How prompts of dataset problems are written.
 type PromptTemplate =
@@ -144,6 +149,8 @@ type TrainSpec =
       ExportDType: DType
       Memory: MemorySpec
       Rollout: RolloutSource
+      /// run policy-written code without isolation (only where no sandbox can start; never the default).
+      UnsafeNoSandbox: bool
       Out: string
       CheckpointEvery: int
       KeepCheckpoints: int
@@ -156,6 +163,8 @@ type EvalTask =
     /// all 27 BBH tasks (None) or one.
     | EvalBbh of string option
     | EvalFile of DataFile
+    /// HumanEval (or a file in its format), pass@K by unit tests in the sandbox.
+    | EvalCode of path: string option
 
 /// One evaluation.
 type EvalSpec =
@@ -170,7 +179,8 @@ type EvalSpec =
       Problems: int option
       Seed: int
       Out: string
-      Device: Device }
+      Device: Device
+      UnsafeNoSandbox: bool }
 
 /// One trained configuration of a comparison: a key for folders and JSON, a label for reports.
 type Variant =
@@ -209,8 +219,9 @@ let builtinName (t: BuiltinTask) =
     | Countdown -> "countdown"
     | Order -> "order"
     | WordMath -> "wordmath"
+    | Program -> "program"
 
-let builtins = [ Countdown; Order; WordMath ]
+let builtins = [ Countdown; Order; WordMath; Program ]
 
 let tryBuiltin (name: string) = builtins |> List.tryFind (fun t -> builtinName t = name)
 
@@ -247,6 +258,8 @@ let taskName (t: TaskSource) =
     | Builtin b -> builtinName b
     | Preset p -> p
     | File f -> defaultArg f.Name (System.IO.Path.GetFileNameWithoutExtension f.Path)
+    | Code None -> "humaneval"
+    | Code (Some path) -> System.IO.Path.GetFileName(path).Split('.').[0]
 
 /// Parse a name against a list of cases named by `nameOf`; the error lists the valid names.
 let parseName (what: string) (nameOf: 'T -> string) (cases: 'T list) (text: string) : Result<'T, string> =

@@ -25,6 +25,7 @@ type Draft =
       AnswerField: string
       AnswerFrom: AnswerSource
       DataName: string option
+      CodePath: string option
       ExportDType: DType option
       Server: RolloutServer }
 
@@ -43,6 +44,7 @@ let defaults : TrainSpec =
       Seed = 0; Device = Cpu; DType = Float32; ExportDType = Float32
       Memory = { GradientCheckpointing = false; LogitsChunkTokens = 0; MaxTokensPerMicroBatch = 0; OptimizerOffload = false }
       Rollout = InProcess
+      UnsafeNoSandbox = false
       Out = "runs/train"; CheckpointEvery = 50; KeepCheckpoints = 2; Tensorboard = true }
 
 let private defaultServer = { Url = ""; Kind = Vllm; ApiKey = None; Concurrency = 8; TimeoutSeconds = 600.0; Retries = 3 }
@@ -58,7 +60,8 @@ let draftOf (s: TrainSpec) : Draft =
       MethodName = Methods.name s.Method
       // overrides of the named method's paper defaults: none (toJson writes every method setting itself)
       MethodSettings = []
-      TaskName = (match s.Task with File _ -> "countdown" | t -> taskName t)
+      TaskName = (match s.Task with File _ | Code (Some _) -> "countdown" | t -> taskName t)
+      CodePath = (match s.Task with Code p -> p | _ -> None)
       DataPath = dataPath
       QuestionField = (match question with QuestionFields fs -> String.concat "|" fs | QuestionTemplate _ -> "problem|question")
       QuestionTemplate = (match question with QuestionTemplate t -> Some t | QuestionFields _ -> None)
@@ -114,7 +117,7 @@ let private server (f: RolloutServer -> RolloutServer) (d: Draft) = { d with Ser
 
 /// Every setting, in the order `--help` lists them.
 let fields : Field list =
-    [ str "task" (sprintf "built-in task (%s) or math dataset preset (%s; needs model = an HF folder)" (builtins |> List.map builtinName |> String.concat ", ") (String.concat ", " SimKO.Data.Math.Datasets.Names))
+    [ str "task" (sprintf "built-in task (%s), math dataset preset (%s) or humaneval (the last two need model = an HF folder)" (builtins |> List.map builtinName |> String.concat ", ") (String.concat ", " SimKO.Data.Math.Datasets.Names))
           (fun d -> d.TaskName) (fun v d -> { d with TaskName = v })
       optStr "data_path" "a JSONL or Parquet (.parquet) file of math problems to train on instead of task (needs model = an HF folder)" (fun d -> d.DataPath) (fun v d -> { d with DataPath = v })
       str "question_field" "data_path: question field(s), '|' between alternatives" (fun d -> d.QuestionField) (fun v d -> { d with QuestionField = v })
@@ -123,6 +126,10 @@ let fields : Field list =
       choice "answer_from" "data_path: answer (the field as is), boxed (last \\boxed{} of the field), hashes (after '#### ')" answerSourceName [ AnswerField; BoxedInSolution; AfterHashes ]
           (fun d -> d.AnswerFrom) (fun v d -> { d with AnswerFrom = v })
       optStr "data_name" "data_path: the benchmark's name in reports (default: the file's name)" (fun d -> d.DataName) (fun v d -> { d with DataName = v })
+      optStr "code_path" "a code dataset in HumanEval's format (JSONL or .jsonl.gz: task_id, prompt, test, entry_point) to train on, rewarded by its unit tests in the sandbox (needs model = an HF folder)"
+          (fun d -> d.CodePath) (fun v d -> { d with CodePath = v })
+      boolean "unsafe_no_sandbox" "run policy-written code WITHOUT isolation (limits and timeouts only); only where no sandbox can start"
+          (fun s -> s.UnsafeNoSandbox) (fun v s -> { s with UnsafeNoSandbox = v })
       boolean "skip_bad_rows" "data_path and dataset presets: skip malformed rows, listing each in the log and <out>/skipped_rows.txt, instead of stopping" (fun s -> s.SkipBadRows) (fun v s -> { s with SkipBadRows = v })
       choice "prompt_template" "for dataset presets: chat (the model's chat template + the paper's instruction) or plain" templateName [ Chat; Plain ]
           (fun d -> d.Spec.Template) (fun v d -> { d with Spec = { d.Spec with Template = v } })
@@ -257,16 +264,19 @@ let private checks (s: TrainSpec) =
 /// The typed spec of a draft, or every problem at once (each saying how to fix it).
 let build (d: Draft) : Result<TrainSpec, string list> =
     let taskResult =
-        match d.DataPath with
-        | Some path ->
+        match d.DataPath, d.CodePath with
+        | Some _, Some _ -> Error "data_path and code_path are two datasets; give one"
+        | None, Some path -> Ok(Code(Some path))
+        | Some path, None ->
             let question =
                 match d.QuestionTemplate with
                 | Some t -> QuestionTemplate t
                 | None -> QuestionFields(d.QuestionField.Split('|', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray)
             Ok(File { Path = path; Question = question; AnswerField = d.AnswerField; AnswerFrom = d.AnswerFrom; Name = d.DataName })
-        | None ->
+        | None, None ->
             match tryBuiltin d.TaskName with
             | Some b -> Ok(Builtin b)
+            | None when d.TaskName = "humaneval" -> Ok(Code None)
             | None when List.contains d.TaskName (List.ofSeq SimKO.Data.Math.Datasets.Names) -> Ok(Preset d.TaskName)
             | None ->
                 Error(sprintf "task: '%s' is neither a built-in task (%s) nor a dataset preset (%s); or set data_path to a file"
@@ -288,9 +298,15 @@ let build (d: Draft) : Result<TrainSpec, string list> =
           | Error es -> yield! es
           | Ok m -> yield! Methods.validate spec.SamplesPerPrompt m |> List.map (sprintf "method settings: %s")
           match spec.Task, spec.Model with
-          | (Preset _ | File _), TinyModel -> yield sprintf "model: %s is a math dataset; set model to an HF folder (config.json, safetensors, tokenizer.json)" (taskName spec.Task)
+          | (Preset _ | File _ | Code _), TinyModel -> yield sprintf "model: %s is a dataset for a general model; set model to an HF folder (config.json, safetensors, tokenizer.json)" (taskName spec.Task)
           | _ -> ()
           if d.QuestionTemplate.IsSome && d.DataPath.IsNone then yield "question_template applies to data_path; set data_path too"
+          match d.QuestionTemplate with
+          | Some t ->
+              match (try Ok(SimKO.Data.Math.QuestionTemplate.Parse t) with :? SimKO.Data.Math.DatasetException as e -> Error e.Message) with
+              | Error e -> yield sprintf "question_template: %s" e
+              | Ok _ -> ()
+          | None -> ()
           yield! checks spec ]
     if problems.IsEmpty then Ok spec else Error problems
 

@@ -29,7 +29,9 @@ public static class Program
             case CliCommands.Command.Eval eval:
                 return EvalCommand.Run(eval.Item, Logging.Create("eval"));
             case CliCommands.Command.Grade grade:
-                return GradeCommand.Run(grade.Item.Task, OptionModule.ToObj(grade.Item.Input), OptionModule.ToObj(grade.Item.Output));
+                return grade.Item.Task.IsHumanEval
+                    ? GradeCommand.RunHumanEval(OptionModule.ToObj(grade.Item.Data), OptionModule.ToObj(grade.Item.Input), OptionModule.ToObj(grade.Item.Output), grade.Item.UnsafeNoSandbox)
+                    : GradeCommand.Run(grade.Item.Task, OptionModule.ToObj(grade.Item.Input), OptionModule.ToObj(grade.Item.Output));
             case CliCommands.Command.Tokenize tokenize:
                 return TokenizeCommand.Run(tokenize.Item.Tokenizer, OptionModule.ToObj(tokenize.Item.Input), OptionModule.ToObj(tokenize.Item.Output));
             case CliCommands.Command.Reproduce reproduce:

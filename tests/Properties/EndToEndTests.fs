@@ -93,6 +93,38 @@ let tests =
                 Expect.stringContains md "**Average**" "averaged over benchmarks"
                 Expect.stringContains md "**bbh/navigate**" "BBH per task"
                 Expect.stringContains md "BBH: unweighted mean over its tasks" "BBH averaged on its own"
+        testCase "eval --data evaluates a file whose question spans fields and whose answers are numbers, under its own name" <| fun () ->
+            match sharedDir () with
+            | None -> skiptest "../shared (the Qwen3 tokenizer fixture) is not beside the repository"
+            | Some shared ->
+                let model = tinyQwenFolder shared
+                let data = Path.Combine(temp "svamp", "svamp.jsonl")
+                Directory.CreateDirectory(Path.GetDirectoryName data) |> ignore
+                File.WriteAllLines(data, [ """{"Body": "Ann has 3 pens.", "Question": "How many pens does Ann have?", "Answer": 3.0}"""
+                                           """{"Body": "Bo has 2 cats and buys 5 more.", "Question": "How many cats?", "Answer": 7}"""
+                                           """{"Body": "A box holds 145 nails.", "Question": "How many nails?", "Answer": 145.0}""" ])
+                let evalOut = temp "svamp-eval"
+                match parsed [| "eval"; "--model"; model; "--data"; data; "--question-template"; "{Body} {Question}"; "--answer-field"; "Answer"
+                                "--name"; "svamp"; "--n"; "2"; "--max-new-tokens"; "3"; "--out"; evalOut |] with
+                | SimKO.Cli.Commands.Command.Eval spec -> Expect.equal (SimKO.Host.Commands.EvalCommand.Run(spec, NullLogger.Instance)) 0 "eval exit code"
+                | other -> failtestf "parsed as %A" other
+                use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(evalOut, "eval.json")))
+                let svamp = doc.RootElement.GetProperty("temperatures").GetProperty("0.6").GetProperty("svamp")
+                Expect.equal (svamp.GetProperty("problems").GetInt32()) 3 "every row evaluated under the benchmark's name"
+        testCase "train on the program task rewards answers by running them in the sandbox" <| fun () ->
+            let out = temp "program-train"
+            match parsed [| "train"; "--set"; "task=program"; "--set"; "steps=2"; "--set"; "prompts_per_step=2"; "--set"; "samples_per_prompt=4"
+                            "--set"; "tensorboard=false"; "--set"; sprintf "out=%s" out |] with
+            | SimKO.Cli.Commands.Command.Train (spec, resume) ->
+                Expect.equal spec.Task (SimKO.Cli.RunSpec.Builtin SimKO.Cli.RunSpec.Program) "task"
+                Expect.equal (SimKO.Host.Commands.TrainCommand.Run(spec, resume, NullLogger.Instance)) 0 "train exit code"
+            | other -> failtestf "parsed as %A" other
+            let lines = File.ReadAllLines(Path.Combine(out, "metrics.jsonl"))
+            Expect.equal lines.Length 2 "two steps"
+            for l in lines do
+                use d = JsonDocument.Parse l
+                let r = d.RootElement.GetProperty("reward_mean").GetDouble()
+                Expect.isTrue (r >= 0.0 && r <= 1.0) "a reward in [0, 1]"
         testCase "bad train settings are all reported at once" <| fun () ->
             let bad : SimKO.Cli.TrainArgs.TrainOptions =
                 { Config = None; Resume = false; Sets = [ "steps=0"; "lr=-1"; "nonsense=1"; "temperature=hot"; "method.alpha=abc" ] }

@@ -48,7 +48,7 @@ let tests =
                 | Ok options -> Expect.equal options.Task expected (sprintf "%A" args)
                 | Error(message, _) -> failtestf "%A: %s" args message
         testCase "an unknown --task is a usage error that lists the valid names" <| fun () ->
-            for name in [ "humaneval"; "BBH"; "bbh/"; "mathh" ] do
+            for name in [ "HumanEval"; "BBH"; "bbh/"; "mathh" ] do
                 match parse [ "--task"; name ] with
                 | Ok options -> failtestf "'%s' parsed as %A" name options.Task
                 | Error(message, code) ->
@@ -118,4 +118,23 @@ let tests =
                 let lines = File.ReadAllLines output |> Array.map (fun l -> (JsonNode.Parse l).["correct"].GetValue<bool>())
                 Expect.equal lines [| true; false |] "graded lines written"
                 Expect.equal (Directory.GetFiles dir |> Array.map Path.GetFileName |> Array.sort) [| "in.jsonl"; "out.jsonl" |] "no temp file left")
+        testCase "grade --task humaneval runs each completion with its unit tests: the canonical solution passes, return None fails" <| fun () ->
+            let heFile = SimKO.Data.Code.HumanEval.DefaultPath()
+            if not (File.Exists heFile) then skiptest "../shared/datasets/humaneval is not beside the repository"
+            else
+                match parse [ "--task"; "humaneval" ] with
+                | Ok o -> Expect.equal o.Task HumanEval "parsed"
+                | Error e -> failtestf "%A" e
+                let problems = SimKO.Data.Code.HumanEval.Load(heFile)
+                inFolder (fun dir ->
+                    let input = Path.Combine(dir, "in.jsonl")
+                    let output = Path.Combine(dir, "out.jsonl")
+                    let line (id: string) (completion: string) = (JsonObject([ Collections.Generic.KeyValuePair("task_id", JsonValue.Create(id) :> JsonNode); Collections.Generic.KeyValuePair("completion", JsonValue.Create(completion) :> JsonNode) ])).ToJsonString()
+                    File.WriteAllLines(input, [ line problems[0].TaskId problems[0].CanonicalSolution; line problems[2].TaskId "    return None\n" ])
+                    Expect.equal (GradeCommand.RunHumanEval(heFile, input, output, false)) 0 "exit code"
+                    let rows = File.ReadAllLines output |> Array.map (fun l -> JsonNode.Parse l)
+                    Expect.equal (rows |> Array.map (fun r -> r.["passed"].GetValue<bool>())) [| true; false |] "passed"
+                    Expect.stringContains (rows[1].["result"].GetValue<string>()) "failed" "result says why"
+                    File.WriteAllLines(input, [ line "HumanEval/9999" "x" ])
+                    Expect.equal (GradeCommand.RunHumanEval(heFile, input, output, false)) 2 "an unknown task_id is an input error")
     ]

@@ -53,7 +53,7 @@ let tests =
             | Ok c -> failtestf "accepted: %A" c
             | Error e ->
                 for fragment in [ "device: 'tpu' is not a device"; "dtype: 'fp8' is not one of float32, bfloat16"; "rollout_url must be an http"
-                                  "setting 'alpha' does not apply to method 'grpo'"; "model: gsm8k is a math dataset" ] do
+                                  "setting 'alpha' does not apply to method 'grpo'"; "model: gsm8k is a dataset for a general model" ] do
                     Expect.stringContains e fragment "message"
         testCase "a run's config.json reads back to the same spec" <| fun () ->
             let spec = train [ "method=kl-cov"; "method.ratio=0.01"; "method.kl_beta=0.05"; "method.kl_estimator=k2"; "steps=7"; "lr=1e-5"

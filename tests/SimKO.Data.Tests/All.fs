@@ -9,4 +9,7 @@ let tests =
         DatasetsTests.tests
         BbhTests.tests
         ParquetTests.tests
+        SandboxTests.tests
+        HumanEvalTests.tests
+        ProgramTaskTests.tests
     ]

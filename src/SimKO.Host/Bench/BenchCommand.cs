@@ -26,6 +26,7 @@ public static class BenchCommand
         ("update", ModelBench.Update),
         ("rollout", ModelBench.Rollout),
         ("grading", GradingBench.Run),
+        ("code", CodeGradingBench.Run),
         ("memory", ModelBench.Memory),
         ("activation-memory", ActivationMemoryBench.Run),
         ("lm-head-memory", LmHeadMemoryBench.Run),

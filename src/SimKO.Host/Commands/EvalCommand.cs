@@ -21,6 +21,7 @@ public static class EvalCommand
         try
         {
             var device = DeviceSelection.Resolve(o.Device);
+            SharedSandbox.AllowUnisolated(o.UnsafeNoSandbox);
             using var model = HfFolder.LoadModel(o.Model, device, ScalarType.Float32);
             model.eval();
             SimKO.Data.Tokenizers.ITokenizer? tokenizer = null;
@@ -34,7 +35,7 @@ public static class EvalCommand
                 tasks.AddRange(bound);
             }
             TaskBinding.ReportSkipped(tasks, o.Out, log);
-            var sampler = new KvCacheSampler(model, tasks[0].Tokenizer.PadId);
+            var sampler = new KvCacheSampler(model, tasks[0].Tokenizer.PadId, decode: tasks[0].Tokenizer.Decode);
             var rows = new List<ReportRow>();
             var json = new JsonObject { ["model"] = o.Model, ["tasks"] = new JsonArray(tasks.Select(t => (JsonNode?)t.Name).ToArray()), ["n"] = o.Samples, ["top_p"] = o.TopP };
             var byTemp = new JsonObject();
@@ -47,7 +48,7 @@ public static class EvalCommand
                     var problems = task.Test.Take(o.Problems.Or(task.Test.Count)).ToList();
                     int maxNew = o.MaxNewTokens.Or(task.MaxNewTokens);
                     var s = new EvalSettings(o.Samples, t, o.TopP, 0, maxNew, o.Seed, System.Math.Max(1, 1024 / o.Samples));
-                    var r = Evaluator.Run(task.Name, problems, sampler, s with { StopTokenIds = task.StopTokenIds }, log);
+                    var r = Evaluator.Run(task.Name, problems, sampler, s with { StopTokenIds = task.StopTokenIds, StopStrings = task.StopStrings }, log, prefetch: task.PrefetchTest);
                     results.Add(r);
                     var passes = new JsonObject();
                     foreach (var k in SimKO.Math.PassAtK.ladder(o.Samples)) passes[$"{k}"] = r.PassAt(k);

@@ -28,6 +28,7 @@ public static class GradeCommand
     {
         { IsMath: true } => (prediction, reference) => MathGrader.Grade(prediction, reference),
         GradeTask.Bbh bbh => BbhGrader(OptionModule.ToObj(bbh.task)),
+        { IsHumanEval: true } => throw new ArgumentException("humaneval grades {task_id, completion} lines by running them: use RunHumanEval"),
         _ => throw new ArgumentOutOfRangeException(nameof(task), task, "no grader for this task"),
     };
 
@@ -36,6 +37,37 @@ public static class GradeCommand
     {
         var format = task is null ? BbhAnswerFormat.FromTarget : Bbh.FormatOf(task);
         return (prediction, reference) => Bbh.Grade(prediction, reference, format);
+    }
+
+    /// <summary>`grade --task humaneval`: <c>{"task_id", "completion"}</c> lines run with their problem's unit
+    /// tests in the sandbox, written back with <c>passed</c> and <c>result</c>.</summary>
+    public static int RunHumanEval(string? problemsPath, string? inputPath, string? outputPath, bool unsafeNoSandbox)
+    {
+        var source = inputPath ?? "<stdin>";
+        try
+        {
+            IReadOnlyList<string> lines = inputPath is null ? ReadAll(Console.In) : File.ReadAllLines(inputPath);
+            Runs.SharedSandbox.AllowUnisolated(unsafeNoSandbox);
+            var grader = new SimKO.Data.Code.HumanEvalGrader(SimKO.Data.Code.HumanEval.Load(problemsPath), Runs.SharedSandbox.Pool);
+            var rows = grader.GradeLines(lines, source);
+            void Write(TextWriter w) { foreach (var r in rows) w.WriteLine(r.ToJsonString()); }
+            if (outputPath is null) { Write(Console.Out); Console.Out.Flush(); }
+            else AtomicFile.Write(outputPath, stream => { using var w = new StreamWriter(stream, leaveOpen: true); Write(w); });
+            Console.Error.WriteLine($"graded {rows.Count} completions, {rows.Count(r => r["passed"]!.GetValue<bool>())} passed{(outputPath is null ? "" : $" → {outputPath}")}");
+            return 0;
+        }
+        catch (Exception e) when (e is DatasetException or IOException or UnauthorizedAccessException or SimKO.Data.Sandbox.SandboxUnavailableException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+
+    static List<string> ReadAll(TextReader r)
+    {
+        var lines = new List<string>();
+        for (string? l; (l = r.ReadLine()) is not null;) lines.Add(l);
+        return lines;
     }
 
     public static int Run(GradeTask task, string? inputPath, string? outputPath)

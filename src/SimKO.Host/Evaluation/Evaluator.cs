@@ -15,6 +15,8 @@ public sealed record EvalSettings(int Samples, double Temperature, double TopP, 
 {
     /// <summary>Token ids that end a response (the task's end token, the model's EOS ids).</summary>
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
+    /// <summary>Texts that end a response (code tasks).</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
 }
 
 /// <summary>
@@ -26,7 +28,7 @@ public static class Evaluator
 {
     public static BenchmarkResult Run(string benchmark, IReadOnlyList<EvalProblem> problems,
         IRolloutEngine engine, EvalSettings s, ILogger log,
-        List<Generated>? keepSamples = null)
+        List<Generated>? keepSamples = null, Action<IReadOnlyList<(int Problem, int[] Response)>>? prefetch = null)
     {
         var outcomes = new List<ProblemOutcome>(problems.Count);
         var clock = Stopwatch.StartNew();
@@ -36,8 +38,9 @@ public static class Evaluator
         {
             var chunk = problems.Skip(start).Take(s.PromptsPerBatch).ToList();
             var request = new GenerateRequest(chunk.Select(p => p.PromptIds).ToList(), s.Samples, s.Temperature, s.TopP, s.TopK,
-                s.MaxNewTokens, Seeds.Mix(s.Seed, 0xE7A1, chunkIndex)) { StopTokenIds = s.StopTokenIds };
+                s.MaxNewTokens, Seeds.Mix(s.Seed, 0xE7A1, chunkIndex)) { StopTokenIds = s.StopTokenIds, StopStrings = s.StopStrings };
             var generated = engine.Generate(request);
+            prefetch?.Invoke(generated.Select(g => (start + g.PromptIndex, g.Tokens)).ToList());
             foreach (var group in generated.GroupBy(g => g.PromptIndex).OrderBy(g => g.Key))
             {
                 var p = chunk[group.Key];

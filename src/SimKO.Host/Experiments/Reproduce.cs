@@ -64,7 +64,7 @@ public static class Reproduce
             HfFolder.Save(baseModel, task.Tokenizer, basePath);
         }
         var evalSettings = new EvalSettings(o.EvalSamples, o.EvalTemperature, 0.95, 0, task.MaxNewTokens, 2025, System.Math.Max(1, 1024 / o.EvalSamples))
-            { StopTokenIds = task.StopTokenIds };
+            { StopTokenIds = task.StopTokenIds, StopStrings = task.StopStrings };
         var testSet = task.Test.Take(evalProblems).ToList();
         var rows = new List<ReportRow>();
         var lambdaSeries = new List<Series>();
@@ -202,9 +202,9 @@ public static class Reproduce
     {
         using var model = HfFolder.LoadModel(modelDir, CPU, ScalarType.Float32);
         model.eval();
-        var sampler = new KvCacheSampler(model, task.Tokenizer.PadId);
+        var sampler = new KvCacheSampler(model, task.Tokenizer.PadId, decode: task.Tokenizer.Decode);
         var samples = new List<Generated>();
-        var result = Evaluator.Run(task.Name, problems, sampler, s, log, samples);
+        var result = Evaluator.Run(task.Name, problems, sampler, s, log, samples, task.PrefetchTest);
         log.LogInformation("{What}: pass@1 {P1:F3}, pass@{N} {PN:F3}", what, result.PassAt(1), s.Samples, result.PassAt(s.Samples));
         // entropy at the response tokens of (up to) 2,000 of the evaluation samples
         var subset = samples.Where((_, i) => i % System.Math.Max(1, samples.Count / 2000) == 0)

@@ -41,6 +41,8 @@ public static class RunFactory
         var dtype = DeviceSelection.ScalarTypeOf(spec.DType);
         if (dtype == ScalarType.BFloat16 && device.type == TorchSharp.DeviceType.CPU)
             log.LogWarning("dtype bfloat16 on the CPU: correct but ~100x slower than float32 here (no hardware bf16); use it on CUDA");
+        SharedSandbox.AllowUnisolated(spec.UnsafeNoSandbox);
+        if (spec.UnsafeNoSandbox) log.LogWarning("unsafe_no_sandbox: policy-written code runs WITHOUT isolation (limits and timeouts only)");
         string? folder = spec.Model is RunSpec.ModelSource.HfFolder hf ? hf.Item : null;
         ITokenizer? tokenizer = null;
         ITokenizer Tokenizer() => tokenizer ??= HfFolder.LoadTokenizer(folder ?? throw new ArgumentException("model: the task needs an HF folder with a tokenizer"));
@@ -59,8 +61,10 @@ public static class RunFactory
         var parts = new TrainerParts
         {
             Policy = new ModelPolicy(model),
-            Rollout = new KvCacheSampler(model, task.Tokenizer.PadId),
+            Rollout = new KvCacheSampler(model, task.Tokenizer.PadId, decode: task.Tokenizer.Decode),
             StopTokenIds = task.StopTokenIds,
+            StopStrings = task.StopStrings,
+            PrefetchRewards = task.PrefetchTrain,
             Problems = task.Train,
             PadId = task.Tokenizer.PadId,
             WriteTensors = (s, t) => SafeTensors.Write(s, t),

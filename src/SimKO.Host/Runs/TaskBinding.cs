@@ -21,6 +21,13 @@ public sealed record TaskBinding
     public required int MaxNewTokens { get; init; }
     /// <summary>Token ids that end a response.</summary>
     public int[] StopTokenIds { get; init; } = [];
+    /// <summary>Texts that end a response (code: the end of the function), kept in the response.</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+    /// <summary>Judges many (train problem index, response) pairs at once before their rewards are read
+    /// (tasks that grade by running code do it in parallel in the sandbox and cache the verdicts).</summary>
+    public Action<IReadOnlyList<(int Problem, int[] Response)>>? PrefetchTrain { get; init; }
+    /// <summary>The same for test problems (by index into <see cref="Test"/>).</summary>
+    public Action<IReadOnlyList<(int Problem, int[] Response)>>? PrefetchTest { get; init; }
     /// <summary>Rows of the task's files that were skipped as bad (only when asked to skip), each with file, line and reason.</summary>
     public IReadOnlyList<string> SkippedRows { get; init; } = [];
     /// <summary>Longest prompt + response in tokens, when the task knows it (built-in tasks).</summary>
@@ -44,6 +51,7 @@ public sealed record TaskBinding
         RunSpec.BuiltinTask.Tags.Countdown => Builtin(new Countdown()),
         RunSpec.BuiltinTask.Tags.Order => Builtin(new OrderingPuzzle()),
         RunSpec.BuiltinTask.Tags.WordMath => Builtin(new WordProblems()),
+        RunSpec.BuiltinTask.Tags.Program => Program(),
         _ => throw new ArgumentOutOfRangeException(nameof(task), RunSpec.builtinName(task), "a built-in task without a binding"),
     };
 
@@ -54,6 +62,7 @@ public sealed record TaskBinding
         RunSpec.TaskSource.Builtin b => Create(b.Item),
         RunSpec.TaskSource.Preset p => Preset(p.Item, tokenizer(), template, maxNewTokens, skipBadRows: skipBadRows),
         RunSpec.TaskSource.File f => File(f.Item, tokenizer(), template, maxNewTokens, skipBadRows),
+        RunSpec.TaskSource.Code c => Code(c.path?.Value, tokenizer(), maxNewTokens),
         _ => throw new ArgumentOutOfRangeException(nameof(source)),
     };
 
@@ -77,7 +86,8 @@ public sealed record TaskBinding
         return file.Question switch
         {
             RunSpec.QuestionSource.QuestionFields q => new SimKO.Data.Math.FieldOptions([.. q.Item], file.AnswerField, from),
-            _ => throw new NotSupportedException("question_template: not yet wired to the data layer"),
+            RunSpec.QuestionSource.QuestionTemplate t => SimKO.Data.Math.FieldOptions.FromTemplate(SimKO.Data.Math.QuestionTemplate.Parse(t.Item), file.AnswerField, from),
+            _ => throw new ArgumentOutOfRangeException(nameof(file), "an unknown question source"),
         };
     }
 
@@ -143,8 +153,67 @@ public sealed record TaskBinding
             .Select(t => Bbh(t, tokenizer(), template, maxNewTokens, datasetRoot)).ToList(),
         RunSpec.EvalTask.EvalPreset p => [Preset(p.Item, tokenizer(), template, maxNewTokens, datasetRoot, skipBadRows)],
         RunSpec.EvalTask.EvalFile f => [File(f.Item, tokenizer(), template, maxNewTokens, skipBadRows)],
+        RunSpec.EvalTask.EvalCode c => [Code(c.path?.Value, tokenizer(), maxNewTokens)],
         _ => throw new ArgumentOutOfRangeException(nameof(task)),
     };
+
+    /// <summary>The program-synthesis task: answers verified by running them in the sandbox (in
+    /// parallel, once per distinct answer, when prefetched).</summary>
+    static TaskBinding Program()
+    {
+        var task = new ProgramTask(pool: SharedSandbox.IsUnisolated ? SharedSandbox.Pool : null);
+        var binding = Builtin(task);
+        var tok = binding.Tokenizer;
+        string Answer(int[] ids) => tok.Decode(ids.TakeWhile(i => i != tok.EosId));
+        return binding with
+        {
+            PrefetchTrain = items => task.JudgeMany(items.Select(x => (task.Train[x.Problem], Answer(x.Response))).ToList()),
+            PrefetchTest = items => task.JudgeMany(items.Select(x => (task.Test[x.Problem], Answer(x.Response))).ToList()),
+        };
+    }
+
+    /// <summary>Code problems in HumanEval's format with the model's tokenizer: the prompt is the function's
+    /// signature and docstring (the model continues it), a response ends at the end of the function, and its
+    /// reward is whether the problem's unit tests pass in the sandbox.</summary>
+    public static TaskBinding Code(string? path, ITokenizer tok, int maxNewTokens)
+    {
+        var problems = SimKO.Data.Code.HumanEval.Load(path);
+        var grader = new SimKO.Data.Code.HumanEvalGrader(problems, SharedSandbox.Pool);
+        var stops = new[] { tok.EosId, tok.PadId };
+        var verdicts = new System.Collections.Concurrent.ConcurrentDictionary<(string TaskId, string Completion), bool>();
+        string Completion(int[] ids) => SimKO.Data.Code.CodePrompt.Truncate(tok.Decode(ids.TakeWhile(i => !stops.Contains(i))));
+        void Prefetch(IEnumerable<(string TaskId, int[] Response)> items)
+        {
+            var todo = items.Select(x => new SimKO.Data.Code.CodeSample(x.TaskId, Completion(x.Response)))
+                .Where(s => !verdicts.ContainsKey((s.TaskId, s.Completion))).DistinctBy(s => (s.TaskId, s.Completion)).ToList();
+            if (todo.Count == 0) return;
+            if (verdicts.Count > 200_000) verdicts.Clear();
+            var results = grader.Grade(todo);
+            for (int i = 0; i < todo.Count; i++)
+                if (results[i].Outcome != SimKO.Data.Sandbox.Outcome.SandboxError) verdicts[(todo[i].TaskId, todo[i].Completion)] = results[i].Passed;
+        }
+        bool Passed(string taskId, int[] response)
+        {
+            var key = (taskId, Completion(response));
+            if (!verdicts.TryGetValue(key, out var ok)) { Prefetch([(taskId, response)]); ok = verdicts.GetValueOrDefault(key); }
+            return ok;
+        }
+        var ids = problems.Select(p => tok.Encode(SimKO.Data.Code.CodePrompt.Format(p))).ToList();
+        var name = path is null ? "humaneval" : RunSpec.taskName(RunSpec.TaskSource.NewCode(path));
+        return new TaskBinding
+        {
+            Name = name,
+            Tokenizer = tok,
+            Train = problems.Select((p, i) => new TrainProblem(p.TaskId, ids[i], r => Passed(p.TaskId, r) ? 1.0 : 0.0)).ToList(),
+            Test = problems.Select((p, i) => new EvalProblem(p.TaskId, ids[i], r => (Passed(p.TaskId, r), (string?)null))).ToList(),
+            Example = (_, _) => throw new NotSupportedException($"{name} has no supervised warm-start examples"),
+            MaxNewTokens = maxNewTokens,
+            StopTokenIds = stops,
+            StopStrings = SimKO.Data.Code.CodePrompt.StopSequences,
+            PrefetchTrain = items => Prefetch(items.Select(x => (problems[x.Problem].TaskId, x.Response))),
+            PrefetchTest = items => Prefetch(items.Select(x => (problems[x.Problem].TaskId, x.Response))),
+        };
+    }
 
     /// <summary>A question with a grader of a decoded response: (correct?, the extracted answer for maj@n).</summary>
     sealed record TextProblem(string Id, string Question, Func<string, (bool Correct, string? Answer)> Judge);

@@ -25,6 +25,11 @@ public sealed record TrainerParts
     public required IRolloutEngine Rollout { get; init; }
     /// <summary>Token ids that end a response (the task's end token; the model's EOS ids).</summary>
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
+    /// <summary>Texts that end a response (code tasks: the end of the function).</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+    /// <summary>Judges a step's (problem index, response) pairs at once before their rewards are read
+    /// (tasks that run code grade them in parallel); optional.</summary>
+    public Action<IReadOnlyList<(int Problem, int[] Response)>>? PrefetchRewards { get; init; }
     public required IReadOnlyList<TrainProblem> Problems { get; init; }
     public required int PadId { get; init; }
     /// <summary>Write named tensors to a stream (safetensors).</summary>
@@ -135,11 +140,12 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         var prompts = promptIdx.Select(i => parts.Problems[i].PromptIds).ToList();
         int g = settings.SamplesPerPrompt;
         var generated = parts.Rollout.Generate(new GenerateRequest(prompts, g, settings.Temperature, settings.TopP, settings.TopK,
-            settings.MaxNewTokens, Seeds.Mix(settings.Seed, 0x1207, step)) { StopTokenIds = parts.StopTokenIds });
+            settings.MaxNewTokens, Seeds.Mix(settings.Seed, 0x1207, step)) { StopTokenIds = parts.StopTokenIds, StopStrings = parts.StopStrings });
         var rolloutSeconds = clock.Elapsed.TotalSeconds;
         var ordered = generated.OrderBy(x => x.PromptIndex).ToList();   // stable: groups stay consecutive
         if (ordered.Count != prompts.Count * g)
             throw new InvalidOperationException($"step {step}: the rollout engine returned {ordered.Count} responses, expected {prompts.Count} × {g}");
+        parts.PrefetchRewards?.Invoke(ordered.Select(x => (promptIdx[x.PromptIndex], x.Tokens)).ToList());
         var samples = ordered.Select(x => new Sample(x.PromptIndex, prompts[x.PromptIndex], x.Tokens,
             parts.Problems[promptIdx[x.PromptIndex]].Reward(x.Tokens))).ToList();
         // rewards and advantages on the policy's device: the loss checks that every input is there
