@@ -26,9 +26,10 @@ open SimKO.Math.TokenStats
 let accumulationType (t: Tensor) =
     if t.dtype = torch.ScalarType.Float64 then torch.ScalarType.Float64 else torch.ScalarType.Float32
 
-/// Log-softmax of one chunk's logits `[c; V]` in the accumulation dtype.
-let private chunkLogSoftmax (h: Tensor) (w: Tensor) =
-    h.matmul(w.t()).to_type(accumulationType h).log_softmax(-1L)
+/// Logits of one chunk `[c; V]` in the accumulation dtype (a fresh tensor the caller may overwrite).
+let private chunkLogits (h: Tensor) (w: Tensor) =
+    let z = h.matmul(w.t())
+    if z.dtype = accumulationType h then z else z.to_type(accumulationType h)
 
 /// The custom autograd function. Inputs: hidden [N; d], weight [V; d], tokens [N] int64, then
 /// the settings (k, chunk) as plain objects. Outputs: log π(y) [N], top-K log-probs [N; K]
@@ -49,12 +50,15 @@ type internal FusedHeadFunction() =
         for start in 0L .. chunk .. n - 1L do
             let len = min chunk (n - start)
             use scope = torch.NewDisposeScope()
-            let lp = chunkLogSoftmax (hidden.narrow(0L, start, len)) weight             // [c; V]
-            let struct (_, topIdx) = lp.topk(k, dim = -1, largest = true, sorted = true) // [c; K]
+            // two [c; V] buffers at most: the logits (turned into log-probs in place) and p·log p
+            let z = chunkLogits (hidden.narrow(0L, start, len)) weight                 // [c; V]
+            let struct (_, topIdx) = z.topk(k, dim = -1, largest = true, sorted = true)  // [c; K]
+            let lse = z.logsumexp(-1L, keepdim = true)                                   // [c; 1]
+            let lp = z.sub_(lse)                                                         // [c; V] log p, in place
             let tok = tokens.narrow(0L, start, len).unsqueeze(-1L)                       // [c; 1]
             let logp = lp.gather(-1L, tok).squeeze(-1L)                                  // [c]
             let topLogp = lp.gather(-1L, topIdx)                                         // [c; K]
-            let entropy = (lp.exp() * lp).sum(-1L).neg()                                 // [c]
+            let entropy = lp.exp().mul_(lp).sum(-1L).neg()                               // [c]
             parts.Add [| for t in [| logp; topLogp; topIdx; entropy |] -> t.MoveToOuterDisposeScope() |]
         let cat i = if parts.Count = 1 then parts[0].[i] else torch.cat([| for p in parts -> p.[i] |], 0L)
         let logp, topLogp, topIdx, entropy = cat 0, cat 1, cat 2, cat 3
@@ -80,7 +84,10 @@ type internal FusedHeadFunction() =
             let h = hidden.narrow(0L, start, len)                                        // [c; d]
             let gy = gLogp.narrow(0L, start, len)                                        // [c]
             let gk = gTop.narrow(0L, start, len)                                         // [c; K]
-            let p = (chunkLogSoftmax h weight).exp_()                                    // [c; V]
+            // one [c; V] buffer: logits → p = exp(z − lse) → ∂L/∂z, all in place
+            let z = chunkLogits h weight                                                 // [c; V]
+            let lse = z.logsumexp(-1L, keepdim = true)                                   // [c; 1]
+            let p = z.sub_(lse).exp_()                                                   // [c; V] softmax
             // ∂L/∂z = g_y·e_y + Σ_k g_k·e_{c_k} − (g_y + Σ_k g_k)·p
             let dz = p.mul_((gy + gk.sum(-1L)).neg().unsqueeze(-1L))                     // [c; V]
             dz.scatter_add_(-1L, tokens.narrow(0L, start, len).unsqueeze(-1L), gy.unsqueeze(-1L)) |> ignore

@@ -341,7 +341,11 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
             var x = ctx.get_saved_variables()[0].detach().requires_grad_(true);          // (B, T, d)
             using (enable_grad())
             {
-                var y = layer(x);                                                          // (B, T, d) recomputed
+                Tensor y;
+                // the recomputed intermediates are held by the autograd graph only (not by this
+                // scope), so backward frees each as soon as it is used
+                using (var forward = NewDisposeScope())
+                    y = layer(x).MoveToOuterDisposeScope();                                // (B, T, d) recomputed
                 autograd.backward([y], [gradOutput]);
             }
             inputGrad = x.grad!.detach().DetachFromDisposeScope();
