@@ -21,6 +21,7 @@ public static class ActivationMemoryBench
     public static void Run(JsonObject report, StringBuilder table, bool quick, Device device, ILogger log)
     {
         const int vocab = 64, d = 512, layers = 8, heads = 8;
+        NativeHeap.TrackLiveMemory();                                          // peak RSS follows live tensors, not freed heap blocks
         int b = quick ? 4 : 16, t = 512;                                       // 16 × 512 = 8,192 tokens
         using var model = new CausalLM(ModelConfig.Tiny(vocab, d, layers, heads, heads, 4 * d, 1024));
         model.InitWeights(1);

@@ -27,6 +27,7 @@ public static class LmHeadMemoryBench
     public static void Run(JsonObject report, StringBuilder table, bool quick, Device device, ILogger log)
     {
         int vocab = quick ? 32_768 : 151_936, hidden = 512;
+        NativeHeap.TrackLiveMemory();                                          // peak RSS follows live tensors, not freed heap blocks
         var objective = Methods.objective(Methods.Method.NewSimko(Methods.simkoDefaults));
         int k = Objective.topKNeeded(objective);
         var gen = new Generator(11, device);
