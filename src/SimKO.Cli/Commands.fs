@@ -12,6 +12,8 @@ type SimkoArgs =
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Bench of ParseResults<BenchArgs.BenchArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Grade of ParseResults<GradeArgs.GradeArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Tokenize of ParseResults<TokenizeArgs.TokenizeArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Serve of ParseResults<ServeArgs.ServeArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Score of ParseResults<ScoreArgs.ScoreArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Plan of ParseResults<PlanArgs.PlanArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Info
     interface IArgParserTemplate with
@@ -24,6 +26,8 @@ type SimkoArgs =
             | Bench _ -> "measure where time and memory go: matmul peak, update step MFU, SimKO vs GRPO, rollout, grading."
             | Grade _ -> "grade answers (math by default; --task bbh or bbh/<task>): JSONL {prediction, reference} in, each line back with extracted and correct."
             | Tokenize _ -> "encode JSONL lines {text} with a tokenizer folder into {text, ids} lines."
+            | Serve _ -> "serve a model over the OpenAI-compatible HTTP subset of vLLM/SGLang, with continuous batching."
+            | Score _ -> "per-token log-probs of JSONL sequences {ids} or {text} under a model."
             | Plan _ -> "a run's GPU memory before any GPU is touched: weights, master weights, gradients, optimizer, activations, logits, KV cache; fits or what to change."
             | Info -> "print the device, dtype and library versions this build runs with."
 
@@ -36,6 +40,8 @@ type Command =
     | Eval of RunSpec.EvalSpec
     | Grade of GradeArgs.GradeOptions
     | Tokenize of TokenizeArgs.TokenizeOptions
+    | Serve of ServeArgs.ServeOptions
+    | Score of ScoreArgs.ScoreOptions
     | Plan of PlanArgs.PlanOptions
     | Info
 
@@ -71,6 +77,14 @@ let parse (argv: string[]) : Parsed =
         | Some (SimkoArgs.Bench b) -> Run(Bench(BenchArgs.toOptions b))
         | Some (SimkoArgs.Grade g) -> Run(Grade(GradeArgs.toOptions g))
         | Some (SimkoArgs.Tokenize t) -> Run(Tokenize(TokenizeArgs.toOptions t))
+        | Some (SimkoArgs.Serve s) ->
+            match ServeArgs.toOptions s with
+            | Ok o -> Run(Serve o)
+            | Error problems -> Exit(problemsText "serve" problems, 2)
+        | Some (SimkoArgs.Score s) ->
+            match ScoreArgs.toOptions s with
+            | Ok o -> Run(Score o)
+            | Error problems -> Exit(problemsText "score" problems, 2)
         | Some (SimkoArgs.Plan p) ->
             match PlanArgs.toOptions p with
             | Ok options -> Run(Plan options)

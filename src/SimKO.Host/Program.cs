@@ -38,6 +38,10 @@ public static class Program
                 return SimKO.Host.Experiments.Reproduce.Run(reproduce.Item, Logging.Create("reproduce"));
             case CliCommands.Command.Bench bench:
                 return SimKO.Host.Bench.BenchCommand.Run(bench.Item.Quick, bench.Item.Out, bench.Item.Only.ToList(), bench.Item.Device, Logging.Create("bench"), bench.Item.Full);
+            case CliCommands.Command.Serve serve:
+                return ServeCommand.Run(serve.Item, Logging.Create("serve"));
+            case CliCommands.Command.Score score:
+                return ScoreCommand.Run(score.Item);
             case CliCommands.Command.Plan plan:
                 return PlanCommand.Run(plan.Item);
             default:

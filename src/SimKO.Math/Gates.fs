@@ -10,7 +10,8 @@ type EntropyGate =
     | AllTokens
     /// τ = q-quantile of H over the valid tokens of *each response* (the SimKO authors' choice).
     | ResponseQuantile of q: float
-    /// τ = q-quantile of H over all valid tokens of the (micro-)batch; top-ρ entropy is
+    /// τ = q-quantile of H over all valid tokens of the whole mini-batch, computed once before
+    /// it is split into micro-batches (`batchThreshold`) and passed to `gate`; top-ρ entropy is
     /// `BatchQuantile (1 − ρ)` (the forking-tokens baseline).
     | BatchQuantile of q: float
 
@@ -45,14 +46,28 @@ let private threshold (q: float) (values: Tensor) (mask: Tensor) =
     if q <= 0.0 then torch.full([| values.shape[0] |], sc System.Double.NegativeInfinity, System.Nullable values.dtype, values.device)
     else rowQuantile q values mask
 
+/// τ of a batch-level gate over every valid token of `entropy [B; T]` under `mask [B; T]` (0/1):
+/// `Some τ` for `BatchQuantile q` (−∞ for q = 0; +∞ when no token is valid, so nothing is gated),
+/// `None` for the gates whose τ is per response or absent. The trainer calls it once per
+/// mini-batch, on all its rows, and hands τ to every micro-batch (SPEC §3, §7.8).
+let batchThreshold (g: EntropyGate) (entropy: Tensor) (mask: Tensor) : float option =
+    match g with
+    | BatchQuantile q ->
+        use _ = torch.no_grad()
+        Some(value (threshold q (entropy.reshape(1L, -1L)) (mask.reshape(1L, -1L))))
+    | AllTokens | ResponseQuantile _ -> None
+
 /// Gate w = 1[H > τ] on valid tokens: entropy `[B; T]`, mask `[B; T]` → `[B; T]` 0/1, no grad.
-let gate (g: EntropyGate) (entropy: Tensor) (mask: Tensor) : Tensor =
+/// `batchTau`: the τ of a `BatchQuantile` gate over the whole mini-batch (`batchThreshold`);
+/// `None` takes it over this `entropy`/`mask`, right only when the batch is not split. The other
+/// gates ignore it.
+let gate (g: EntropyGate) (batchTau: float option) (entropy: Tensor) (mask: Tensor) : Tensor =
     use _ = torch.no_grad()
     match g with
     | AllTokens -> mask.clone()
     | ResponseQuantile q ->
         let tau = threshold q entropy mask                                                // [B]
         entropy.gt(tau.unsqueeze(1L)) |> asFloat mask |> fun w -> w * mask
-    | BatchQuantile q ->
-        let tau = threshold q (entropy.reshape(1L, -1L)) (mask.reshape(1L, -1L))           // [1]
-        entropy.gt(tau) |> asFloat mask |> fun w -> w * mask
+    | BatchQuantile _ ->
+        let tau = match batchTau with Some t -> t | None -> (batchThreshold g entropy mask).Value
+        entropy.gt(sc tau) |> asFloat mask |> fun w -> w * mask

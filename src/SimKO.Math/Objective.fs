@@ -1,6 +1,6 @@
 /// A policy objective is a composition (SPEC §2–4):
 ///   advantage map ∘ entropy gate ∘ ratio/advantage shaping ∘ PPO clip ∘ aggregation.
-/// `loss` evaluates it on one micro-batch with the global normaliser of its mini-batch.
+/// `loss` evaluates it on one micro-batch with the global normaliser and batch gate threshold of its mini-batch.
 module SimKO.Math.Objective
 
 open TorchSharp
@@ -58,7 +58,7 @@ let topKNeeded (o: Objective) =
     | Simko s -> max s.K 3
     | NoShaping -> 3
 
-/// One micro-batch.
+/// One micro-batch, with what it needs to know of its whole mini-batch (counts, gate threshold).
 type PolicyBatch =
     { /// [B; T; V] current-policy logits; position t is the distribution that produced Tokens[t].
       Logits: Tensor
@@ -73,7 +73,13 @@ type PolicyBatch =
       /// [B] one advantage per response (from `Advantages.compute` over the whole batch).
       Advantages: Tensor
       /// counts of the whole mini-batch (SPEC §7.8).
-      Normaliser: Normaliser }
+      Normaliser: Normaliser
+      /// τ of a `BatchQuantile` entropy gate: a scalar, the q-quantile of the entropy over every
+      /// valid token of the whole mini-batch (`Gates.batchThreshold`), taken before the mini-batch
+      /// is split into micro-batches so that micro-batching never moves it (SPEC §3, §7.8).
+      /// `None`: taken over this batch's own valid tokens (right only when it is not split).
+      /// Ignored by the per-response and all-token gates.
+      BatchThreshold: float option }
 
 /// Micro-batch metrics: means over this micro-batch's valid tokens (`Tokens` of them), so a
 /// caller combines micro-batches by a token-weighted mean.
@@ -164,7 +170,7 @@ let private lossWith (o: Objective) (stats: TokenStats.TokenStats) (b: PolicyBat
         match o.EntropyBonus with
         | Some e -> entropyAdvantage e adv0 stats.Entropy
         | None -> adv0
-    let w = gate o.Gate stats.Entropy mask                                            // [B; T]
+    let w = gate o.Gate b.BatchThreshold stats.Entropy mask                           // [B; T]
     let ratio, shapedAdv, smoothed, pushed =
         match o.Shaping with
         | NoShaping -> gamma, adv, torch.zeros_like(mask), torch.zeros_like(mask)

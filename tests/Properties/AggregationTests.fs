@@ -12,7 +12,7 @@ open SimKO.Tests.Checks
 open SimKO.Tests.Batches
 
 let tests =
-    testList "aggregation" [
+    testList "Aggregation" [
         for agg in [ Aggregation.TokenMean; Aggregation.SeqMeanTokenMean; Aggregation.SeqMeanTokenSumNorm 7.0 ] do
             testPropertyWithConfig (config 60) (sprintf "%s over micro-batches with the global count equals the full batch (7.8)" (Aggregation.name agg)) (fun (c: Case) (split: byte) ->
                 use _ = torch.NewDisposeScope()
@@ -26,7 +26,7 @@ let tests =
                     let rows (t: torch.Tensor) = t.narrow(0L, start, len)
                     (loss o { Logits = rows leaf; Tokens = rows b.Tokens; OldLogProbs = rows b.OldLogProbs
                               RefLogProbs = None; Mask = rows b.Mask; Advantages = rows b.Advantages
-                              Normaliser = norm }).Loss
+                              Normaliser = norm; BatchThreshold = None }).Loss
                 let total =
                     if cut = int64 c.B then part 0L cut
                     else part 0L cut + part cut (int64 c.B - cut)

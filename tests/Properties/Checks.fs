@@ -26,10 +26,3 @@ let allClose (what: string) (atol: float) (rtol: float) (expected: float[]) (act
 
 let tensorsClose what atol rtol (expected: Tensor) (actual: Tensor) =
     allClose what atol rtol (toArray expected) (toArray actual)
-
-/// Gradient of `f logits` w.r.t. a fresh leaf copy of `logits`.
-let gradOf (f: Tensor -> Tensor) (logits: Tensor) : Tensor =
-    let leaf = logits.detach().clone().requires_grad_(true)
-    let l: Tensor = f leaf
-    l.backward()
-    leaf.grad.detach().clone()

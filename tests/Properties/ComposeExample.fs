@@ -10,7 +10,7 @@ open SimKO.Tests.Checks
 
 // begin-readme
 /// SimKO with K = 5 candidates and one entropy threshold for the whole batch
-/// (the top 20 % highest-entropy tokens of the micro-batch) instead of one per response.
+/// (the top 20 % highest-entropy tokens of the mini-batch) instead of one per response.
 let simkoK5BatchGate : Objective.Objective =
     { Methods.objective (Methods.Simko { Methods.simkoDefaults with K = 5 }) with
         Gate = Gates.BatchQuantile 0.8 }

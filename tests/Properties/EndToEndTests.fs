@@ -16,26 +16,38 @@ let private temp name =
     if Directory.Exists d then Directory.Delete(d, true)
     d
 
-let private trainArgs (out: string) =
-    [ "train"; "--resume"; "--set"; "method=nsr"; "--set"; "steps=8"; "--set"; "prompts_per_step=4"
+let private trainArgs (methodArgs: string list) (out: string) =
+    [ "train"; "--resume" ] @ methodArgs @
+    [ "--set"; "steps=8"; "--set"; "prompts_per_step=4"
       "--set"; "samples_per_prompt=4"; "--set"; "checkpoint_every=1"; "--set"; "keep_checkpoints=2"
       "--set"; "tensorboard=false"; "--set"; "seed=3"; "--set"; sprintf "out=%s" out ]
 
+/// A trainer child process and the lines it has written (stdout and stderr).
 let private start (args: string list) =
     let psi = ProcessStartInfo(exe, args, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
     let p = Process.Start psi
-    p.OutputDataReceived.Add ignore
-    p.ErrorDataReceived.Add ignore
+    let lines = System.Collections.Concurrent.ConcurrentQueue<string>()
+    p.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then lines.Enqueue e.Data)
+    p.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then lines.Enqueue e.Data)
     p.BeginOutputReadLine()
     p.BeginErrorReadLine()
-    p
+    p, lines
 
 let private runToEnd (args: string list) =
-    use p = start args
+    let p, lines = start args
+    use p = p
     if not (p.WaitForExit 120_000) then
         p.Kill true
         failtest "trainer did not finish in 120 s"
+    p.WaitForExit()                                     // drains the output readers
     Expect.equal p.ExitCode 0 (sprintf "exit code of simko %s" (String.concat " " args))
+    List.ofSeq lines
+
+/// The step a run resumed from, from its log line "resumed from … (step N)".
+let private resumedSteps (lines: string seq) =
+    lines |> Seq.choose (fun l ->
+        let m = Text.RegularExpressions.Regex.Match(l, @"resumed from .*\(step (\d+)\)")
+        if m.Success then Some(int m.Groups.[1].Value) else None) |> List.ofSeq
 
 let private finalModel (out: string) =
     File.ReadAllBytes(Path.Combine(out, "checkpoints", "step-00000008", "model.safetensors"))
@@ -134,24 +146,42 @@ let tests =
                 for fragment in [ "steps must be >= 1"; "lr must be > 0"; "unknown setting 'nonsense'"; "temperature: 'hot' is not a number"
                                   "setting 'alpha' of method 'simko': 'abc' is not a number" ] do
                     Expect.exists problems (fun p -> p.Contains fragment) (sprintf "reports %s in %A" fragment problems)
-        testCase "a trainer killed at random moments and resumed ends equal to an uninterrupted run" <| fun () ->
-            Expect.isTrue (File.Exists exe) (sprintf "the simko executable next to the tests (%s)" exe)
-            let whole = temp "whole"
-            runToEnd (trainArgs whole)
-            let killed = temp "killed"
-            let rng = Random(11)
-            let mutable kills = 0
-            for _ in 1 .. 4 do
-                use p = start (trainArgs killed)
-                let delay = 800 + rng.Next(2500)
-                if not (p.WaitForExit delay) then
-                    p.Kill()                        // SIGKILL: no chance to clean up
+        for name, methodArgs in [ "nsr", [ "--set"; "method=nsr" ]
+                                  "simko", [ "--set"; "method=simko"; "--set"; "method.alpha=0.1"; "--set"; "method.q=0.5" ] ] do
+            testCase (sprintf "%s: a trainer killed at random moments and resumed mid-run ends equal to an uninterrupted run" name) <| fun () ->
+                Expect.isTrue (File.Exists exe) (sprintf "the simko executable next to the tests (%s)" exe)
+                let whole = temp (name + "-whole")
+                runToEnd (trainArgs methodArgs whole) |> ignore
+                let killed = temp (name + "-killed")
+                let store = SimKO.Host.Training.CheckpointStore(Path.Combine(killed, "checkpoints"))
+                let rng = Random(11)
+                let mutable kills = 0
+                let logs = ResizeArray<string>()
+                let kill (p: Process) (lines: string seq) =
+                    if not p.HasExited then
+                        p.Kill()                        // SIGKILL: no chance to clean up
+                        kills <- kills + 1
                     p.WaitForExit()
-                    kills <- kills + 1
-            runToEnd (trainArgs killed)
-            Expect.isGreaterThan kills 0 "at least one run was killed mid-way"
-            Expect.isTrue (finalModel whole = finalModel killed) "final model bytes equal the uninterrupted run's"
-            SimKO.Host.Training.CheckpointStore.Verify(Path.Combine(killed, "checkpoints", "step-00000008"))
+                    logs.AddRange lines
+                // first a kill as soon as the first checkpoint is complete, so the next run must
+                // resume strictly between the first and the last step; then kills at random moments
+                let p, lines = start (trainArgs methodArgs killed)
+                let clock = Stopwatch.StartNew()
+                while not p.HasExited && isNull (let struct (path, _) = store.LatestIntact() in path) && clock.ElapsedMilliseconds < 120_000L do
+                    Threading.Thread.Sleep 20
+                kill p lines
+                p.Dispose()
+                for _ in 1 .. 3 do
+                    let p, lines = start (trainArgs methodArgs killed)
+                    if not (p.WaitForExit(800 + rng.Next(2500))) then kill p lines
+                    else logs.AddRange lines
+                    p.Dispose()
+                logs.AddRange(runToEnd (trainArgs methodArgs killed))
+                Expect.isGreaterThan kills 0 "at least one run was killed mid-way"
+                let resumed = resumedSteps logs
+                Expect.exists resumed (fun s -> s > 0 && s < 8) (sprintf "a run resumed from a checkpoint strictly between step 0 and step 8 (resumed from %A)" resumed)
+                Expect.isTrue (finalModel whole = finalModel killed) "final model bytes equal the uninterrupted run's"
+                SimKO.Host.Training.CheckpointStore.Verify(Path.Combine(killed, "checkpoints", "step-00000008"))
         testCase "reproduce writes a report whose files exist and parse" <| fun () ->
             let out = temp "reproduce"
             let code =

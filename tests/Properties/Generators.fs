@@ -73,6 +73,33 @@ let build (c: Case) : Built =
       Rewards = rewards
       Advantages = signs * magnitudes }
 
+/// SimKO settings drawn together with a batch (K ≤ V so the top-K set exists): the paper's
+/// defaults (α 0.01, K 3, λ 1.1, q 0.8), the logic task's (α 0.005, λ 1.05), and settings across
+/// their ranges, with a per-response or a batch-level gate.
+type SimkoCase =
+    { Case: Case
+      Alpha: float
+      K: int
+      Lambda: float
+      Q: float
+      BatchGate: bool }
+
+let simkoCaseGen : Gen<SimkoCase> =
+    gen {
+        let! c = caseGen 6 10
+        let! preset = Gen.choose (0, 3)
+        let! batchGate = Gen.elements [ false; true ]
+        match preset with
+        | 0 -> return { Case = c; Alpha = 0.01; K = 3; Lambda = 1.1; Q = 0.8; BatchGate = batchGate }
+        | 1 -> return { Case = c; Alpha = 0.005; K = 3; Lambda = 1.05; Q = 0.8; BatchGate = batchGate }
+        | _ ->
+            let! alpha = Gen.oneof [ Gen.elements [ 0.0; 0.005; 0.01; 1.0 ]; Gen.choose (0, 100) |> Gen.map (fun a -> float a / 100.0) ]
+            let! k = Gen.choose (1, min 5 c.V)
+            let! lambda = Gen.oneof [ Gen.elements [ 1.0; 1.05; 1.1 ]; Gen.choose (50, 300) |> Gen.map (fun l -> float l / 100.0) ]
+            let! q = Gen.oneof [ Gen.elements [ 0.0; 0.8; 1.0 ]; Gen.choose (0, 100) |> Gen.map (fun q -> float q / 100.0) ]
+            return { Case = c; Alpha = alpha; K = k; Lambda = lambda; Q = q; BatchGate = batchGate }
+    }
+
 /// Rewards of `groups` groups of size g, with at least one group that is mixed.
 type MixedGroups =
     { Rewards: float[]; G: int }
@@ -115,6 +142,7 @@ type Arbs =
             let! s = Gen.choose (0, System.Int32.MaxValue)
             return { Index = i; Seed = s } })
     static member Case() : Arbitrary<Case> = Arb.fromGen (caseGen 6 10)
+    static member Simko() : Arbitrary<SimkoCase> = Arb.fromGen simkoCaseGen
     static member Mixed() : Arbitrary<MixedGroups> = Arb.fromGen mixedGroupsGen
     static member Pass() : Arbitrary<PassCase> = Arb.fromGen (passCaseGen 14)
 

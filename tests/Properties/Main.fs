@@ -10,16 +10,18 @@ let all =
         Smoke.tests
         testList "Math" [
             TokenStatsTests.tests
-            AdvantageTests.tests
-            GateTests.tests
-            SimkoTests.tests
+            AdvantagesTests.tests
+            GatesTests.tests
+            ShapingTests.tests
             MaskTests.tests
-            ClipTests.tests
+            ClippingTests.tests
             AggregationTests.tests
+            ObjectiveTests.tests
             PassAtKTests.tests
-            MethodTests.tests
+            MethodsTests.tests
             MutationTests.tests
-            RegulariserTests.tests
+            KlPenaltyTests.tests
+            RegularisersTests.tests
             ComposeExample.tests
             LmHeadTests.tests
             ObjectiveInputTests.tests
@@ -29,10 +31,13 @@ let all =
             GradeCommandTests.tests
             PlotTests.tests
             ReportTests.tests
+            AdamWTests.tests
             UpdateStepTests.tests
             TrainerTests.tests
             ModelTests.tests
             CheckpointTests.tests
+            SafeTensorsTests.tests
+            KvCacheSamplerTests.tests
             EndToEndTests.tests
             CountdownTests.tests
             OrderingTests.tests
@@ -46,6 +51,9 @@ let all =
             MixedPrecisionTests.tests
             RunSpecTests.tests
         ]
+        ServeTests.tests
+        RolloutClientTests.tests
+        TrainOnServerTests.tests
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
     ]

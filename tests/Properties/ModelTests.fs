@@ -54,6 +54,7 @@ let tests =
             // every token decodes to "x": the stop string "xx" ends each response after two tokens
             let sampler = KvCacheSampler(m, 0, decode = System.Func<_, _>(fun (ids: System.Collections.Generic.IReadOnlyList<int>) -> System.String('x', ids.Count)))
             let out = sampler.Generate(GenerateRequest([| [| 3; 4 |] |], 4, 1.0, 1.0, 0, 8, 1L, StopStrings = [| "xx" |]))
+            Expect.equal out.Count 4 "four responses (one prompt, four samples)"
             for g in out do Expect.equal g.Tokens.Length 2 "stopped after two tokens"
         testCase "left padding does not change a sequence's logits" <| fun () ->
             use _ = torch.NewDisposeScope()

@@ -1,4 +1,4 @@
-/// The identities have teeth: deliberately broken SimKO constructions fail them. Each mutant is a
+/// The identities have teeth: deliberately broken constructions fail them. Each mutant is a
 /// plausible mistake; the check that must catch it is named.
 module SimKO.Tests.MutationTests
 
@@ -6,7 +6,10 @@ open Expecto
 open TorchSharp
 open SimKO.Math.Tensors
 open SimKO.Tests.Generators
-open SimKO.Tests.SimkoTests
+open SimKO.Tests.ShapingTests
+open SimKO.Tests.Batches
+open SimKO.Tests.Checks
+open SimKO.Math
 
 /// No stop-gradient on log p[c_k]: exp(lp − lp) is the constant 1, the top-K part loses its gradient.
 let noSgOnTopK (alpha: float) (gamma: Tensor) (topK: Tensor) =
@@ -25,8 +28,27 @@ let probabilityInsteadOfRatio (alpha: float) (gamma: Tensor) (topK: Tensor) =
 
 let private case = { Groups = 2; G = 3; T = 4; V = 6; Scale = 1.0; OffPolicy = 0.1; Seed = 11L }
 
+/// Largest |difference| between the whole batch's gradient and the summed micro-batch gradients
+/// (cut after row 2 and row 4) when each micro-batch gets `normaliser` of its rows and `tau`.
+let private microBatchDeviation (o: Objective.Objective) (perMicroBatch: bool) (tau: Tensor -> float option) =
+    let b = build { Groups = 2; G = 3; T = 6; V = 7; Scale = 1.0; OffPolicy = 0.1; Seed = 5L }
+    let _, whole = lossAndGrad o b
+    let leaf = b.Logits.detach().clone().requires_grad_(true)
+    let total =
+        [ 0L, 2L; 2L, 2L; 4L, 2L ] |> List.map (fun (start, len) ->
+            let rows (t: Tensor) = t.narrow(0L, start, len)
+            let norm = if perMicroBatch then Aggregation.selfNormaliser (rows b.Mask) else Aggregation.selfNormaliser b.Mask
+            (Objective.loss o { Logits = rows leaf; Tokens = rows b.Tokens; OldLogProbs = rows b.OldLogProbs; RefLogProbs = None
+                                Mask = rows b.Mask; Advantages = rows b.Advantages; Normaliser = norm
+                                BatchThreshold = tau (rows b.Mask) }).Loss)
+        |> List.reduce (+)
+    total.backward()
+    value ((leaf.grad - whole).abs().max())
+
+let private forking = Methods.objective (Methods.Forking { Common = Methods.commonDefaults; Q = 0.8 })
+
 let tests =
-    testList "broken SimKO is caught" [
+    testList "broken constructions are caught" [
         testCase "without sg on log p[c_k] the gradient identity (7.2) fails" <| fun () ->
             use _ = torch.NewDisposeScope()
             Expect.isGreaterThan (gammaPosGradientDeviation noSgOnTopK case 0.3 3) 1e-4 "gradient deviation"
@@ -36,4 +58,29 @@ let tests =
         testCase "smoothing with probabilities instead of ratios fails the value identity (7.1)" <| fun () ->
             use _ = torch.NewDisposeScope()
             Expect.isGreaterThan (gammaPosValueDeviation probabilityInsteadOfRatio case 0.3 3) 1e-4 "value deviation"
+        testCase "a batch gate taken per micro-batch moves the gradient (the micro-batch invariance of 7.11 catches it)" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            let b = build { Groups = 2; G = 3; T = 6; V = 7; Scale = 1.0; OffPolicy = 0.1; Seed = 5L }
+            let tau = batchThresholdOf forking b
+            Expect.isLessThan (microBatchDeviation forking false (fun _ -> tau)) 1e-12 "with the mini-batch's threshold"
+            Expect.isGreaterThan (microBatchDeviation forking false (fun _ -> None)) 1e-4 "with each micro-batch's own threshold"
+        testCase "micro-batch losses averaged (each normalised by its own token count) move the gradient (7.8 catches it)" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            let o = simko 0.2 3 1.3 0.5
+            Expect.isLessThan (microBatchDeviation o false (fun _ -> None)) 1e-12 "with the mini-batch's counts"
+            Expect.isGreaterThan (microBatchDeviation o true (fun _ -> None)) 1e-4 "with each micro-batch's own counts"
+        testCase "Dr. GRPO with its sign flipped fails its formula" <| fun () ->
+            let rewards = [| 1.0; 0.0; 0.0; 1.0; 1.0; 0.0 |]
+            let flipped = Reference.Advantages.drGrpo 3 rewards |> Array.map (fun a -> -a)
+            let ours = toArray (Advantages.compute (Advantages.GroupNormalised false) 3 (torch.tensor rewards))
+            Expect.isGreaterThan (Array.map2 (fun a b -> abs (a - b)) flipped ours |> Array.max) 0.1 "a sign error is visible"
+        testCase "AdamW without bias correction fails the float64 formula" <| fun () ->
+            // the formula's first step moves each weight by ≈ lr (m̂/√v̂ = ±1); without 1/(1−β^t) it moves (1−β1)/√(1−β2) lr
+            let theta0 = [| 0.5; -0.5 |]
+            let g = [| 0.2; -3.0 |]
+            let withCorrection = Reference.adamW 0.9 0.999 1e-8 0.0 theta0 [ 0.1, g ]
+            let step = withCorrection |> Array.map2 (fun a b -> abs (a - b)) theta0
+            allClose "first step ≈ lr" 1e-6 0.0 [| 0.1; 0.1 |] step
+            let uncorrected = theta0 |> Array.mapi (fun j t -> t - 0.1 * (0.1 * g.[j]) / (sqrt (0.001 * g.[j] * g.[j]) + 1e-8))
+            Expect.isGreaterThan (Array.map2 (fun a b -> abs (a - b)) withCorrection uncorrected |> Array.max) 1e-3 "uncorrected differs"
     ]

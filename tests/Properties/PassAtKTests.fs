@@ -16,7 +16,7 @@ let bruteForce n c k =
     float hit / float all.Length
 
 let tests =
-    testList "pass@k" [
+    testList "PassAtK" [
         testPropertyWithConfig (config 200) "pass@k equals brute-force enumeration over k-subsets (7.9)" (fun (p: PassCase) ->
             allClose "pass@k" 1e-12 1e-12 [| bruteForce p.N p.C p.K |] [| passAtK p.N p.C p.K |])
         testPropertyWithConfig (config 200) "pass@1 = c/n (7.9)" (fun (p: PassCase) ->

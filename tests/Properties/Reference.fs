@@ -13,8 +13,10 @@ type Batch =
 
 type Settings =
     { Alpha: float; K: int; Lambda: float
-      /// per-response entropy quantile; None = SimKO off (GRPO).
+      /// entropy quantile of the gate; None = SimKO off (GRPO).
       Q: float option
+      /// τ over all valid tokens of the batch instead of per response.
+      BatchGate: bool
       ClipLow: float; ClipHigh: float }
 
 let logSoftmax (row: float[]) =
@@ -47,16 +49,23 @@ let grpoAdvantages (g: int) (rewards: float[]) =
 
 let private row (b: Batch) i t = Array.sub b.Logits ((i * b.T + t) * b.V) b.V
 
-/// Gate of each token: H > τ_i with τ_i the q-quantile of response i's valid entropies
-/// (q = 0: every valid token).
+/// Entropy of every token [B·T] (masked ones too).
+let entropies (b: Batch) =
+    Array.init (b.B * b.T) (fun j -> entropyOf (logSoftmax (row b (j / b.T) (j % b.T))))
+
+/// Gate of each token: H > τ with τ the q-quantile of the valid entropies of its response (or, with
+/// `BatchGate`, of the whole batch); q = 0: every valid token.
 let gates (s: Settings) (b: Batch) : bool[] =
-    let ent = Array.init (b.B * b.T) (fun j -> entropyOf (logSoftmax (row b (j / b.T) (j % b.T))))
+    let ent = entropies b
+    let allValid = [| for j in 0 .. b.B * b.T - 1 do if b.Mask.[j] > 0.0 then yield ent.[j] |]
     Array.init (b.B * b.T) (fun j ->
         let i = j / b.T
         match s.Q with
         | None -> false
         | Some q ->
-            let valid = [| for t in 0 .. b.T - 1 do if b.Mask.[i * b.T + t] > 0.0 then yield ent.[i * b.T + t] |]
+            let valid =
+                if s.BatchGate then allValid
+                else [| for t in 0 .. b.T - 1 do if b.Mask.[i * b.T + t] > 0.0 then yield ent.[i * b.T + t] |]
             b.Mask.[j] > 0.0 && (q <= 0.0 || ent.[j] > quantile q valid))
 
 /// What SimKO does at one valid token j: its sampled token y, top-K set, ratio γ, shaped advantage
@@ -122,3 +131,81 @@ let finiteDifferences (h: float) (f: float[] -> float) (x: float[]) : float[] =
         xp.[i] <- x.[i] + h
         xm.[i] <- x.[i] - h
         (f xp - f xm) / (2.0 * h))
+
+/// A token-mean loss Σ_j ℓ_j(log p_y) / N over valid tokens, where each token's loss depends on the
+/// logits only through the log-prob of its sampled token: `term j logp` gives ℓ_j and dℓ_j/dlog p_y.
+/// Value and gradient w.r.t. the logits (dℓ/dlog p_y · (e_y − p) per token).
+let tokenLossAndGrad (b: Batch) (term: int -> float -> float * float) : float * float[] =
+    let n = max 1.0 (Array.sum b.Mask)
+    let grad = Array.zeroCreate (b.B * b.T * b.V)
+    let mutable total = 0.0
+    for j in 0 .. b.B * b.T - 1 do
+        if b.Mask.[j] > 0.0 then
+            let lp = logSoftmax (row b (j / b.T) (j % b.T))
+            let y = b.Tokens.[j]
+            let value, slope = term j lp.[y]
+            total <- total + value
+            for v in 0 .. b.V - 1 do
+                grad.[j * b.V + v] <- slope * ((if v = y then 1.0 else 0.0) - exp lp.[v]) / n
+    total / n, grad
+
+/// PPO's clipped surrogate of one token with advantage `a` (ε = 0.2 both sides): value and slope
+/// w.r.t. log p_y (0 where the clipped branch is strictly taken).
+let clippedTerm (a: float) (old: float) (logp: float) =
+    let gamma = exp (logp - old)
+    let l1, l2 = -a * gamma, -a * (min (max gamma 0.8) 1.2)
+    if l2 > l1 then l2, 0.0 else l1, -a * gamma
+
+/// KL estimators of log π − log π_ref = d: value and derivative in d (Schulman's k1, k2, k3).
+let klTerm (estimator: string) (d: float) =
+    match estimator with
+    | "k1" -> d, 1.0
+    | "k2" -> 0.5 * d * d, d
+    | "k3" -> exp (-d) + d - 1.0, 1.0 - exp (-d)
+    | other -> failwithf "unknown estimator %s" other
+
+/// Advantages of SPEC §2/§4 from rewards in consecutive groups of g, each estimator written from its
+/// formula (correct = reward > 0).
+module Advantages =
+    let private groups g (r: float[]) = Array.chunkBySize g r
+    let grpo g (r: float[]) = grpoAdvantages g r
+    let drGrpo g (r: float[]) = groups g r |> Array.collect (fun grp -> let m = Array.average grp in grp |> Array.map (fun x -> x - m))
+    let rloo g (r: float[]) =
+        groups g r |> Array.collect (fun grp ->
+            grp |> Array.mapi (fun i x -> x - (Array.sum grp - x) / float (g - 1)))
+    let psr (r: float[]) = r |> Array.map (fun x -> if x > 0.0 then 1.0 else 0.0)
+    let nsr (r: float[]) = r |> Array.map (fun x -> if x > 0.0 then 0.0 else -1.0)
+    let wReinforce lambdaW (r: float[]) = r |> Array.map (fun x -> if x > 0.0 then lambdaW else -1.0)
+    /// C(n, k) from Pascal's triangle (0 outside 0 ≤ k ≤ n).
+    let choose (n: int) (k: int) =
+        if n < 0 || k < 0 || k > n then 0.0
+        else
+            let row = Array.zeroCreate (n + 1)
+            row.[0] <- 1.0
+            for i in 1 .. n do
+                for j in i .. -1 .. 1 do row.[j] <- row.[j] + row.[j - 1]
+            row.[k]
+    let passAtK g k (r: float[]) =
+        groups g r |> Array.collect (fun grp ->
+            let c = grp |> Array.filter (fun x -> x > 0.0) |> Array.length
+            let rho = 1.0 - choose (g - c) k / choose g k
+            let sigma = sqrt (rho * (1.0 - rho))
+            let aPos = (1.0 - rho) / (sigma + 1e-6)
+            let aNeg = (1.0 - rho - choose (g - c - 1) (k - 1) / choose (g - 1) (k - 1)) / (sigma + 1e-6)
+            grp |> Array.map (fun x -> if x > 0.0 then aPos else aNeg))
+
+/// AdamW (Loshchilov and Hutter) on one parameter vector over steps of (lr, gradient): m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
+/// θ ← θ·(1 − lr·wd) − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + ε).
+let adamW (beta1: float) (beta2: float) (eps: float) (wd: float) (theta0: float[]) (steps: (float * float[]) list) =
+    let theta = Array.copy theta0
+    let m = Array.zeroCreate theta.Length
+    let v = Array.zeroCreate theta.Length
+    steps |> List.iteri (fun i (lr, g) ->
+        let t = float (i + 1)
+        for j in 0 .. theta.Length - 1 do
+            m.[j] <- beta1 * m.[j] + (1.0 - beta1) * g.[j]
+            v.[j] <- beta2 * v.[j] + (1.0 - beta2) * g.[j] * g.[j]
+            let mHat = m.[j] / (1.0 - beta1 ** t)
+            let vHat = v.[j] / (1.0 - beta2 ** t)
+            theta.[j] <- theta.[j] * (1.0 - lr * wd) - lr * mHat / (sqrt vHat + eps))
+    theta

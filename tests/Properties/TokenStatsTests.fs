@@ -10,7 +10,7 @@ open SimKO.Tests.Generators
 open SimKO.Tests.Checks
 
 let tests =
-    testList "token statistics" [
+    testList "TokenStats" [
         testPropertyWithConfig (config 100) "entropy equals -sum p log p and lies in [0, log V] (7.10)" (fun (c: Case) ->
             use _ = torch.NewDisposeScope()
             let b = build c

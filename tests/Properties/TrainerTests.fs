@@ -158,4 +158,12 @@ let tests =
             let t = Trainer(settings simko (tempDir "order") 10, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
             let firstEpoch = [ for s in 0L .. 1L do yield! t.PromptsOf s ] @ (t.PromptsOf 2L |> Seq.take 2 |> List.ofSeq)
             Expect.sequenceEqual (List.sort firstEpoch) [ 0 .. 9 ] "a permutation of 0..9"
+        testCase "the learning rate warms up linearly over warmup_steps, then stays constant" <| fun () ->
+            let plain = settings simko (tempDir "warmup") 10
+            let warm = { plain with Optimizer = { plain.Optimizer with WarmupSteps = 4 } }
+            let t = Trainer(warm, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
+            let expected = [ 0.25e-2; 0.5e-2; 0.75e-2; 1e-2; 1e-2; 1e-2 ]
+            SimKO.Tests.Checks.allClose "lr at steps 0..5 (lr·(s+1)/4, then lr)" 1e-15 1e-12 (Array.ofList expected) [| for s in 0L .. 5L -> t.LearningRate s |]
+            let flat = Trainer(settings simko (tempDir "nowarmup") 10, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
+            SimKO.Tests.Checks.allClose "no warm-up: constant lr" 0.0 0.0 [| 1e-2; 1e-2 |] [| flat.LearningRate 0L; flat.LearningRate 9L |]
     ]

@@ -10,22 +10,27 @@ open Expecto
 open SimKO.Data.Tokenizers
 open SimKO.Host.Commands
 
-/// The folder holding SimKO.sln, found by walking up from the test binaries.
+/// The folder holding SimKO.sln, found by walking up from the test binaries (None when the binaries
+/// run outside the repository: nothing here may fail while the module loads).
 let repoRoot =
     let rec up (d: DirectoryInfo) =
-        if isNull d then failwithf "no SimKO.sln above %s" AppContext.BaseDirectory
-        elif File.Exists(Path.Combine(d.FullName, "SimKO.sln")) then d.FullName
+        if isNull d then None
+        elif File.Exists(Path.Combine(d.FullName, "SimKO.sln")) then Some d.FullName
         else up d.Parent
     up (DirectoryInfo AppContext.BaseDirectory)
 
-let sharedDir = Path.GetFullPath(Path.Combine(repoRoot, "..", "shared"))
+/// ../shared beside the repository (where the Qwen3 fixture lives), or a path that names why not.
+let sharedDir =
+    match repoRoot with
+    | Some root -> Path.GetFullPath(Path.Combine(root, "..", "shared"))
+    | None -> sprintf "../shared (no SimKO.sln above %s)" AppContext.BaseDirectory
 let fixtureDir = Path.Combine(sharedDir, "fixtures", "qwen3-tokenizer")
 let referencePath = Path.Combine(fixtureDir, "reference-encodings.jsonl")
 
 /// Runs the test only when the shared Qwen3 fixture is there.
 let withFixture name (body: unit -> unit) =
     testCase name <| fun () ->
-        if not (Directory.Exists sharedDir) then
+        if repoRoot.IsNone || not (Directory.Exists sharedDir) then
             skiptestf "%s is absent: the Qwen3 tokenizer fixture (../shared/fixtures/qwen3-tokenizer) is not available" sharedDir
         elif not (File.Exists referencePath) then
             skiptestf "%s is absent: the Qwen3 tokenizer fixture is not available" referencePath

@@ -28,6 +28,7 @@ public static class BenchCommand
         ("grading", GradingBench.Run),
         ("code", CodeGradingBench.Run),
         ("memory", ModelBench.Memory),
+        ("serve", ServeBench.Run),
         ("activation-memory", ActivationMemoryBench.Run),
         ("lm-head-memory", LmHeadMemoryBench.Run),
     ];

@@ -20,9 +20,12 @@ public sealed class Run : IDisposable
     public CausalLM? Reference { get; init; }
     public required TrainerParts Parts { get; init; }
     public required Trainer Trainer { get; init; }
+    /// <summary>The inference-server client when rollouts run on a server.</summary>
+    public IDisposable? RolloutClient { get; init; }
 
     public void Dispose()
     {
+        RolloutClient?.Dispose();
         Model.Dispose();
         Reference?.Dispose();
     }
@@ -74,7 +77,10 @@ public static class RunFactory
         };
         log.LogInformation("{Method} on {Task}: {Params:N0} parameters on {Device} ({DType})", SimKO.Math.Methods.name(spec.Method), task.Name,
             model.parameters().Sum(p => p.numel()), device, RunSpec.dtypeName(spec.DType));
-        return new Run { Spec = spec, Task = task, Model = model, Reference = reference, Parts = parts, Trainer = new Trainer(spec, parts, log) };
+        ServerRolloutClient? client = null;
+        if (spec.Rollout is RunSpec.RolloutSource.Server server)
+            (parts, client) = ServerRollout.Attach(parts, ServerRollout.OptionsOf(server.Item), spec.Out, log);
+        return new Run { Spec = spec, Task = task, Model = model, Reference = reference, Parts = parts, Trainer = new Trainer(spec, parts, log), RolloutClient = client };
     }
 }
 

@@ -74,7 +74,6 @@ public static class PolicyUpdate
         var result = new UpdateMetrics();
         bool ownOld = oldLogProbs is null;
         oldLogProbs ??= LogProbs(policy, batch, settings.MicroBatchSize, settings.MaxTokensPerMicroBatch, settings.LogitsChunkTokens);
-        var lengths = MicroBatches.Lengths(batch);
         long realTokens = 0, paddedTokens = 0;
         long n = batch.Ids.shape[0];
         long groups = n / groupSize;
@@ -87,43 +86,10 @@ public static class PolicyUpdate
             for (long g0 = 0; g0 < groups; g0 += groupsPerMini)
             {
                 long rowStart = g0 * groupSize, rows = System.Math.Min(groupsPerMini, groups - g0) * groupSize;
-                var miniMask = batch.ResponseMask.narrow(0, rowStart, rows);
-                var norm = new Aggregation.Normaliser(miniMask.sum().item<float>(), rows);
                 optimizer.ZeroGrad();
-                bool finite = true;
-                var miniRows = Enumerable.Range((int)rowStart, (int)rows).ToArray();
-                foreach (var mb in MicroBatches.Split(miniRows, lengths, settings.MicroBatchSize, settings.MaxTokensPerMicroBatch))
-                {
-                    using var scope = NewDisposeScope();
-                    var index = tensor(mb.Select(r => (long)r).ToArray(), device: batch.Ids.device);
-                    using var sub = batch.Select(index, trim: settings.MaxTokensPerMicroBatch > 0);
-                    long width = sub.ResponseLength;
-                    realTokens += sub.Attention.sum().item<long>();
-                    paddedTokens += sub.Ids.numel();
-                    var pb = new Objective.PolicyBatch(
-                        Objective.noLogits,
-                        sub.ResponseTokens,
-                        oldLogProbs.index_select(0, index).narrow(1, 0, width),
-                        refLogProbs is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(refLogProbs.index_select(0, index).narrow(1, 0, width)),
-                        sub.ResponseMask,
-                        advantages.index_select(0, index).to(ScalarType.Float32),
-                        norm);
-                    var stats = Statistics(policy, sub, Objective.validTokens(sub.ResponseTokens, sub.ResponseMask), Objective.topKNeeded(objective), settings.LogitsChunkTokens);
-                    var output = stats is not null
-                        ? Objective.lossOfStats(objective, stats, pb)
-                        : Objective.loss(objective, new Objective.PolicyBatch(sub.ResponseLogits(policy.Logits(sub.Ids, sub.Attention)).to(ScalarType.Float32),
-                            pb.Tokens, pb.OldLogProbs, pb.RefLogProbs, pb.Mask, pb.Advantages, pb.Normaliser));
-                    var lossValue = output.Loss.item<float>();
-                    if (!float.IsFinite(lossValue))
-                    {
-                        finite = false;
-                        result.Problems.Add($"epoch {epoch}, rows {string.Join(",", mb.Take(8))}{(mb.Length > 8 ? ",…" : "")}: loss is {lossValue}");
-                        break;
-                    }
-                    output.Loss.backward();
-                    optimizer.AccumulateGradients();
-                    Accumulate(sums, output.Metrics, ref tokenWeight);
-                }
+                bool finite = AccumulateGradient(objective, policy, batch, advantages, oldLogProbs, refLogProbs, rowStart, rows,
+                    settings.MicroBatchSize, m => Accumulate(sums, m, ref tokenWeight), problem => result.Problems.Add($"epoch {epoch}, {problem}"),
+                    settings.MaxTokensPerMicroBatch, settings.LogitsChunkTokens, optimizer, (real, padded) => { realTokens += real; paddedTokens += padded; });
                 double gradNorm = double.NaN;
                 if (finite)
                 {
@@ -151,6 +117,88 @@ public static class PolicyUpdate
         result.RealTokens = realTokens;
         if (ownOld) oldLogProbs.Dispose();
         return result;
+    }
+
+    /// <summary>Add to the parameters' gradients (without zeroing, clipping or stepping) the gradient of
+    /// the mini-batch of rows [<paramref name="rowStart"/>, <paramref name="rowStart"/> + <paramref name="rows"/>),
+    /// one micro-batch of <paramref name="microBatchSize"/> rows at a time. Every micro-batch's loss is
+    /// normalised by the mini-batch's token and sequence counts and gated with the mini-batch's batch
+    /// threshold (<see cref="BatchThreshold"/>), so the sum does not depend on the micro-batch size
+    /// (SPEC §7.8, §7.11). Returns false, after reporting the problem, at the first loss that is not finite.</summary>
+    /// <param name="advantages">[N] per response, for all rows of <paramref name="batch"/>.</param>
+    /// <param name="oldLogProbs">[N, R] log π_old of the response tokens.</param>
+    /// <param name="refLogProbs">[N, R] log π_ref, or null when there is no KL penalty.</param>
+    /// <param name="onMetrics">called with each micro-batch's metrics.</param>
+    /// <param name="onProblem">called with "rows a..b: loss is NaN" when a micro-batch's loss is not finite.</param>
+    /// <param name="maxTokens">token budget of a micro-batch (rows sorted by length, padding trimmed; 0: <paramref name="microBatchSize"/> rows)</param>
+    /// <param name="logitsChunk">tokens per chunk of the fused LM head (0: whole logits)</param>
+    /// <param name="optimizer">when given, its float32 gradient sums take each micro-batch's gradients (mixed precision, offload)</param>
+    /// <param name="onTokens">called with each micro-batch's real and padded token counts</param>
+    public static bool AccumulateGradient(Objective.Objective objective, IPolicy policy, PackedBatch batch, Tensor advantages,
+        Tensor oldLogProbs, Tensor? refLogProbs, long rowStart, long rows, int microBatchSize,
+        Action<Objective.LossMetrics> onMetrics, Action<string> onProblem,
+        int maxTokens = 0, int logitsChunk = 0, AdamW? optimizer = null, Action<long, long>? onTokens = null)
+    {
+        var miniMask = batch.ResponseMask.narrow(0, rowStart, rows);
+        var norm = new Aggregation.Normaliser(miniMask.sum().item<float>(), rows);
+        var tau = BatchThreshold(objective.Gate, policy, batch, rowStart, rows, microBatchSize);
+        var miniRows = Enumerable.Range((int)rowStart, (int)rows).ToArray();
+        foreach (var mb in MicroBatches.Split(miniRows, MicroBatches.Lengths(batch), microBatchSize, maxTokens))
+        {
+            using var scope = NewDisposeScope();
+            var index = tensor(mb.Select(r => (long)r).ToArray(), device: batch.Ids.device);
+            using var sub = batch.Select(index, trim: maxTokens > 0);
+            long width = sub.ResponseLength;
+            onTokens?.Invoke(sub.Attention.sum().item<long>(), sub.Ids.numel());
+            var pb = new Objective.PolicyBatch(
+                Objective.noLogits,
+                sub.ResponseTokens,
+                oldLogProbs.index_select(0, index).narrow(1, 0, width),
+                refLogProbs is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(refLogProbs.index_select(0, index).narrow(1, 0, width)),
+                sub.ResponseMask,
+                advantages.index_select(0, index).to(ScalarType.Float32),
+                norm,
+                tau);
+            var stats = Statistics(policy, sub, Objective.validTokens(sub.ResponseTokens, sub.ResponseMask), Objective.topKNeeded(objective), logitsChunk);
+            var output = stats is not null
+                ? Objective.lossOfStats(objective, stats, pb)
+                : Objective.loss(objective, new Objective.PolicyBatch(sub.ResponseLogits(policy.Logits(sub.Ids, sub.Attention)).to(ScalarType.Float32),
+                    pb.Tokens, pb.OldLogProbs, pb.RefLogProbs, pb.Mask, pb.Advantages, pb.Normaliser, pb.BatchThreshold));
+            var lossValue = output.Loss.item<float>();
+            if (!float.IsFinite(lossValue))
+            {
+                onProblem(mb.Length > 0 && mb[^1] - mb[0] == mb.Length - 1
+                    ? $"rows {mb[0]}..{mb[^1]}: loss is {lossValue}"
+                    : $"rows {string.Join(",", mb.Take(8))}{(mb.Length > 8 ? ",…" : "")}: loss is {lossValue}");
+                return false;
+            }
+            output.Loss.backward();
+            optimizer?.AccumulateGradients();
+            onMetrics(output.Metrics);
+        }
+        return true;
+    }
+
+    /// <summary>τ of a batch-level entropy gate over every valid response token of the mini-batch of rows
+    /// [<paramref name="rowStart"/>, <paramref name="rowStart"/> + <paramref name="rows"/>), from the current
+    /// policy without gradient, micro-batched like the loss (same rows, so the same entropies); None for the
+    /// other gates, which need no forward pass here.</summary>
+    public static FSharpOption<double> BatchThreshold(Gates.EntropyGate gate, IPolicy policy, PackedBatch batch, long rowStart, long rows, int microBatchSize)
+    {
+        if (!gate.IsBatchQuantile) return FSharpOption<double>.None;
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var parts = new List<Tensor>();
+        for (long m0 = rowStart; m0 < rowStart + rows; m0 += microBatchSize)
+        {
+            long len = System.Math.Min(microBatchSize, rowStart + rows - m0);
+            using var micro = NewDisposeScope();                                        // logits die per micro-batch
+            var logits = batch.ResponseLogits(policy.Logits(batch.Ids.narrow(0, m0, len), batch.Attention.narrow(0, m0, len))).to(ScalarType.Float32);
+            // the sampled tokens do not change the entropy: any valid index will do
+            var stats = TokenStats.compute(1, logits, zeros(logits.shape[0], logits.shape[1], ScalarType.Int64));
+            parts.Add(stats.Entropy.MoveToOuterDisposeScope());                         // [len, R]
+        }
+        return Gates.batchThreshold(gate, cat(parts, 0), batch.ResponseMask.narrow(0, rowStart, rows));
     }
 
     static void Accumulate(Dictionary<string, double> sums, Objective.LossMetrics m, ref double weight)

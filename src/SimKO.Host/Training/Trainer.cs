@@ -40,6 +40,10 @@ public sealed record TrainerParts
     public required Action<string> ExportHf { get; init; }
     /// <summary>Optional frozen reference policy for the KL penalty.</summary>
     public IPolicy? Reference { get; init; }
+    /// <summary>Optional weight sync to an inference server (SPEC §8): called with the weights version
+    /// (the number of steps done) once before the first step and after every step; returns the version
+    /// the server now holds (logged as <c>rollout_weights_version</c>).</summary>
+    public Func<long, long>? SyncRolloutWeights { get; init; }
 }
 
 /// <summary>The outcome of a run: where it ended and the last step's metrics.</summary>
@@ -83,9 +87,11 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         using var sink = new MetricsSink(settings.Out, log, start, settings.Steps, settings.Tensorboard);
         IReadOnlyDictionary<string, double> last = new Dictionary<string, double>();
         long end = stopAfter is long s ? System.Math.Min(settings.Steps, start + s) : settings.Steps;
+        parts.SyncRolloutWeights?.Invoke(start);
         for (long step = start; step < end; step++)
         {
             var metrics = Step(step, optimizer, out var skipped, out var problems);
+            if (parts.SyncRolloutWeights is { } sync) metrics["rollout_weights_version"] = sync(step + 1);
             badSteps += skipped;
             foreach (var p in problems) log.LogWarning("step {Step}: skipped an update: {Problem}", step, p);
             metrics["skipped_updates_total"] = badSteps;

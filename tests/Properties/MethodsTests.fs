@@ -1,6 +1,6 @@
 /// The named methods: defaults are valid, validation reports every bad field at once, names and
 /// overrides are checked in one place.
-module SimKO.Tests.MethodTests
+module SimKO.Tests.MethodsTests
 
 open Expecto
 open TorchSharp
@@ -11,7 +11,7 @@ open SimKO.Tests.Checks
 open SimKO.Tests.Batches
 
 let tests =
-    testList "methods" [
+    testList "Methods" [
         testCase "every named method's defaults are valid for groups of 8" <| fun () ->
             for name, m in all do
                 Expect.isEmpty (validate 8 m) name
@@ -61,14 +61,21 @@ let tests =
                 let l, g = lossAndGrad (objective m) b
                 Expect.isTrue (System.Double.IsFinite l) (sprintf "%s loss %g" name l)
                 Expect.isTrue (toArray g |> Array.forall System.Double.IsFinite) (sprintf "%s gradient finite" name))
-        testCase "forking trains only on gated tokens" <| fun () ->
+        testPropertyWithConfig (config 40) "forking trains only on the top 20 % entropy tokens of the batch (plain quantile reference)" (fun (c: Case) ->
             use _ = torch.NewDisposeScope()
-            let b = build { Groups = 2; G = 2; T = 6; V = 7; Scale = 1.0; OffPolicy = 0.05; Seed = 3L }
+            let b = build c
             let o = objective (Forking { Common = commonDefaults; Q = 0.8 })
             let _, g = lossAndGrad o b
-            let stats = TokenStats.compute 1 b.Logits b.Tokens
-            let w = Gates.gate (Gates.BatchQuantile 0.8) stats.Entropy b.Mask
-            let outside = (1.0 - w).unsqueeze(-1L)
-            Expect.equal (Tensors.value ((g * outside).abs().max())) 0.0 "no gradient outside the gate"
-            Expect.isGreaterThan (Tensors.value (g.abs().max())) 0.0 "some gradient inside"
+            let rb = reference c b
+            // the reference gate: plain sort + linear interpolation over all valid entropies
+            let w = Reference.gates { referenceSettings 0.0 1 1.0 (Some 0.8) with BatchGate = true } rb
+            let grad = toArray g
+            for j in 0 .. w.Length - 1 do
+                let row = grad.[j * c.V .. (j + 1) * c.V - 1]
+                if not w.[j] then
+                    Expect.equal (row |> Array.map abs |> Array.max) 0.0 (sprintf "no gradient outside the gate (token %d)" j)
+            // inside the gate: GRPO's gradient, from the plain reference restricted to gated tokens
+            let grpoRef = Reference.tokenLossAndGrad rb (fun j logp ->
+                if w.[j] then Reference.clippedTerm rb.Adv.[j / c.T] rb.Old.[j] logp else 0.0, 0.0)
+            allClose "gradient on gated tokens" 1e-10 1e-8 (snd grpoRef) grad)
     ]

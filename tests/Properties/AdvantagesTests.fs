@@ -1,6 +1,7 @@
-/// SPEC §7.6: group advantages sum to zero, constant groups give zero and no NaN, and
-/// std-normalised advantages are invariant to positive affine maps of the rewards.
-module SimKO.Tests.AdvantageTests
+/// SPEC §4, §7.6: every estimator equals its float64 formula on random groups; group advantages
+/// sum to zero, constant groups give zero and no NaN, and std-normalised advantages are invariant
+/// to positive affine maps of the rewards.
+module SimKO.Tests.AdvantagesTests
 
 open Expecto
 open TorchSharp
@@ -15,7 +16,7 @@ let private advantages est (m: MixedGroups) (rewards: float[]) =
 let private groupSums (g: int) (a: float[]) = a |> Array.chunkBySize g |> Array.map Array.sum
 
 let tests =
-    testList "advantages" [
+    testList "Advantages" [
         for est in [ GroupNormalised true; GroupNormalised false; LeaveOneOut ] do
             testPropertyWithConfig (config 100) (sprintf "group advantages sum to zero per group (7.6, %A)" est) (fun (m: MixedGroups) ->
                 use _ = torch.NewDisposeScope()
@@ -40,9 +41,22 @@ let tests =
             let a2 = advantages (GroupNormalised true) m (m.Rewards |> Array.map (fun r -> s * r + float shift))
             // ε = 1e-6 in the denominator scales with the rewards only approximately
             allClose "advantages" 1e-5 1e-5 a1 a2)
-        testPropertyWithConfig (config 100) "GRPO advantages equal the plain reference" (fun (m: MixedGroups) ->
-            use _ = torch.NewDisposeScope()
-            allClose "advantages" 1e-12 1e-12 (Reference.grpoAdvantages m.G m.Rewards) (advantages (GroupNormalised true) m m.Rewards))
+        // Rewards: 0/1 and graded (correct answers scored 0.25..1.75), so the mean and std vary.
+        for name, estimator, formula in
+            [ "GRPO", GroupNormalised true, (fun (g: int) (_: int) r -> Reference.Advantages.grpo g r)
+              "Dr. GRPO (no std)", GroupNormalised false, (fun g _ r -> Reference.Advantages.drGrpo g r)
+              "RLOO", LeaveOneOut, (fun g _ r -> Reference.Advantages.rloo g r)
+              "PSR", PositiveOnly, (fun _ _ r -> Reference.Advantages.psr r)
+              "NSR", NegativeOnly, (fun _ _ r -> Reference.Advantages.nsr r)
+              "W-REINFORCE (lambda_w 0.1)", WeightedReinforce 0.1, (fun _ _ r -> Reference.Advantages.wReinforce 0.1 r)
+              "W-REINFORCE (lambda_w 0.7)", WeightedReinforce 0.7, (fun _ _ r -> Reference.Advantages.wReinforce 0.7 r)
+              "Pass@k training", PassAtKTraining 0, (fun g k r -> Reference.Advantages.passAtK g k r) ] do
+            testPropertyWithConfig (config 100) (sprintf "%s advantages equal their float64 formula (SPEC §4)" name) (fun (m: MixedGroups) (k: byte) (graded: bool) ->
+                use _ = torch.NewDisposeScope()
+                let k = 1 + int k % m.G
+                let est = match estimator with PassAtKTraining _ -> PassAtKTraining k | e -> e
+                let rewards = if graded then m.Rewards |> Array.mapi (fun i r -> r * (0.25 + 0.5 * float (i % 4))) else m.Rewards
+                allClose (sprintf "%A of %A" est rewards) 1e-10 1e-9 (formula m.G k rewards) (advantages est m rewards))
         testCase "PSR, NSR and W-REINFORCE map correct/incorrect to their constants" <| fun () ->
             use _ = torch.NewDisposeScope()
             let m = { Rewards = [| 1.0; 0.0; 1.0; 0.0 |]; G = 2 }

@@ -1,6 +1,6 @@
 /// SPEC §7.7: outside the trust region on the side the advantage pushes towards, PPO's clip
 /// leaves no gradient — for GRPO and for SimKO (whose ratio has the value of γ).
-module SimKO.Tests.ClipTests
+module SimKO.Tests.ClippingTests
 
 open Expecto
 open TorchSharp
@@ -18,7 +18,7 @@ let private withRatio (b: Built) (shiftForPositive: float) (shiftForNegative: fl
     { b with OldLogProbs = logp - shift }
 
 let tests =
-    testList "clipping" [
+    testList "Clipping" [
         for name, objective in [ "grpo", grpo; "simko", simko 0.5 3 1.5 0.0 ] do
             testPropertyWithConfig (config 60) (sprintf "A > 0 and gamma > 1+eps, or A < 0 and gamma < 1-eps, give zero gradient (7.7, %s)" name) (fun (c: Case) ->
                 use _ = torch.NewDisposeScope()

@@ -1,6 +1,6 @@
 /// SPEC §7.1–7.4: SimKO's value and gradient identities, against autograd, the plain reference and
 /// central finite differences (float64).
-module SimKO.Tests.SimkoTests
+module SimKO.Tests.ShapingTests
 
 open Expecto
 open TorchSharp
@@ -38,7 +38,7 @@ let gammaPosGradientDeviation (gammaPos: float -> Tensor -> Tensor -> Tensor) (c
     value ((leaf.grad - expected).abs().max())
 
 let tests =
-    testList "SimKO identities" [
+    testList "Shaping (SimKO)" [
         testPropertyWithConfig (config 100) "value of gamma_pos equals gamma (7.1)" (fun (c: Case) (alphaPct: byte) (k: byte) ->
             use _ = torch.NewDisposeScope()
             let alpha = float (alphaPct % 101uy) / 100.0
@@ -51,13 +51,13 @@ let tests =
             let dev = gammaPosGradientDeviation Shaping.gammaPos c alpha (1 + int k % 5)
             Expect.isLessThanOrEqual dev 1e-10 (sprintf "max |∇ − A·sg(γ)·G̃| = %g" dev))
 
-        testPropertyWithConfig (config 100) "SimKO loss and gradient equal the plain float[] reference" (fun (c: Case) ->
+        testPropertyWithConfig (config 100) "SimKO loss and gradient equal the plain float[] reference, for any alpha, K, lambda, q and gate" (fun (s: SimkoCase) ->
             use _ = torch.NewDisposeScope()
-            let b = build c
-            let l, g = lossAndGrad (simko 0.3 3 1.5 0.5) b
-            let rl, rg = Reference.lossAndGrad (referenceSettings 0.3 3 1.5 (Some 0.5)) (reference c b)
-            allClose "loss" 1e-10 1e-9 [| rl |] [| l |]
-            allClose "gradient" 1e-10 1e-8 rg (toArray g))
+            let b = build s.Case
+            let l, g = lossAndGrad (simkoOf s) b
+            let rl, rg = Reference.lossAndGrad (referenceOf s) (reference s.Case b)
+            allClose (sprintf "loss with %A" s) 1e-10 1e-9 [| rl |] [| l |]
+            allClose (sprintf "gradient with %A" s) 1e-10 1e-8 rg (toArray g))
 
         testPropertyWithConfig (config 100) "GRPO loss and gradient equal the plain float[] reference" (fun (c: Case) ->
             use _ = torch.NewDisposeScope()
@@ -67,14 +67,21 @@ let tests =
             allClose "loss" 1e-10 1e-9 [| rl |] [| l |]
             allClose "gradient" 1e-10 1e-8 rg (toArray g))
 
-        testPropertyWithConfig (config 30) "SimKO gradient equals finite differences of the smoothed surrogate (7.2)" (fun (c: Case) ->
+        testPropertyWithConfig (config 30) "SimKO gradient equals finite differences of the smoothed surrogate (7.2), for any alpha, K, lambda, q and gate" (fun (s: SimkoCase) ->
             use _ = torch.NewDisposeScope()
-            let b = build c
-            let s = referenceSettings 0.4 2 1.3 (Some 0.3)
-            let _, g = lossAndGrad (simko 0.4 2 1.3 0.3) b
-            let rb = reference c b
-            let fd = Reference.finiteDifferences 1e-6 (Reference.surrogate s rb) rb.Logits
-            allClose "gradient vs finite differences" 1e-7 1e-5 fd (toArray g))
+            let b = build s.Case
+            let _, g = lossAndGrad (simkoOf s) b
+            let rb = reference s.Case b
+            let fd = Reference.finiteDifferences 1e-6 (Reference.surrogate (referenceOf s) rb) rb.Logits
+            allClose (sprintf "gradient vs finite differences with %A" s) 1e-7 1e-5 fd (toArray g))
+
+        testCase "the generated SimKO settings include the paper's and the logic task's defaults" <| fun () ->
+            let drawn = FsCheck.FSharp.Gen.sampleWithSeed (FsCheck.Rnd(seed, 0x9E3779B97F4A7C15UL)) 30 200 simkoCaseGen
+            let has a k l q = drawn |> Array.exists (fun s -> s.Alpha = a && s.K = k && s.Lambda = l && s.Q = q)
+            Expect.isTrue (has 0.01 3 1.1 0.8) "paper defaults α 0.01, K 3, λ 1.1, q 0.8"
+            Expect.isTrue (has 0.005 3 1.05 0.8) "logic defaults α 0.005, λ 1.05"
+            Expect.isTrue (drawn |> Array.exists (fun s -> s.BatchGate)) "a batch gate"
+            Expect.isTrue (drawn |> Array.exists (fun s -> s.K = 1) && drawn |> Array.exists (fun s -> s.K = 5)) "K from 1 to 5"
 
         testPropertyWithConfig (config 30) "GRPO gradient equals finite differences of its loss" (fun (c: Case) ->
             use _ = torch.NewDisposeScope()

@@ -1,0 +1,57 @@
+using Microsoft.Extensions.Logging;
+using SimKO.Host.Model;
+
+namespace SimKO.Host.Rollout;
+
+/// <summary>The stale-weight probe found the server's log-probs differ from the trainer's.</summary>
+public sealed class StaleWeightsException(string message) : InvalidOperationException(message);
+
+/// <summary>
+/// Weight sync to an inference server after every step (SPEC §8): export the policy as an HF folder to
+/// <c>&lt;out&gt;/rollout-weights/&lt;version&gt;/</c> (the last two are kept), tell the server to load it,
+/// then probe: the server's log-probs of one fixed sequence must match the trainer's within
+/// <paramref name="tolerance"/> (mean absolute difference), else the run stops — vLLM has shipped reloads
+/// that kept serving stale weights (vllm-project/vllm#32718).
+/// </summary>
+/// <param name="exportHf">writes the current policy as an HF folder</param>
+/// <param name="probeIds">the fixed sequence (≥ 2 tokens) whose log-probs are compared</param>
+/// <param name="tolerance">mean |log p_server − log p_trainer| allowed (fp32 server: 1e-3; a bf16 server needs ~0.05)</param>
+public sealed class RolloutWeightSync(ServerRolloutClient client, string outDir, Action<string> exportHf, IPolicy policy,
+    int[] probeIds, double tolerance, ILogger log)
+{
+    public const string Folder = "rollout-weights";
+
+    /// <summary>Versions synced so far (0 before the first sync).</summary>
+    public long Version { get; private set; }
+
+    /// <summary>The last probe's mean absolute log-prob difference.</summary>
+    public double LastProbeDifference { get; private set; }
+
+    /// <summary>Export, load on the server, probe; returns the new version.</summary>
+    public long Sync(long version)
+    {
+        if (probeIds.Length < 2) throw new ArgumentException("the stale-weight probe needs a sequence of at least 2 tokens");
+        var root = Path.Combine(outDir, Folder);
+        var dir = Path.Combine(root, version.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        exportHf(dir);
+        var reported = client.LoadWeights(dir);
+        var server = client.ServerLogProbs(probeIds);
+        var mine = SequenceScores.LogProbs(policy, probeIds);
+        if (server.Length != mine.Length)
+            throw new StaleWeightsException($"{client.Options.Url}: the probe returned {server.Length} log-probs for {probeIds.Length} tokens, expected {mine.Length}");
+        LastProbeDifference = server.Zip(mine, (a, b) => System.Math.Abs((double)a - b)).Average();
+        if (!(LastProbeDifference <= tolerance))
+            throw new StaleWeightsException(
+                $"{client.Options.Url}: after loading {dir} (weights version {version}) the server's log-probs of the probe sequence differ from the trainer's " +
+                $"by {LastProbeDifference:G3} on average (tolerance {tolerance:G3}): the server is serving other weights than the trainer's (stale reload, see vllm-project/vllm#32718), " +
+                "or it computes in a lower precision (raise the tolerance for a bf16 server)");
+        Version = version;
+        log.LogInformation("rollout weights version {Version} loaded by {Url}{Server} (probe |Δ log p| {Diff:G3})", version, client.Options.Url,
+            reported is long r ? $" (server version {r})" : "", LastProbeDifference);
+        foreach (var old in Directory.EnumerateDirectories(root)
+                     .Select(d => (Dir: d, V: long.TryParse(Path.GetFileName(d), out var v) ? v : long.MaxValue))
+                     .Where(x => x.V <= version - 2))
+            Directory.Delete(old.Dir, true);
+        return version;
+    }
+}

@@ -1,0 +1,339 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace SimKO.Host.Rollout;
+
+/// <summary>Which inference server a rollout URL points at (they differ in routes and shapes).</summary>
+public enum RolloutServer { Vllm, Sglang, Simko }
+
+/// <summary>How the trainer reaches an inference server.</summary>
+/// <param name="Url">Base address, e.g. http://10.0.0.5:8000 (no /v1).</param>
+public sealed record RolloutClientOptions(string Url, RolloutServer Server)
+{
+    public string? ApiKey { get; init; }
+    /// <summary>Most HTTP requests in flight (one request = one prompt's group).</summary>
+    public int Concurrency { get; init; } = 64;
+    /// <summary>Seconds one request may take before it counts as failed (then retried).</summary>
+    public double TimeoutSeconds { get; init; } = 600;
+    /// <summary>Retries after a connection error, a timeout, a 5xx or a 429 (with exponential backoff).</summary>
+    public int Retries { get; init; } = 3;
+    public double BackoffSeconds { get; init; } = 0.5;
+    /// <summary>The served model id; null asks GET /v1/models once (vLLM, simko) or sends none (SGLang).</summary>
+    public string? Model { get; init; }
+    /// <summary>vLLM's reload route (<c>VLLM_SERVER_DEV_MODE=1</c>): <c>POST /collective_rpc</c> with
+    /// <c>{"method": "reload_weights", "kwargs": {"weights_path": folder, "is_checkpoint_format": true}}</c>.</summary>
+    public string VllmReloadRoute { get; init; } = "/collective_rpc";
+}
+
+/// <summary>The server's answer had the wrong shape, or the server refused; the message names the URL.</summary>
+public sealed class RolloutServerException(string message, Exception? inner = null) : InvalidOperationException(message, inner);
+
+/// <summary>
+/// The rollout seam over HTTP (SPEC §8): one request per prompt with token-id prompts, n = the group
+/// size and a per-prompt seed (<see cref="RolloutSeeds.Prompt"/>), asking for per-token log-probs and
+/// token ids. vLLM and <c>simko serve</c>: <c>POST /v1/completions</c> with
+/// <c>return_tokens_as_token_ids</c> and <c>logprobs</c> (ids parsed from the "token_id:N" strings).
+/// SGLang: its native <c>POST /generate</c>, the route that takes <c>input_ids</c> and returns
+/// <c>output_ids</c> with <c>meta_info.output_token_logprobs</c> as (logprob, id, text) triples; the
+/// group is sent as n copies of the prompt with per-sample <c>sampling_seed</c>s (SGLang's radix cache
+/// shares the prefix). Bounded concurrency, timeouts, retries with backoff on connection errors, 429 and
+/// 5xx; any other failure or a wrong-shaped answer is an error naming the URL.
+/// </summary>
+public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
+{
+    readonly RolloutClientOptions _o;
+    readonly HttpClient _http;
+    readonly SemaphoreSlim _slots;
+    string? _model;
+
+    public RolloutClientOptions Options => _o;
+
+    public ServerRolloutClient(RolloutClientOptions options, HttpMessageHandler? handler = null)
+    {
+        if (!Uri.TryCreate(options.Url, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https"))
+            throw new ArgumentException($"rollout_url '{options.Url}' is not an http(s) URL such as http://127.0.0.1:8000");
+        if (options.Concurrency < 1) throw new ArgumentException($"rollout_concurrency is {options.Concurrency}; expected at least 1");
+        if (options.Retries < 0) throw new ArgumentException($"rollout_retries is {options.Retries}; expected at least 0");
+        if (!(options.TimeoutSeconds > 0)) throw new ArgumentException($"rollout_timeout_s is {options.TimeoutSeconds}; expected > 0");
+        _o = options with { Url = options.Url.TrimEnd('/') };
+        _http = new HttpClient(handler ?? new SocketsHttpHandler { MaxConnectionsPerServer = options.Concurrency }, disposeHandler: true)
+        { Timeout = Timeout.InfiniteTimeSpan };
+        if (options.ApiKey is { Length: > 0 } key) _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        _slots = new SemaphoreSlim(options.Concurrency);
+        _model = options.Model;
+    }
+
+    public void Dispose() { _http.Dispose(); _slots.Dispose(); }
+
+    public IReadOnlyList<Generated> Generate(GenerateRequest r) => GenerateAsync(r).GetAwaiter().GetResult();
+
+    public async Task<IReadOnlyList<Generated>> GenerateAsync(GenerateRequest r)
+    {
+        if (r.Prompts.Count == 0) return [];
+        if (_o.Server != RolloutServer.Sglang) await EnsureModel();
+        var groups = await Task.WhenAll(r.Prompts.Select((p, i) => OneGroup(r, i)));
+        return groups.SelectMany((g, i) => g.Select(x => new Generated(i, x.Tokens, x.LogProbs))).ToList();
+    }
+
+    async Task<List<(int[] Tokens, float[] LogProbs)>> OneGroup(GenerateRequest r, int index)
+    {
+        var seed = RolloutSeeds.Prompt(r.Seed, index);
+        if (_o.Server == RolloutServer.Sglang)
+        {
+            var url = _o.Url + "/generate";
+            var body = SglangGenerateBody(r.Prompts[index], r, seed);
+            return ParseSglangGenerate(await Post(url, body), r.SamplesPerPrompt, url);
+        }
+        else
+        {
+            var url = _o.Url + "/v1/completions";
+            var body = CompletionBody(_model, r.Prompts[index], r, seed);
+            return ParseCompletion(await Post(url, body), r.SamplesPerPrompt, url);
+        }
+    }
+
+    async Task EnsureModel()
+    {
+        if (_model is not null) return;
+        var url = _o.Url + "/v1/models";
+        var node = await Send(() => new HttpRequestMessage(HttpMethod.Get, url), url);
+        _model = (node["data"] as JsonArray)?.FirstOrDefault()?["id"]?.GetValue<string>()
+            ?? throw new RolloutServerException($"{url}: the answer has no data[0].id (expected the OpenAI model list)");
+    }
+
+    // ------------------------------------------------------------------ request and response shapes
+
+    /// <summary>vLLM / simko <c>POST /v1/completions</c> body for one prompt's group.</summary>
+    public static JsonObject CompletionBody(string? model, int[] prompt, GenerateRequest r, long seed)
+    {
+        var body = new JsonObject
+        {
+            ["prompt"] = Ints(prompt),
+            ["n"] = r.SamplesPerPrompt,
+            ["max_tokens"] = r.MaxNewTokens,
+            ["temperature"] = r.Temperature,
+            ["top_p"] = r.TopP,
+            ["top_k"] = r.TopK > 0 ? r.TopK : -1,
+            ["seed"] = seed,
+            ["logprobs"] = 1,
+            ["return_tokens_as_token_ids"] = true,
+            ["include_stop_str_in_output"] = true,
+            ["skip_special_tokens"] = false,
+            // the trainer names every stop token itself (EOS included), as in-process sampling does
+            ["ignore_eos"] = true,
+            ["stop_token_ids"] = Ints(r.StopTokenIds),
+        };
+        if (model is not null) body["model"] = model;
+        if (r.StopStrings.Count > 0) body["stop"] = new JsonArray(r.StopStrings.Select(s => (JsonNode)s).ToArray());
+        return body;
+    }
+
+    /// <summary>Parses a completions answer: n choices, each with logprobs.tokens ("token_id:N") and token_logprobs.</summary>
+    public static List<(int[] Tokens, float[] LogProbs)> ParseCompletion(JsonNode answer, int n, string url)
+    {
+        var choices = answer["choices"] as JsonArray ?? throw Shape(url, "no 'choices' array");
+        if (choices.Count != n) throw Shape(url, $"{choices.Count} choices, expected n = {n}");
+        var result = new (int[], float[])[n];
+        var seen = new bool[n];
+        for (int k = 0; k < n; k++)
+        {
+            var c = choices[k] as JsonObject ?? throw Shape(url, $"choices[{k}] is not an object");
+            int index = c["index"] is JsonValue iv && iv.TryGetValue<int>(out var ix) ? ix : k;
+            if (index < 0 || index >= n || seen[index]) throw Shape(url, $"choices[{k}].index is {index}, expected a distinct index in [0, {n})");
+            seen[index] = true;
+            var lp = c["logprobs"] as JsonObject ?? throw Shape(url, $"choices[{k}].logprobs is missing (the server must support logprobs)");
+            var tokens = lp["tokens"] as JsonArray ?? throw Shape(url, $"choices[{k}].logprobs.tokens is missing");
+            var logps = lp["token_logprobs"] as JsonArray ?? throw Shape(url, $"choices[{k}].logprobs.token_logprobs is missing");
+            if (tokens.Count != logps.Count) throw Shape(url, $"choices[{k}]: {tokens.Count} tokens but {logps.Count} token_logprobs");
+            var ids = new int[tokens.Count];
+            var values = new float[tokens.Count];
+            for (int t = 0; t < tokens.Count; t++)
+            {
+                var s = tokens[t] is JsonValue tv && tv.TryGetValue<string>(out var str) ? str : null;
+                if (s is null || !s.StartsWith("token_id:", StringComparison.Ordinal) || !int.TryParse(s.AsSpan(9), NumberStyles.Integer, CultureInfo.InvariantCulture, out ids[t]))
+                    throw Shape(url, $"choices[{k}].logprobs.tokens[{t}] is {tokens[t]?.ToJsonString() ?? "null"}, expected \"token_id:N\" (start vLLM with return_tokens_as_token_ids support)");
+                values[t] = logps[t] is JsonValue lv && lv.TryGetValue<double>(out var d) ? (float)d
+                    : throw Shape(url, $"choices[{k}].logprobs.token_logprobs[{t}] is not a number");
+            }
+            result[index] = (ids, values);
+        }
+        return result.ToList();
+    }
+
+    /// <summary>SGLang <c>POST /generate</c> body: n copies of the prompt, each with its own sampling_seed.</summary>
+    public static JsonObject SglangGenerateBody(int[] prompt, GenerateRequest r, long seed)
+    {
+        var ids = new JsonArray();
+        var sampling = new JsonArray();
+        for (int j = 0; j < r.SamplesPerPrompt; j++)
+        {
+            ids.Add(Ints(prompt));
+            var s = new JsonObject
+            {
+                ["max_new_tokens"] = r.MaxNewTokens,
+                ["temperature"] = r.Temperature,
+                ["top_p"] = r.TopP,
+                ["top_k"] = r.TopK > 0 ? r.TopK : -1,
+                ["stop_token_ids"] = Ints(r.StopTokenIds),
+                ["skip_special_tokens"] = false,
+                ["no_stop_trim"] = true,
+                ["ignore_eos"] = true,
+                ["sampling_seed"] = RolloutSeeds.Sample(seed, j) & 0x7FFFFFFF,
+            };
+            if (r.StopStrings.Count > 0) s["stop"] = new JsonArray(r.StopStrings.Select(x => (JsonNode)x).ToArray());
+            sampling.Add(s);
+        }
+        return new JsonObject { ["input_ids"] = ids, ["sampling_params"] = sampling, ["return_logprob"] = true };
+    }
+
+    /// <summary>Parses SGLang's /generate answer: a list of n objects with output_ids and
+    /// meta_info.output_token_logprobs [[logprob, id, text|null], …].</summary>
+    public static List<(int[] Tokens, float[] LogProbs)> ParseSglangGenerate(JsonNode answer, int n, string url)
+    {
+        var items = answer as JsonArray ?? (n == 1 && answer is JsonObject ? new JsonArray(answer.DeepClone()) : throw Shape(url, "expected a list of results (one per input)"));
+        if (items.Count != n) throw Shape(url, $"{items.Count} results, expected {n}");
+        var result = new List<(int[], float[])>(n);
+        for (int k = 0; k < n; k++)
+        {
+            var meta = items[k]?["meta_info"] as JsonObject ?? throw Shape(url, $"[{k}].meta_info is missing");
+            var lps = meta["output_token_logprobs"] as JsonArray ?? throw Shape(url, $"[{k}].meta_info.output_token_logprobs is missing (send return_logprob: true)");
+            var ids = new int[lps.Count];
+            var values = new float[lps.Count];
+            for (int t = 0; t < lps.Count; t++)
+            {
+                if (lps[t] is not JsonArray triple || triple.Count < 2
+                    || triple[0] is not JsonValue lv || !lv.TryGetValue<double>(out var lp)
+                    || triple[1] is not JsonValue iv || !iv.TryGetValue<int>(out var id))
+                    throw Shape(url, $"[{k}].meta_info.output_token_logprobs[{t}] is {lps[t]?.ToJsonString() ?? "null"}, expected [logprob, token_id, text]");
+                ids[t] = id; values[t] = (float)lp;
+            }
+            if (items[k]?["output_ids"] is JsonArray outIds
+                && !outIds.Select(x => x is JsonValue v && v.TryGetValue<int>(out var i) ? i : -1).SequenceEqual(ids))
+                throw Shape(url, $"[{k}].output_ids disagree with the ids in meta_info.output_token_logprobs");
+            result.Add((ids, values));
+        }
+        return result;
+    }
+
+    static JsonArray Ints(IEnumerable<int> xs) => new(xs.Select(x => (JsonNode)x).ToArray());
+
+    static RolloutServerException Shape(string url, string what) => new($"{url}: unexpected answer: {what}");
+
+    // ------------------------------------------------------------------ weights and the probe
+
+    /// <summary>Tell the server to load the HF folder <paramref name="folder"/> (a path the server can
+    /// read); returns the server's weights version when it reports one (simko), else null.</summary>
+    public long? LoadWeights(string folder)
+    {
+        var full = Path.GetFullPath(folder);
+        string url;
+        JsonObject body;
+        if (_o.Server == RolloutServer.Vllm)
+        {
+            url = _o.Url + _o.VllmReloadRoute;
+            body = new JsonObject { ["method"] = "reload_weights", ["kwargs"] = new JsonObject { ["weights_path"] = full, ["is_checkpoint_format"] = true } };
+        }
+        else
+        {
+            url = _o.Url + "/update_weights_from_disk";
+            body = new JsonObject { ["model_path"] = full };
+        }
+        var answer = Post(url, body).GetAwaiter().GetResult();
+        if (_o.Server != RolloutServer.Vllm && answer["success"] is JsonValue ok && ok.TryGetValue<bool>(out var success) && !success)
+            throw new RolloutServerException($"{url}: the server did not load {full}: {answer["message"]?.ToJsonString()}");
+        return answer["weights_version"] is JsonValue v && v.TryGetValue<long>(out var version) ? version : null;
+    }
+
+    /// <summary>The server's log p(ids[t] | ids[:t]) for t ≥ 1 at temperature 1 (echo + logprobs on
+    /// /v1/completions; SGLang: /generate with logprob_start_len 0 → input_token_logprobs).</summary>
+    public float[] ServerLogProbs(int[] ids)
+    {
+        if (_o.Server == RolloutServer.Sglang)
+        {
+            var url = _o.Url + "/generate";
+            var body = new JsonObject
+            {
+                ["input_ids"] = Ints(ids),
+                ["sampling_params"] = new JsonObject { ["max_new_tokens"] = 1, ["temperature"] = 0.0 },
+                ["return_logprob"] = true,
+                ["logprob_start_len"] = 0,
+            };
+            var answer = Post(url, body).GetAwaiter().GetResult();
+            var one = answer is JsonArray a ? a.FirstOrDefault() : answer;
+            var lps = one?["meta_info"]?["input_token_logprobs"] as JsonArray ?? throw Shape(url, "meta_info.input_token_logprobs is missing");
+            return PromptValues(lps.Select(x => x is JsonArray t ? t.FirstOrDefault() : null).ToList(), ids.Length, url);
+        }
+        else
+        {
+            EnsureModel().GetAwaiter().GetResult();
+            var url = _o.Url + "/v1/completions";
+            var body = new JsonObject
+            {
+                ["prompt"] = Ints(ids), ["max_tokens"] = 1, ["temperature"] = 1.0, ["echo"] = true, ["logprobs"] = 1,
+                ["return_tokens_as_token_ids"] = true,
+            };
+            if (_model is not null) body["model"] = _model;
+            var answer = Post(url, body).GetAwaiter().GetResult();
+            var lps = answer["choices"]?[0]?["logprobs"]?["token_logprobs"] as JsonArray ?? throw Shape(url, "choices[0].logprobs.token_logprobs is missing");
+            return PromptValues(lps.ToList(), ids.Length, url);
+        }
+    }
+
+    static float[] PromptValues(List<JsonNode?> values, int promptLength, string url)
+    {
+        if (values.Count < promptLength) throw Shape(url, $"{values.Count} prompt log-probs for a prompt of {promptLength} tokens");
+        var result = new float[promptLength - 1];
+        for (int t = 1; t < promptLength; t++)
+            result[t - 1] = values[t] is JsonValue v && v.TryGetValue<double>(out var d) ? (float)d : throw Shape(url, $"prompt log-prob {t} is not a number");
+        return result;
+    }
+
+    // ------------------------------------------------------------------ transport
+
+    Task<JsonNode> Post(string url, JsonObject body)
+    {
+        var text = body.ToJsonString();
+        return Send(() => new HttpRequestMessage(HttpMethod.Post, url) { Content = new StringContent(text, Encoding.UTF8, "application/json") }, url);
+    }
+
+    /// <summary>One request with bounded concurrency, a timeout, and retries with exponential backoff on
+    /// connection errors, timeouts, 429 (honouring Retry-After) and 5xx.</summary>
+    async Task<JsonNode> Send(Func<HttpRequestMessage> make, string url)
+    {
+        await _slots.WaitAsync();
+        try
+        {
+            for (int attempt = 0; ; attempt++)
+            {
+                string failure;
+                TimeSpan? wait = null;
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(_o.TimeoutSeconds));
+                try
+                {
+                    using var response = await _http.SendAsync(make(), cts.Token);
+                    var text = await response.Content.ReadAsStringAsync(cts.Token);
+                    int status = (int)response.StatusCode;
+                    if (response.IsSuccessStatusCode)
+                    {
+                        try { return JsonNode.Parse(text) ?? throw new RolloutServerException($"{url}: the answer is JSON null"); }
+                        catch (System.Text.Json.JsonException e) { throw new RolloutServerException($"{url}: the answer is not JSON: {e.Message}: {Clip(text)}"); }
+                    }
+                    failure = $"HTTP {status}: {Clip(text)}";
+                    if (status != 429 && status < 500) throw new RolloutServerException($"{url}: {failure}");
+                    if (response.Headers.RetryAfter?.Delta is { } delta) wait = delta;
+                }
+                catch (HttpRequestException e) { failure = $"cannot reach the server: {e.Message}"; }
+                catch (OperationCanceledException) when (cts.IsCancellationRequested) { failure = $"no answer within {_o.TimeoutSeconds} s"; }
+                if (attempt >= _o.Retries)
+                    throw new RolloutServerException($"{url}: {failure} (after {attempt + 1} attempt{(attempt == 0 ? "" : "s")})");
+                await Task.Delay(wait ?? TimeSpan.FromSeconds(_o.BackoffSeconds * System.Math.Pow(2, attempt)));
+            }
+        }
+        finally { _slots.Release(); }
+    }
+
+    static string Clip(string s) => s.Length <= 300 ? s : s[..300] + "…";
+}

@@ -1,0 +1,67 @@
+/// A training run whose rollouts go through `simko serve` (an in-process server on loopback, chosen by
+/// the spec's rollout_url and built by the run factory) gives the same metrics.jsonl values as the same
+/// run sampling in process with the same engine (same seed, CPU), and the weights version rises every step.
+module SimKO.Tests.TrainOnServerTests
+
+open System.IO
+open System.Text.Json.Nodes
+open Expecto
+open Microsoft.Extensions.Logging.Abstractions
+open SimKO.Cli
+open SimKO.Host.Rollout
+open SimKO.Host.Serving
+open SimKO.Host.Training
+open SimKO.Host.Runs
+
+let private spec (out: string) (extra: (string * string) list) =
+    match TrainConfig.resolvePairs ([ "task", "countdown"; "method", "simko"; "steps", "3"; "prompts_per_step", "4"; "samples_per_prompt", "4"
+                                      "max_new_tokens", "10"; "mini_batches", "1"; "micro_batch_size", "16"; "lr", "1e-3"; "seed", "3"
+                                      "checkpoint_every", "100"; "keep_checkpoints", "1"; "tensorboard", "false"; "out", out ] @ extra) with
+    | Ok s -> s
+    | Error e -> failtestf "spec: %A" e
+
+let private metrics (out: string) =
+    [ for line in File.ReadLines(Path.Combine(out, "metrics.jsonl")) -> JsonNode.Parse(line).AsObject() ]
+
+/// Wall-clock figures differ between any two runs.
+let private timing = set [ "time_s"; "rollout_tokens_per_s"; "update_tokens_per_s"; "peak_rss_mb" ]
+
+let tests =
+    testSequenced <| testList "train on a server" [
+        testCase "a run through simko serve equals the in-process run, and the weights version rises every step" <| fun () ->
+            let root = Path.Combine(Path.GetTempPath(), sprintf "simko-train-served-%d" System.Environment.ProcessId)
+            if Directory.Exists root then Directory.Delete(root, true)
+            // in process: the continuous-batching engine over the live policy
+            let outA = Path.Combine(root, "in-process")
+            let specA = spec outA []
+            use runA = RunFactory.Build(specA, NullLogger.Instance)
+            use engine = new ContinuousBatcher(runA.Model, runA.Task.Tokenizer.PadId, maxRows = 16)
+            Trainer(specA, ServerRollout.WithEngine(runA.Parts, engine), NullLogger.Instance).Run(false) |> ignore
+            // served: the server starts from other weights; the sync before step 0 loads the trainer's
+            let outB = Path.Combine(root, "served")
+            let task = TaskBinding.Create RunSpec.Countdown
+            use s = TinyModel.Create(task, 99L)
+            s.eval() |> ignore
+            let server =
+                SimkoServer.StartAsync(s, task.Tokenizer, ChatMarkup.FromTemplate(null, "test", task.Tokenizer), "countdown",
+                                       ServeOptions(Host = "127.0.0.1", Port = 0, MaxBatch = 16), NullLogger.Instance).GetAwaiter().GetResult()
+            try
+                let specB = spec outB [ "rollout_url", server.Url; "rollout_server", "simko"; "rollout_concurrency", "4" ]
+                Expect.isTrue specB.Rollout.IsServer "the spec names a server"
+                use runB = RunFactory.Build(specB, NullLogger.Instance)
+                Expect.isTrue (runB.Parts.Rollout :? ServerRolloutClient) "the factory picked the server client"
+                runB.Trainer.Run(false) |> ignore
+            finally server.DisposeAsync().AsTask().GetAwaiter().GetResult()
+            let ma, mb = metrics outA, metrics outB
+            Expect.equal mb.Length 3 "three steps"
+            Expect.equal ma.Length 3 "three steps in process"
+            Expect.equal [ for m in mb -> m.["rollout_weights_version"].GetValue<float>() ] [ 1.0; 2.0; 3.0 ] "the version rises every step"
+            Expect.equal server.Engine.WeightsVersion 4L "the server loaded the weights before step 0 and after each step"
+            Expect.isTrue (Directory.Exists(Path.Combine(outB, RolloutWeightSync.Folder, "3"))) "the last export is kept"
+            for ra, rb in List.zip ma mb do
+                for kv in ra do
+                    if not (timing.Contains kv.Key) then
+                        let x, y = kv.Value.GetValue<float>(), rb.[kv.Key].GetValue<float>()
+                        if kv.Key = "sampler_logprob_mismatch" then Expect.floatClose { absolute = 1e-5; relative = 1e-4 } y x kv.Key
+                        else Expect.equal y x (sprintf "step %d: %s" (ra.["step"].GetValue<int>()) kv.Key)
+    ]
