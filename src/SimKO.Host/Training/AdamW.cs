@@ -43,15 +43,21 @@ public sealed class AdamW
         foreach (var (name, p) in parameters)
         {
             var home = offload ? CPU : p.device;
-            if (offload || p.dtype != ScalarType.Float32)
+            var type = StateType(p.dtype);                              // float32, or float64 for float64 parameters
+            if (offload || type != p.dtype)
             {
-                _master[name] = p.detach().to(ScalarType.Float32, home, copy: true).DetachFromDisposeScope();
-                _sum[name] = zeros(p.shape, ScalarType.Float32, home).DetachFromDisposeScope();
+                _master[name] = p.detach().to(type, home, copy: true).DetachFromDisposeScope();
+                _sum[name] = zeros(p.shape, type, home).DetachFromDisposeScope();
             }
-            _m[name] = zeros(p.shape, ScalarType.Float32, home).DetachFromDisposeScope();
-            _v[name] = zeros(p.shape, ScalarType.Float32, home).DetachFromDisposeScope();
+            _m[name] = zeros(p.shape, type, home).DetachFromDisposeScope();
+            _v[name] = zeros(p.shape, type, home).DetachFromDisposeScope();
         }
     }
+
+    /// <summary>The dtype of master weights, moments and gradient sums for parameters of <paramref name="dtype"/>:
+    /// float32 for the 16-bit types, the parameters' own otherwise (float32, float64).</summary>
+    public static ScalarType StateType(ScalarType dtype) =>
+        dtype is ScalarType.BFloat16 or ScalarType.Float16 ? ScalarType.Float32 : dtype;
 
     /// <summary>Whether parameters keep separate float32 masters and gradient sums.</summary>
     public bool HasMasters => _master.Count > 0;
@@ -66,7 +72,7 @@ public sealed class AdamW
         {
             var g = p.grad;
             if (g is null) continue;
-            using var g32 = g.to(ScalarType.Float32, _sum[name].device);
+            using var g32 = g.to(_sum[name].dtype, _sum[name].device);
             _sum[name].add_(g32);
             g.zero_();
         }
@@ -80,6 +86,7 @@ public sealed class AdamW
     /// clip_grad_norm_: scale by maxNorm / (norm + 1e-6) when below 1); returns the norm before.</summary>
     public double ClipGradients(double maxNorm)
     {
+        AccumulateGradients();                                          // gradients not yet added to the sums
         if (!HasMasters && _params.All(p => p.Param is TorchSharp.Modules.Parameter))
             return nn.utils.clip_grad_norm_(_params.Select(p => (TorchSharp.Modules.Parameter)p.Param), maxNorm);
         using var _ = no_grad();
@@ -94,6 +101,7 @@ public sealed class AdamW
     /// <summary>One update with learning rate <paramref name="lr"/> from the gradients (sums).</summary>
     public void Step(double lr)
     {
+        AccumulateGradients();                                          // gradients not yet added to the sums
         using var _ = no_grad();
         Steps++;
         double bc1 = 1 - System.Math.Pow(Beta1, Steps), bc2 = 1 - System.Math.Pow(Beta2, Steps);
