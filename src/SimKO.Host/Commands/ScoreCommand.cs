@@ -52,16 +52,9 @@ public static class ScoreCommand
     /// <summary>Scores every non-blank line; returns the number written.</summary>
     public static int Score(IPolicy policy, ITokenizer tokenizer, TextReader input, TextWriter output, string source)
     {
-        int lineNo = 0, written = 0;
-        string? line;
-        while ((line = input.ReadLine()) is not null)
+        int written = 0;
+        foreach (var (lineNo, obj) in JsonLines.Objects(input, source, "an object {\"ids\": [...]} or {\"text\": \"...\"}", m => new InvalidDataException(m)))
         {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonNode? node;
-            try { node = JsonNode.Parse(line); }
-            catch (JsonException e) { throw new InvalidDataException($"{source}:{lineNo}: not valid JSON: {e.Message}"); }
-            if (node is not JsonObject obj) throw new InvalidDataException($"{source}:{lineNo}: expected an object {{\"ids\": [...]}} or {{\"text\": \"...\"}}");
             int[] ids;
             if (obj["ids"] is JsonArray arr)
             {

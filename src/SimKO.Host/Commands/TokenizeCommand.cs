@@ -61,16 +61,9 @@ public static class TokenizeCommand
     /// <summary>Encodes every non-blank line of <paramref name="input"/>; returns the number of lines written.</summary>
     public static int Tokenize(ITokenizer tokenizer, TextReader input, TextWriter output, string source)
     {
-        var lineNo = 0; var written = 0;
-        string? line;
-        while ((line = input.ReadLine()) is not null)
+        var written = 0;
+        foreach (var (lineNo, obj) in JsonLines.Objects(input, source, "a JSON object {\"text\": …}", m => new InputException(m)))
         {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonNode? node;
-            try { node = JsonNode.Parse(line); }
-            catch (JsonException e) { throw new InputException($"{source}:{lineNo}: not valid JSON: {e.Message}"); }
-            if (node is not JsonObject obj) throw new InputException($"{source}:{lineNo}: expected a JSON object {{\"text\": …}}");
             if (obj["text"] is not JsonValue tv || !tv.TryGetValue<string>(out var text))
                 throw new InputException($"{source}:{lineNo}: field 'text' is missing or not a string");
             var ids = tokenizer.Encode(text);
