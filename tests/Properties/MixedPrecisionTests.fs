@@ -122,7 +122,7 @@ let tests =
             let _, whole = update (UpdateSettings(2, 4, 1, 1.0))
             let _, fused = update (UpdateSettings(2, 4, 1, 1.0, LogitsChunkTokens = 5))
             sameParameters "fused head" whole fused
-        testCase "a 3-step bf16 run on the CPU leaves fp32 checkpoints in which nearly all weights moved, and a bf16 export" <| fun () ->
+        testCase "a 3-step bf16 run on the CPU leaves fp32 checkpoints in which nearly all weights moved, and an fp32 export of the masters" <| fun () ->
             use _ = torch.NewDisposeScope()
             let out = Path.Combine(Path.GetTempPath(), sprintf "simko-bf16-run-%d" System.Environment.ProcessId)
             if Directory.Exists out then Directory.Delete(out, true)
@@ -130,7 +130,7 @@ let tests =
                 { SimKO.Cli.TrainConfig.defaults with
                     Steps = 3; PromptsPerStep = 2; SamplesPerPrompt = 4; MaxNewTokens = 8; MicroBatchSize = 4
                     Optimizer = { SimKO.Cli.TrainConfig.defaults.Optimizer with LearningRate = 1e-6 }
-                    DType = SimKO.Cli.RunSpec.BFloat16; ExportDType = SimKO.Cli.RunSpec.BFloat16
+                    DType = SimKO.Cli.RunSpec.BFloat16; ExportDType = SimKO.Cli.RunSpec.Float32
                     Memory = { GradientCheckpointing = true; LogitsChunkTokens = 8; MaxTokensPerMicroBatch = 64; OptimizerOffload = false }
                     Out = out; CheckpointEvery = 3; Tensorboard = false }
             use run = SimKO.Host.Runs.RunFactory.Build(spec, NullLogger.Instance)
@@ -147,5 +147,8 @@ let tests =
                 total <- total + p0.numel()
             Expect.isGreaterThan (float moved / float total) 0.9 (sprintf "moved %d of %d weights at lr 1e-6" moved total)
             let cfg = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(out, "final", "config.json")))
-            Expect.equal (cfg.["torch_dtype"].GetValue<string>()) "bfloat16" "the export says bfloat16"
+            Expect.equal (cfg.["torch_dtype"].GetValue<string>()) "float32" "the export says float32 (export_dtype)"
+            let exported = SafeTensors.Read(Path.Combine(out, "final", HfFolder.Weights))
+            for kv in exported do
+                Expect.isTrue (kv.Value.Equals(weights.[kv.Key])) (sprintf "%s: the float32 export is the fp32 master, not its bf16 rounding" kv.Key)
     ]

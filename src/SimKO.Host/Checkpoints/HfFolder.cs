@@ -25,7 +25,10 @@ public static class HfFolder
     /// weight_map); then the tokenizer's files. Tensors are written slice by slice (no host copy
     /// of a whole tensor); the folder appears whole or not at all (temporary sibling + rename).
     /// </summary>
-    public static void Save(CausalLM model, ITokenizer tokenizer, string folder, long maxShardBytes = DefaultMaxShardBytes, ScalarType? dtype = null)
+    /// <param name="weights">tensors to write instead of the model's parameters (same names and shapes),
+    /// e.g. the float32 master weights of a bf16 run exported in float32</param>
+    public static void Save(CausalLM model, ITokenizer tokenizer, string folder, long maxShardBytes = DefaultMaxShardBytes, ScalarType? dtype = null,
+        IReadOnlyDictionary<string, Tensor>? weights = null)
     {
         if (maxShardBytes < 1) throw new ArgumentOutOfRangeException(nameof(maxShardBytes), $"max shard size must be >= 1 byte, got {maxShardBytes}");
         var full = Path.GetFullPath(folder);
@@ -37,7 +40,7 @@ public static class HfFolder
         File.WriteAllText(Path.Combine(tmp, Config), model.Config.ToJson(ModelConfig.TorchDtypeName(type)));
         var shards = Shard(parameters.Select(p => (p.Name, Bytes: p.Param.numel() * SafeTensors.ElementSize(SafeTensors.CodeOf(type)))).ToList(), maxShardBytes);
         var meta = new Dictionary<string, string> { ["format"] = "pt" };
-        var byName = parameters.ToDictionary(p => p.Name, p => (Tensor)p.Param);
+        var byName = parameters.ToDictionary(p => p.Name, p => weights is not null && weights.TryGetValue(p.Name, out var w) ? w : (Tensor)p.Param);
         if (shards.Count == 1)
         {
             using var s = File.Create(Path.Combine(tmp, Weights));

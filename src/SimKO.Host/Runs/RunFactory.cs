@@ -73,6 +73,7 @@ public static class RunFactory
             WriteTensors = (s, t) => SafeTensors.Write(s, t),
             ReadTensors = SafeTensors.Read,
             ExportHf = dir => HfFolder.Save(model, task.Tokenizer, dir, dtype: DeviceSelection.ScalarTypeOf(spec.ExportDType)),
+            ExportHfWeights = (dir, weights) => HfFolder.Save(model, task.Tokenizer, dir, dtype: DeviceSelection.ScalarTypeOf(spec.ExportDType), weights: weights),
             Reference = reference is null ? null : new ModelPolicy(reference),
         };
         log.LogInformation("{Method} on {Task}: {Params:N0} parameters on {Device} ({DType})", SimKO.Math.Methods.name(spec.Method), task.Name,

@@ -38,6 +38,9 @@ public sealed record TrainerParts
     public required Func<string, Dictionary<string, Tensor>> ReadTensors { get; init; }
     /// <summary>Export the policy as an HF folder (model, config, tokenizer).</summary>
     public required Action<string> ExportHf { get; init; }
+    /// <summary>Export the policy as an HF folder from given weights (the optimizer's float32 masters,
+    /// so an export in float32 of a bf16 run is not the bf16 rounding); when null, <see cref="ExportHf"/>.</summary>
+    public Action<string, IReadOnlyDictionary<string, Tensor>>? ExportHfWeights { get; init; }
     /// <summary>Optional frozen reference policy for the KL penalty.</summary>
     public IPolicy? Reference { get; init; }
     /// <summary>Optional weight sync to an inference server (SPEC §8): called with the weights version
@@ -106,7 +109,11 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
                 Save(store, step + 1, optimizer, badSteps);
         }
         var final = Path.Combine(settings.Out, "final");
-        if (end == settings.Steps) parts.ExportHf(final);
+        if (end == settings.Steps)
+        {
+            if (parts.ExportHfWeights is { } export && optimizer.HasMasters) export(final, optimizer.MasterWeights());
+            else parts.ExportHf(final);
+        }
         return new TrainResult(end, last, final);
     }
 
