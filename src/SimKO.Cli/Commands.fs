@@ -14,6 +14,7 @@ type SimkoArgs =
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Tokenize of ParseResults<TokenizeArgs.TokenizeArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Serve of ParseResults<ServeArgs.ServeArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Score of ParseResults<ScoreArgs.ScoreArgs>
+    | [<SubCommand; CliPrefix(CliPrefix.None)>] Plan of ParseResults<PlanArgs.PlanArgs>
     | [<SubCommand; CliPrefix(CliPrefix.None)>] Info
     interface IArgParserTemplate with
         member a.Usage =
@@ -27,6 +28,7 @@ type SimkoArgs =
             | Tokenize _ -> "encode JSONL lines {text} with a tokenizer folder into {text, ids} lines."
             | Serve _ -> "serve a model over the OpenAI-compatible HTTP subset of vLLM/SGLang, with continuous batching."
             | Score _ -> "per-token log-probs of JSONL sequences {ids} or {text} under a model."
+            | Plan _ -> "a run's GPU memory before any GPU is touched: weights, master weights, gradients, optimizer, activations, logits, KV cache; fits or what to change."
             | Info -> "print the device, dtype and library versions this build runs with."
 
 type Command =
@@ -40,6 +42,7 @@ type Command =
     | Tokenize of TokenizeArgs.TokenizeOptions
     | Serve of ServeArgs.ServeOptions
     | Score of ScoreArgs.ScoreOptions
+    | Plan of PlanArgs.PlanOptions
     | Info
 
 /// Outcome of parsing: a command, or text to print (help or a usage error) with an exit code.
@@ -82,6 +85,10 @@ let parse (argv: string[]) : Parsed =
             match ScoreArgs.toOptions s with
             | Ok o -> Run(Score o)
             | Error problems -> Exit(problemsText "score" problems, 2)
+        | Some (SimkoArgs.Plan p) ->
+            match PlanArgs.toOptions p with
+            | Ok options -> Run(Plan options)
+            | Error problems -> Exit(problemsText "plan" problems, 2)
         | Some SimkoArgs.Info -> Run Info
         | None -> Exit(parser.PrintUsage(), 2)
     with :? ArguParseException as e ->

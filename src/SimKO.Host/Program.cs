@@ -42,6 +42,8 @@ public static class Program
                 return ServeCommand.Run(serve.Item, Logging.Create("serve"));
             case CliCommands.Command.Score score:
                 return ScoreCommand.Run(score.Item);
+            case CliCommands.Command.Plan plan:
+                return PlanCommand.Run(plan.Item);
             default:
                 Console.Error.WriteLine($"not implemented: {command}");
                 return 2;

@@ -122,25 +122,44 @@ type LossOutput =
       /// per-token statistics of the current policy, for callers that report more.
       Stats: TokenStats.TokenStats }
 
-let private checkBatch (b: PolicyBatch) =
-    requireShape "logits" [| -1L; -1L; -1L |] b.Logits
-    let bt = [| b.Logits.shape[0]; b.Logits.shape[1] |]
+/// Shapes, device and dtype of every input against `like` ([B; T] or [B; T; V], the policy's
+/// floating dtype and device): names the offending input and what was expected (SPEC §8).
+let private checkInputs (like: Tensor) (likeName: string) (b: PolicyBatch) =
+    let bt = [| like.shape[0]; like.shape[1] |]
     requireShape "tokens" bt b.Tokens
     requireShape "old_logprobs" bt b.OldLogProbs
     requireShape "mask" bt b.Mask
     requireShape "advantages" [| bt[0] |] b.Advantages
     b.RefLogProbs |> Option.iter (requireShape "ref_logprobs" bt)
+    let onDevice (name: string) (t: Tensor) =
+        if not (sameDevice t like) then
+            invalidArg name (sprintf "tensor '%s' is on %O, expected the policy's device %O (where '%s' is)" name t.device like.device likeName)
+    let ofType (name: string) (dtype: torch.ScalarType) (t: Tensor) =
+        onDevice name t
+        if t.dtype <> dtype then
+            invalidArg name (sprintf "tensor '%s' has dtype %O, expected %O (the dtype of '%s')" name t.dtype dtype likeName)
+    onDevice "tokens" b.Tokens
+    if b.Tokens.dtype <> torch.ScalarType.Int64 then
+        invalidArg "tokens" (sprintf "tensor 'tokens' has dtype %O, expected Int64" b.Tokens.dtype)
+    ofType "old_logprobs" like.dtype b.OldLogProbs
+    ofType "mask" like.dtype b.Mask
+    ofType "advantages" like.dtype b.Advantages
+    b.RefLogProbs |> Option.iter (ofType "ref_logprobs" like.dtype)
 
-/// The loss of objective `o` on micro-batch `b`.
-let loss (o: Objective) (b: PolicyBatch) : LossOutput =
-    checkBatch b
+let private checkBatch (b: PolicyBatch) =
+    requireShape "logits" [| -1L; -1L; -1L |] b.Logits
+    checkInputs b.Logits "logits" b
+
+/// Masked positions may hold any token id: token 0 there instead (`tokens`, `mask` [B; T]).
+let validTokens (tokens: Tensor) (mask: Tensor) : Tensor =
+    torch.where(mask.gt(sc (0.0)), tokens, torch.zeros_like(tokens))
+
+let private lossWith (o: Objective) (stats: TokenStats.TokenStats) (b: PolicyBatch) : LossOutput =
     if o.Kl.Beta > 0.0 && b.RefLogProbs.IsNone then
         invalidArg "RefLogProbs" "kl_beta > 0 needs reference log-probs"
     let mask = b.Mask
     let valid = mask.gt(sc (0.0))
-    // Masked positions may hold any token id: read token 0 there instead.
-    let tokens = torch.where(valid, b.Tokens, torch.zeros_like(b.Tokens))
-    let stats = TokenStats.compute (min (topKNeeded o) (int b.Logits.shape[2])) b.Logits tokens
+    let tokens = validTokens b.Tokens mask
     // Masked positions may hold anything (even NaN/∞ in old log-probs): there the old log-prob is
     // replaced by the current one (detached), so the ratio is 1 and nothing non-finite enters.
     let oldLogp = torch.where(valid, b.OldLogProbs, stats.LogProbs.detach())
@@ -196,3 +215,19 @@ let loss (o: Objective) (b: PolicyBatch) : LossOutput =
           Lambda = lambdas.Lambda
           LambdaTopK = lambdas.TopK }
     { Loss = total; Metrics = metrics; Stats = stats }
+
+/// The loss of objective `o` on micro-batch `b`, from token statistics computed elsewhere (the
+/// fused, chunked LM head `LmHead.tokenStats` over `validTokens b.Tokens b.Mask`, with at least
+/// `topKNeeded o` candidates). `b.Logits` is not read: pass `noLogits`.
+let lossOfStats (o: Objective) (stats: TokenStats.TokenStats) (b: PolicyBatch) : LossOutput =
+    checkInputs stats.LogProbs "log-probs of the token statistics" b
+    lossWith o stats b
+
+/// A placeholder for `PolicyBatch.Logits` when the loss is taken by `lossOfStats` (never read).
+let noLogits : Tensor = torch.empty(0L, 0L, 0L).DetachFromDisposeScope()
+
+/// The loss of objective `o` on micro-batch `b`.
+let loss (o: Objective) (b: PolicyBatch) : LossOutput =
+    checkBatch b
+    let tokens = validTokens b.Tokens b.Mask
+    lossWith o (TokenStats.compute (min (topKNeeded o) (int b.Logits.shape[2])) b.Logits tokens) b

@@ -36,6 +36,10 @@ let maskedSum (x: Tensor) (mask: Tensor) : Tensor = (x * mask).sum()
 let maskedMean (x: Tensor) (mask: Tensor) : Tensor =
     (x * mask).sum() / mask.sum().clamp_min(sc (1.0))
 
+/// Whether two tensors are on the same device (type and index; `Device` objects compare by reference).
+let sameDevice (a: Tensor) (b: Tensor) =
+    a.device_type = b.device_type && a.device_index = b.device_index
+
 /// A scalar tensor's value as a float.
 let value (t: Tensor) : float = t.detach().to_type(torch.ScalarType.Float64).item<float>()
 

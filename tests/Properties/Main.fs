@@ -23,6 +23,8 @@ let all =
             KlPenaltyTests.tests
             RegularisersTests.tests
             ComposeExample.tests
+            LmHeadTests.tests
+            ObjectiveInputTests.tests
         ]
         testList "HostReporting" [
             LossCommandTests.tests
@@ -42,6 +44,11 @@ let all =
             WordProblemTests.tests
             DatasetFileTests.tests
             BenchTests.tests
+            GradientCheckpointingTests.tests
+            SafeTensorsLargeTests.tests
+            HfFolderShardTests.tests
+            MemoryPlanTests.tests
+            MixedPrecisionTests.tests
             RunSpecTests.tests
         ]
         ServeTests.tests

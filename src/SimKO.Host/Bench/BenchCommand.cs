@@ -29,6 +29,8 @@ public static class BenchCommand
         ("code", CodeGradingBench.Run),
         ("memory", ModelBench.Memory),
         ("serve", ServeBench.Run),
+        ("activation-memory", ActivationMemoryBench.Run),
+        ("lm-head-memory", LmHeadMemoryBench.Run),
     ];
 
     public static int Run(bool quick, string outDir, IReadOnlyList<string> only, string deviceName, ILogger log, bool full = false)

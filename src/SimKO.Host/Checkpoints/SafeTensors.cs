@@ -74,7 +74,21 @@ public static class SafeTensors
         return (entries, dataStart, metadata);
     }
 
-    /// <summary>Read every tensor of a file (CPU), validated.</summary>
+    /// <summary>Bytes moved per slice: a span over a tensor's memory is limited to 2 GiB, and large
+    /// tensors (a 7B model's fp32 embedding is 2.18 GB) are read and written in slices of this size.</summary>
+    public const long SliceBytes = 64L * 1024 * 1024;
+
+    /// <summary>Element size in bytes of a safetensors dtype code.</summary>
+    public static int ElementSize(string dtype) => DTypes[dtype].Size;
+
+    /// <summary>The torch dtype of a safetensors dtype code.</summary>
+    public static ScalarType TypeOf(string dtype) => DTypes[dtype].Type;
+
+    /// <summary>The safetensors dtype code of a torch dtype.</summary>
+    public static string CodeOf(ScalarType type) =>
+        DTypes.FirstOrDefault(d => d.Value.Type == type).Key ?? throw new ArgumentException($"dtype {type} cannot be stored in safetensors here (known: {string.Join(", ", DTypes.Keys)})");
+
+    /// <summary>Read every tensor of a file (CPU, as stored), validated.</summary>
     public static Dictionary<string, Tensor> Read(string path)
     {
         var (entries, dataStart, _) = ReadHeader(path);
@@ -83,20 +97,53 @@ public static class SafeTensors
         foreach (var e in entries)
         {
             var t = empty(e.Shape, DTypes[e.DType].Type);
-            f.Seek(dataStart + e.Begin, SeekOrigin.Begin);
-            var span = t.bytes;
-            if (span.Length != e.End - e.Begin) throw Bad(path, $"tensor '{e.Name}': internal size mismatch");
-            f.ReadExactly(span);
+            ReadInto(f, path, dataStart, e, t);
             result[e.Name] = t.DetachFromDisposeScope();
         }
         return result;
     }
 
-    /// <summary>Write tensors (moved to CPU, contiguous) to a stream in safetensors layout.</summary>
-    public static void Write(Stream stream, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>
+    /// Read entry <paramref name="e"/> of an open file into <paramref name="target"/> (same number of
+    /// elements, any dtype and device): slice by slice through a CPU staging tensor of the file's
+    /// dtype, converted and copied into the target, so no more than <see cref="SliceBytes"/> of the
+    /// tensor is ever in host memory twice and no span exceeds 2 GiB.
+    /// </summary>
+    public static void ReadInto(Stream f, string path, long dataStart, Entry e, Tensor target)
+    {
+        var (type, size) = DTypes[e.DType];
+        long count = e.Shape.Aggregate(1L, (a, b) => a * b);
+        if (target.numel() != count)
+            throw Bad(path, $"tensor '{e.Name}': {count} elements in the file, the target has {target.numel()}");
+        if (!target.is_contiguous()) throw new ArgumentException($"tensor '{e.Name}': the target must be contiguous");
+        using var _ = no_grad();
+        using var flat = target.view(-1);
+        bool direct = target.dtype == type && target.device_type == TorchSharp.DeviceType.CPU;
+        long perSlice = System.Math.Max(1, SliceBytes / size);
+        using var staging = direct ? null : empty(System.Math.Min(perSlice, System.Math.Max(count, 1)), type);
+        f.Seek(dataStart + e.Begin, SeekOrigin.Begin);
+        for (long start = 0; start < count; start += perSlice)
+        {
+            long len = System.Math.Min(perSlice, count - start);
+            using var dst = flat.narrow(0, start, len);
+            if (direct) f.ReadExactly(dst.bytes);
+            else
+            {
+                using var buf = staging!.narrow(0, 0, len);
+                f.ReadExactly(buf.bytes);
+                dst.copy_(buf);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Write tensors (any device; converted to <paramref name="dtype"/> when given) to a stream in
+    /// safetensors layout, slice by slice: each slice is moved to the CPU and converted on its own,
+    /// so no whole-tensor copy and no span over 2 GiB is ever made.
+    /// </summary>
+    public static void Write(Stream stream, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null, ScalarType? dtype = null)
     {
         var names = tensors.Keys.Order(StringComparer.Ordinal).ToList();
-        var cpu = names.ToDictionary(n => n, n => tensors[n].detach().cpu().contiguous());
         var header = new JsonObject();
         if (metadata is { Count: > 0 })
         {
@@ -107,8 +154,8 @@ public static class SafeTensors
         long offset = 0;
         foreach (var n in names)
         {
-            var t = cpu[n];
-            var code = DTypes.First(d => d.Value.Type == t.dtype).Key;
+            var t = tensors[n];
+            var code = CodeOf(dtype ?? t.dtype);
             long size = t.numel() * DTypes[code].Size;
             header[n] = new JsonObject { ["dtype"] = code, ["shape"] = new JsonArray(t.shape.Select(d => (JsonNode?)d).ToArray()), ["data_offsets"] = new JsonArray(offset, offset + size) };
             offset += size;
@@ -120,12 +167,28 @@ public static class SafeTensors
         BinaryPrimitives.WriteInt64LittleEndian(len, padded.Length);
         stream.Write(len);
         stream.Write(padded);
-        foreach (var n in names) { stream.Write(cpu[n].bytes); cpu[n].Dispose(); }
+        foreach (var n in names) WriteData(stream, tensors[n], dtype ?? tensors[n].dtype);
+    }
+
+    /// <summary>The raw bytes of one tensor in <paramref name="dtype"/>, slice by slice.</summary>
+    static void WriteData(Stream stream, Tensor t, ScalarType dtype)
+    {
+        using var _ = no_grad();
+        using var c = t.detach().contiguous();
+        using var flat = c.view(-1);
+        long count = flat.numel(), perSlice = System.Math.Max(1, SliceBytes / DTypes[CodeOf(dtype)].Size);
+        for (long start = 0; start < count; start += perSlice)
+        {
+            using var slice = flat.narrow(0, start, System.Math.Min(perSlice, count - start));
+            bool asIs = slice.dtype == dtype && slice.device_type == TorchSharp.DeviceType.CPU;
+            using var host = asIs ? null : slice.to(dtype, CPU);
+            stream.Write((host ?? slice).bytes);
+        }
     }
 
     /// <summary>Write a file atomically (temp + rename).</summary>
-    public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
-        AtomicFile.Write(path, s => Write(s, tensors, metadata));
+    public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null, ScalarType? dtype = null) =>
+        AtomicFile.Write(path, s => Write(s, tensors, metadata, dtype));
 
     static InvalidDataException Bad(string path, string what) => new($"{path}: invalid safetensors file: {what}");
 }

@@ -11,9 +11,9 @@ public sealed class RMSNorm : Module<Tensor, Tensor>
     readonly Parameter weight;
     readonly double _eps;
 
-    public RMSNorm(long dim, double eps) : base(nameof(RMSNorm))
+    public RMSNorm(long dim, double eps, Device? device = null, ScalarType? dtype = null) : base(nameof(RMSNorm))
     {
-        weight = new Parameter(ones(dim));
+        weight = new Parameter(ones(dim, dtype, device));
         _eps = eps;
         RegisterComponents();
     }
@@ -31,11 +31,11 @@ public sealed class Mlp : Module<Tensor, Tensor>
 {
     readonly Linear gate_proj, up_proj, down_proj;
 
-    public Mlp(long dim, long hidden) : base(nameof(Mlp))
+    public Mlp(long dim, long hidden, Device? device = null, ScalarType? dtype = null) : base(nameof(Mlp))
     {
-        gate_proj = Linear(dim, hidden, hasBias: false);
-        up_proj = Linear(dim, hidden, hasBias: false);
-        down_proj = Linear(hidden, dim, hasBias: false);
+        gate_proj = Linear(dim, hidden, hasBias: false, device: device, dtype: dtype);
+        up_proj = Linear(dim, hidden, hasBias: false, device: device, dtype: dtype);
+        down_proj = Linear(hidden, dim, hasBias: false, device: device, dtype: dtype);
         RegisterComponents();
     }
 
@@ -172,13 +172,13 @@ public sealed class Attention : Module
     readonly Linear q_proj, k_proj, v_proj, o_proj;
     readonly int _heads, _kvHeads, _headDim;
 
-    public Attention(ModelConfig c) : base(nameof(Attention))
+    public Attention(ModelConfig c, Device? device = null, ScalarType? dtype = null) : base(nameof(Attention))
     {
         _heads = c.NumAttentionHeads; _kvHeads = c.NumKeyValueHeads; _headDim = c.HeadDim;
-        q_proj = Linear(c.HiddenSize, _heads * _headDim, hasBias: c.AttentionBias);
-        k_proj = Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias);
-        v_proj = Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias);
-        o_proj = Linear(_heads * _headDim, c.HiddenSize, hasBias: false);
+        q_proj = Linear(c.HiddenSize, _heads * _headDim, hasBias: c.AttentionBias, device: device, dtype: dtype);
+        k_proj = Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias, device: device, dtype: dtype);
+        v_proj = Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias, device: device, dtype: dtype);
+        o_proj = Linear(_heads * _headDim, c.HiddenSize, hasBias: false, device: device, dtype: dtype);
         RegisterComponents();
     }
 
@@ -219,12 +219,12 @@ public sealed class DecoderLayer : Module
     readonly Attention self_attn;
     readonly Mlp mlp;
 
-    public DecoderLayer(ModelConfig c) : base(nameof(DecoderLayer))
+    public DecoderLayer(ModelConfig c, Device? device = null, ScalarType? dtype = null) : base(nameof(DecoderLayer))
     {
-        input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
-        self_attn = new Attention(c);
-        post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
-        mlp = new Mlp(c.HiddenSize, c.IntermediateSize);
+        input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device, dtype);
+        self_attn = new Attention(c, device, dtype);
+        post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device, dtype);
+        mlp = new Mlp(c.HiddenSize, c.IntermediateSize, device, dtype);
         RegisterComponents();
     }
 
@@ -242,11 +242,11 @@ public sealed class DecoderModel : Module
     public readonly ModuleList<DecoderLayer> layers;
     public readonly RMSNorm norm;
 
-    public DecoderModel(ModelConfig c) : base(nameof(DecoderModel))
+    public DecoderModel(ModelConfig c, Device? device = null, ScalarType? dtype = null) : base(nameof(DecoderModel))
     {
-        embed_tokens = Embedding(c.VocabSize, c.HiddenSize);
-        layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new DecoderLayer(c)).ToArray());
-        norm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        embed_tokens = Embedding(c.VocabSize, c.HiddenSize, device: device, dtype: dtype);
+        layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new DecoderLayer(c, device, dtype)).ToArray());
+        norm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device, dtype);
         RegisterComponents();
     }
 }
@@ -264,13 +264,16 @@ public sealed class CausalLM : Module
 
     public ModelConfig Config { get; }
 
-    public CausalLM(ModelConfig config) : base(nameof(CausalLM))
+    /// <summary>A model with its parameters created directly on <paramref name="device"/> in
+    /// <paramref name="dtype"/> (default: CPU, float32), so loading a large checkpoint never builds
+    /// a float32 CPU copy first.</summary>
+    public CausalLM(ModelConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(CausalLM))
     {
         var problems = config.Validate();
         if (problems.Count > 0) throw new ArgumentException("invalid model config: " + string.Join("; ", problems));
         Config = config;
-        model = new DecoderModel(config);
-        if (!config.TieWordEmbeddings) lm_head = Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+        model = new DecoderModel(config, device, dtype);
+        if (!config.TieWordEmbeddings) lm_head = Linear(config.HiddenSize, config.VocabSize, hasBias: false, device: device, dtype: dtype);
         RegisterComponents();
         _invFreq = Rotary.InverseFrequencies(config).DetachFromDisposeScope();
     }
@@ -296,6 +299,16 @@ public sealed class CausalLM : Module
     }
 
     /// <summary>
+    /// Gradient checkpointing per decoder layer: in training only each layer's input is kept, and
+    /// the layer is recomputed in backward (<see cref="LayerCheckpoint"/>). Off: every layer's
+    /// intermediates that backward needs stay until backward.
+    /// </summary>
+    public bool GradientCheckpointing { get; set; }
+
+    /// <summary>The LM head's weight [V, d] (HF layout): lm_head.weight, or the embedding when tied.</summary>
+    public Tensor HeadWeight => lm_head is not null ? lm_head.weight! : model.embed_tokens.weight!;
+
+    /// <summary>
     /// Logits [B, T, V] of the next token at every position.
     /// </summary>
     /// <param name="inputIds">[B, T] int64</param>
@@ -303,6 +316,13 @@ public sealed class CausalLM : Module
     /// <param name="positions">[B, T] int64 position ids (from the mask's cumulative sum)</param>
     /// <param name="cache">keys/values of the T_past earlier positions, extended in place</param>
     public Tensor Forward(Tensor inputIds, Tensor attentionMask, Tensor positions, KvCache? cache = null)
+    {
+        var x = Hidden(inputIds, attentionMask, positions, cache);                        // (B, T, d)
+        return lm_head is not null ? lm_head.forward(x) : x.matmul(model.embed_tokens.weight!.t());
+    }
+
+    /// <summary>Final normed hidden states [B, T, d] (the LM head's input); arguments as <see cref="Forward"/>.</summary>
+    public Tensor Hidden(Tensor inputIds, Tensor attentionMask, Tensor positions, KvCache? cache = null)
     {
         long b = inputIds.shape[0], t = inputIds.shape[1];
         long past = cache?.Length ?? 0;
@@ -316,10 +336,22 @@ public sealed class CausalLM : Module
         var mask = keyPos.le(queryPos).logical_and(real);                                  // (B, 1, T, S)
         // a padded query row would see no key at all (NaN in softmax): let it see itself
         mask = mask.logical_or(keyPos.eq(queryPos));
+        bool checkpoint = GradientCheckpointing && cache is null && is_grad_enabled();
         for (int i = 0; i < model.layers.Count; i++)
-            x = model.layers[i].Forward(x, cos, sin, mask, cache, i);
-        x = model.norm.forward(x);
-        return lm_head is not null ? lm_head.forward(x) : x.matmul(model.embed_tokens.weight!.t());
+        {
+            var layer = model.layers[i];
+            int index = i;
+            if (checkpoint)
+                x = LayerCheckpoint.Apply(h => layer.Forward(h, cos, sin, mask, null, index), x);
+            else
+            {
+                // one dispose scope per layer: what backward needs is held by the autograd graph,
+                // every other intermediate of the layer dies here
+                using var scope = NewDisposeScope();
+                x = layer.Forward(x, cos, sin, mask, cache, i).MoveToOuterDisposeScope();
+            }
+        }
+        return model.norm.forward(x);
     }
 
     /// <summary>Position ids from an attention mask [B, T]: cumulative count of real tokens − 1 (0 on padding).</summary>
@@ -329,6 +361,63 @@ public sealed class CausalLM : Module
     /// <summary>Parameters by HF checkpoint name.</summary>
     public IReadOnlyList<(string Name, Parameter Param)> NamedParameters() =>
         named_parameters().Select(p => (p.name, p.parameter)).ToList();
+}
+
+/// <summary>
+/// Gradient checkpointing of one decoder layer as a custom autograd function (TorchSharp has no
+/// torch.utils.checkpoint): forward runs the layer without gradient in its own dispose scope and
+/// keeps only its input; backward recomputes the layer with gradient from that input and
+/// back-propagates the incoming gradient through it (a nested backward, as PyTorch's reentrant
+/// checkpoint does), which accumulates the layer's parameter gradients and gives the input's.
+/// The layer must be deterministic (no dropout here), so the recomputation equals the forward.
+/// </summary>
+public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpoint>
+{
+    public override string Name => "SimKOLayerCheckpoint";
+
+    // The input gradient handed to autograd last time: autograd holds its own reference to it, so
+    // our wrapper is released at the next call instead of waiting for the finalizer.
+    static Tensor? _lastInputGrad;
+    static readonly object Gate = new();
+
+    /// <summary>y = layer(x) with only x kept for backward.</summary>
+    public static Tensor Apply(Func<Tensor, Tensor> layer, Tensor x) => apply(x, layer);
+
+    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+    {
+        var x = (Tensor)vars[0];
+        var layer = (Func<Tensor, Tensor>)vars[1];
+        ctx.save_for_backward([x]);
+        ctx.save_data("layer", layer);
+        using var scope = NewDisposeScope();
+        return layer(x).MoveToOuterDisposeScope();
+    }
+
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
+    {
+        var layer = (Func<Tensor, Tensor>)ctx.get_data("layer");
+        Tensor inputGrad;
+        using (var scope = NewDisposeScope())
+        {
+            var x = ctx.get_saved_variables()[0].detach().requires_grad_(true);          // (B, T, d)
+            using (enable_grad())
+            {
+                Tensor y;
+                // the recomputed intermediates are held by the autograd graph only (not by this
+                // scope), so backward frees each as soon as it is used
+                using (var forward = NewDisposeScope())
+                    y = layer(x).MoveToOuterDisposeScope();                                // (B, T, d) recomputed
+                autograd.backward([y], [gradOutput]);
+            }
+            inputGrad = x.grad!.detach().DetachFromDisposeScope();
+        }
+        lock (Gate)
+        {
+            _lastInputGrad?.Dispose();
+            _lastInputGrad = inputGrad;
+        }
+        return [inputGrad, null!];
+    }
 }
 
 /// <summary>Rotary position embeddings (theta from the config; Llama-3 frequency scaling).</summary>

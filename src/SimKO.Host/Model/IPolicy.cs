@@ -14,6 +14,10 @@ public interface IPolicy
 
     Device Device { get; }
 
+    /// <summary>Final hidden states [B, T, d] (the LM head's input) and the head's weight [V, d], for
+    /// the fused, chunked LM head; null when the policy does not expose them (then whole logits are used).</summary>
+    (Tensor Hidden, Tensor HeadWeight)? HiddenAndHead(Tensor inputIds, Tensor attentionMask) => null;
+
     /// <summary>Switch between training and evaluation behaviour.</summary>
     void SetTraining(bool training);
 }

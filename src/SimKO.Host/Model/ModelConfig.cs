@@ -81,7 +81,16 @@ public sealed record ModelConfig(
         return cfg;
     }
 
-    public string ToJson()
+    /// <summary>HF's name of a torch dtype, as config.json's <c>torch_dtype</c> writes it.</summary>
+    public static string TorchDtypeName(TorchSharp.torch.ScalarType dtype) => dtype switch
+    {
+        TorchSharp.torch.ScalarType.Float32 => "float32", TorchSharp.torch.ScalarType.BFloat16 => "bfloat16",
+        TorchSharp.torch.ScalarType.Float16 => "float16", TorchSharp.torch.ScalarType.Float64 => "float64",
+        _ => throw new ArgumentException($"dtype {dtype} is not a weight dtype (float32, bfloat16, float16, float64)"),
+    };
+
+    /// <summary>config.json text; <paramref name="torchDtype"/> is the dtype the weights are stored in.</summary>
+    public string ToJson(string torchDtype = "float32")
     {
         var o = new JsonObject
         {
@@ -91,7 +100,7 @@ public sealed record ModelConfig(
             ["num_hidden_layers"] = NumHiddenLayers, ["num_attention_heads"] = NumAttentionHeads,
             ["num_key_value_heads"] = NumKeyValueHeads, ["rms_norm_eps"] = RmsNormEps, ["rope_theta"] = RopeTheta,
             ["tie_word_embeddings"] = TieWordEmbeddings, ["attention_bias"] = AttentionBias,
-            ["max_position_embeddings"] = MaxPositionEmbeddings, ["hidden_act"] = "silu", ["torch_dtype"] = "float32",
+            ["max_position_embeddings"] = MaxPositionEmbeddings, ["hidden_act"] = "silu", ["torch_dtype"] = torchDtype,
         };
         if (BosTokenId is int bos) o["bos_token_id"] = bos;
         if (EosTokenId is int eos) o["eos_token_id"] = eos;

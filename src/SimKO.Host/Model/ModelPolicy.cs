@@ -13,6 +13,9 @@ public sealed class ModelPolicy(CausalLM model) : IPolicy
     public Tensor Logits(Tensor inputIds, Tensor attentionMask) =>
         model.Forward(inputIds, attentionMask, CausalLM.PositionsFromMask(attentionMask)).to(ScalarType.Float32);
 
+    public (Tensor Hidden, Tensor HeadWeight)? HiddenAndHead(Tensor inputIds, Tensor attentionMask) =>
+        (model.Hidden(inputIds, attentionMask, CausalLM.PositionsFromMask(attentionMask)), model.HeadWeight);
+
     public IReadOnlyList<(string Name, Parameter Param)> NamedParameters => _params;
 
     public Device Device => model.model.embed_tokens.weight!.device;

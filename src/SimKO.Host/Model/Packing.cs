@@ -25,6 +25,30 @@ public sealed class PackedBatch : IDisposable
     /// <summary>The logits that predict the response tokens: [N, R, V] out of [N, P+R, V].</summary>
     public Tensor ResponseLogits(Tensor logits) => logits.narrow(1, PromptLength - 1, ResponseLength);
 
+    /// <summary>
+    /// The rows <paramref name="index"/> ([n] int64) as a batch of their own; with
+    /// <paramref name="trim"/>, padding columns no row of them uses are cut (prompts stay
+    /// left-padded to their longest prompt, responses right-padded to their longest response).
+    /// </summary>
+    public PackedBatch Select(Tensor index, bool trim)
+    {
+        int p = PromptLength, r = ResponseLength;
+        var ids = Ids.index_select(0, index);                                          // [n, P+R]
+        var att = Attention.index_select(0, index);
+        var tokens = ResponseTokens.index_select(0, index);                            // [n, R]
+        var mask = ResponseMask.index_select(0, index);
+        if (trim)
+        {
+            p = (int)att.narrow(1, 0, PromptLength).sum(1).max().item<long>();
+            r = System.Math.Max(1, (int)mask.sum(1).max().item<float>());
+            ids = ids.narrow(1, PromptLength - p, p + r);                              // [n, p+r]
+            att = att.narrow(1, PromptLength - p, p + r);
+            tokens = tokens.narrow(1, 0, r);                                           // [n, r]
+            mask = mask.narrow(1, 0, r);
+        }
+        return new PackedBatch { Ids = ids, Attention = att, ResponseTokens = tokens, ResponseMask = mask, PromptLength = p, ResponseLength = r };
+    }
+
     public void Dispose()
     {
         Ids.Dispose(); Attention.Dispose(); ResponseTokens.Dispose(); ResponseMask.Dispose();

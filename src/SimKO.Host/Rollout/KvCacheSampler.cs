@@ -11,8 +11,11 @@ namespace SimKO.Host.Rollout;
 /// </summary>
 public sealed class KvCacheSampler(CausalLM model, int padId, bool useCache = true, Func<IReadOnlyList<int>, string>? decode = null) : IRolloutEngine
 {
+    /// <summary>Rows sampled together at most by default (the KV cache's size; `simko plan` reads it).</summary>
+    public const int DefaultMaxRows = 512;
+
     /// <summary>Rows sampled together at most (memory bound); larger requests run in chunks.</summary>
-    public int MaxRows { get; init; } = 512;
+    public int MaxRows { get; init; } = DefaultMaxRows;
 
     public IReadOnlyList<Generated> Generate(GenerateRequest request)
     {

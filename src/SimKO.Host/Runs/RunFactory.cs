@@ -54,6 +54,7 @@ public static class RunFactory
         if (folder is not null && spec.Task.IsBuiltin) task.CheckTokenizer(Tokenizer(), folder);
         CausalLM Load() => folder is null ? TinyModel.Create(task, spec.Seed) : HfFolder.LoadModel(folder, device, dtype);
         var model = Load().MoveTo(device, dtype);
+        model.GradientCheckpointing = spec.Memory.GradientCheckpointing;
         CausalLM? reference = null;
         if (SimKO.Math.Methods.common(spec.Method).Kl.Beta > 0)
         {
@@ -71,7 +72,8 @@ public static class RunFactory
             PadId = task.Tokenizer.PadId,
             WriteTensors = (s, t) => SafeTensors.Write(s, t),
             ReadTensors = SafeTensors.Read,
-            ExportHf = dir => HfFolder.Save(model, task.Tokenizer, dir),
+            ExportHf = dir => HfFolder.Save(model, task.Tokenizer, dir, dtype: DeviceSelection.ScalarTypeOf(spec.ExportDType)),
+            ExportHfWeights = (dir, weights) => HfFolder.Save(model, task.Tokenizer, dir, dtype: DeviceSelection.ScalarTypeOf(spec.ExportDType), weights: weights),
             Reference = reference is null ? null : new ModelPolicy(reference),
         };
         log.LogInformation("{Method} on {Task}: {Params:N0} parameters on {Device} ({DType})", SimKO.Math.Methods.name(spec.Method), task.Name,

@@ -6,52 +6,146 @@ namespace SimKO.Host.Training;
 /// <summary>
 /// AdamW (Loshchilov and Hutter) with decoupled weight decay, written out so that its whole state
 /// is a set of named tensors (saved with the checkpoint, restored bit for bit on resume).
+/// <para>
+/// Mixed precision (SPEC §8, issue 12): whatever the parameters' (compute) dtype, the update is done
+/// on float32 master weights with float32 moments, from float32 gradient sums. With float32
+/// parameters on their own device and no offload, the parameters are the master weights and their
+/// <c>.grad</c> the sums (nothing is copied). Otherwise each parameter has a float32 master copy and
+/// a float32 gradient sum: <see cref="AccumulateGradients"/> adds the compute-dtype gradients of
+/// each micro-batch into the sums (and zeroes them), <see cref="Step"/> updates the masters and
+/// copies them back into the parameters (rounded to the compute dtype).
+/// </para>
+/// <para>
+/// Offload (<c>optimizer_offload</c>): masters, sums and moments live in host memory and the update
+/// runs there, as verl's optimizer offload does; only the compute-dtype parameters and their
+/// gradients stay on the device.
+/// </para>
 /// </summary>
 public sealed class AdamW
 {
     readonly IReadOnlyList<(string Name, Tensor Param)> _params;
-    readonly Dictionary<string, Tensor> _m = new(), _v = new();
+    readonly Dictionary<string, Tensor> _m = new(), _v = new(), _master = new(), _sum = new();
 
     public double Beta1 { get; }
     public double Beta2 { get; }
     public double Eps { get; }
     public double WeightDecay { get; }
+    /// <summary>Master weights, gradient sums and moments in host memory.</summary>
+    public bool Offload { get; }
     /// <summary>Number of updates taken so far (bias correction uses it).</summary>
     public long Steps { get; private set; }
 
-    public AdamW(IReadOnlyList<(string Name, Tensor Param)> parameters, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0.01)
+    public AdamW(IReadOnlyList<(string Name, Tensor Param)> parameters, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0.01, bool offload = false)
     {
         _params = parameters;
-        Beta1 = beta1; Beta2 = beta2; Eps = eps; WeightDecay = weightDecay;
+        Beta1 = beta1; Beta2 = beta2; Eps = eps; WeightDecay = weightDecay; Offload = offload;
+        using var _ = no_grad();
         foreach (var (name, p) in parameters)
         {
-            _m[name] = zeros_like(p).DetachFromDisposeScope();
-            _v[name] = zeros_like(p).DetachFromDisposeScope();
+            var home = offload ? CPU : p.device;
+            var type = StateType(p.dtype);                              // float32, or float64 for float64 parameters
+            if (offload || type != p.dtype)
+            {
+                _master[name] = p.detach().to(type, home, copy: true).DetachFromDisposeScope();
+                _sum[name] = zeros(p.shape, type, home).DetachFromDisposeScope();
+            }
+            _m[name] = zeros(p.shape, type, home).DetachFromDisposeScope();
+            _v[name] = zeros(p.shape, type, home).DetachFromDisposeScope();
         }
     }
 
-    /// <summary>One update with learning rate <paramref name="lr"/> from the parameters' gradients.</summary>
+    /// <summary>The dtype of master weights, moments and gradient sums for parameters of <paramref name="dtype"/>:
+    /// float32 for the 16-bit types, the parameters' own otherwise (float32, float64).</summary>
+    public static ScalarType StateType(ScalarType dtype) =>
+        dtype is ScalarType.BFloat16 or ScalarType.Float16 ? ScalarType.Float32 : dtype;
+
+    /// <summary>Whether parameters keep separate float32 masters and gradient sums.</summary>
+    public bool HasMasters => _master.Count > 0;
+
+    /// <summary>Add the parameters' gradients of one micro-batch into the float32 sums and zero them
+    /// (no-op when the parameters are their own masters: their <c>.grad</c> accumulates in float32).</summary>
+    public void AccumulateGradients()
+    {
+        if (!HasMasters) return;
+        using var _ = no_grad();
+        foreach (var (name, p) in _params)
+        {
+            var g = p.grad;
+            if (g is null) continue;
+            using var g32 = g.to(_sum[name].dtype, _sum[name].device);
+            _sum[name].add_(g32);
+            g.zero_();
+        }
+    }
+
+    /// <summary>The float32 gradient of each parameter for the update: its sum, or its <c>.grad</c>.</summary>
+    IEnumerable<(string Name, Tensor Grad)> Gradients() =>
+        _params.Select(p => (p.Name, HasMasters ? _sum[p.Name] : p.Param.grad)).Where(x => x.Item2 is not null)!;
+
+    /// <summary>Clip the global gradient norm to <paramref name="maxNorm"/> (as torch's
+    /// clip_grad_norm_: scale by maxNorm / (norm + 1e-6) when below 1); returns the norm before.</summary>
+    public double ClipGradients(double maxNorm)
+    {
+        AccumulateGradients();                                          // gradients not yet added to the sums
+        if (!HasMasters && _params.All(p => p.Param is TorchSharp.Modules.Parameter))
+            return nn.utils.clip_grad_norm_(_params.Select(p => (TorchSharp.Modules.Parameter)p.Param), maxNorm);
+        using var _ = no_grad();
+        double sq = 0;
+        foreach (var (_, g) in Gradients()) sq += g.pow(2).sum().to(ScalarType.Float64).item<double>();
+        double norm = System.Math.Sqrt(sq);
+        double coef = maxNorm / (norm + 1e-6);
+        if (coef < 1) foreach (var (_, g) in Gradients()) g.mul_(coef);
+        return norm;
+    }
+
+    /// <summary>One update with learning rate <paramref name="lr"/> from the gradients (sums).</summary>
     public void Step(double lr)
     {
+        AccumulateGradients();                                          // gradients not yet added to the sums
         using var _ = no_grad();
         Steps++;
         double bc1 = 1 - System.Math.Pow(Beta1, Steps), bc2 = 1 - System.Math.Pow(Beta2, Steps);
         foreach (var (name, p) in _params)
         {
-            var g = p.grad;
+            var g = HasMasters ? _sum[name] : p.grad;
             if (g is null) continue;
+            var w = HasMasters ? _master[name] : p;
             var m = _m[name]; var v = _v[name];
             m.mul_(Beta1).add_(g, alpha: 1 - Beta1);
             v.mul_(Beta2).addcmul_(g, g, value: 1 - Beta2);
-            if (WeightDecay != 0) p.mul_(1 - lr * WeightDecay);
+            if (WeightDecay != 0) w.mul_(1 - lr * WeightDecay);
             using var denom = v.sqrt().div_(System.Math.Sqrt(bc2)).add_(Eps);
-            p.addcdiv_(m, denom, value: -lr / bc1);
+            w.addcdiv_(m, denom, value: -lr / bc1);
+            if (HasMasters) p.copy_(w);                                 // rounded to the compute dtype, moved to its device
         }
     }
 
     public void ZeroGrad()
     {
         foreach (var (_, p) in _params) p.grad?.zero_();
+        foreach (var s in _sum.Values) s.zero_();
+    }
+
+    /// <summary>The float32 master weights by parameter name (the parameters themselves when they are the masters).</summary>
+    public Dictionary<string, Tensor> MasterWeights() =>
+        _params.ToDictionary(p => p.Name, p => HasMasters ? _master[p.Name] : p.Param);
+
+    /// <summary>Set master weights (and the parameters, rounded) from named float32 tensors, e.g. a checkpoint.</summary>
+    public void LoadMasterWeights(IReadOnlyDictionary<string, Tensor> weights, string source)
+    {
+        var problems = new List<string>();
+        foreach (var (name, p) in _params)
+        {
+            if (!weights.TryGetValue(name, out var t)) problems.Add($"missing tensor '{name}'");
+            else if (!t.shape.SequenceEqual(p.shape)) problems.Add($"tensor '{name}' has shape [{string.Join(", ", t.shape)}], expected [{string.Join(", ", p.shape)}]");
+        }
+        if (problems.Count > 0) throw new InvalidDataException($"{source}: {string.Join("; ", problems)}");
+        using var _ = no_grad();
+        foreach (var (name, p) in _params)
+        {
+            if (HasMasters) _master[name].copy_(weights[name]);
+            p.copy_(weights[name]);
+        }
     }
 
     /// <summary>The state as named tensors: "m.&lt;param&gt;", "v.&lt;param&gt;" and "steps".</summary>

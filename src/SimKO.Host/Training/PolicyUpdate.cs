@@ -7,7 +7,11 @@ using static TorchSharp.torch;
 namespace SimKO.Host.Training;
 
 /// <summary>Settings of one step's updates.</summary>
-public sealed record UpdateSettings(int MiniBatches, int MicroBatchSize, int PpoEpochs, double GradClip);
+/// <param name="MaxTokensPerMicroBatch">fill micro-batches up to this many (padded) tokens, rows sorted
+/// by length and padding trimmed to each micro-batch (0: <paramref name="MicroBatchSize"/> rows each)</param>
+/// <param name="LogitsChunkTokens">tokens per chunk of the fused LM head (0: whole logits)</param>
+public sealed record UpdateSettings(int MiniBatches, int MicroBatchSize, int PpoEpochs, double GradClip,
+    int MaxTokensPerMicroBatch = 0, int LogitsChunkTokens = 0);
 
 /// <summary>What one step's updates measured (token-weighted means over micro-batches).</summary>
 public sealed class UpdateMetrics
@@ -15,6 +19,8 @@ public sealed class UpdateMetrics
     public Dictionary<string, double> Values { get; } = new();
     public int SkippedUpdates { get; set; }
     public int Updates { get; set; }
+    /// <summary>Real (non-padding) tokens forwarded by the updates, over all epochs.</summary>
+    public long RealTokens { get; set; }
     public List<string> Problems { get; } = new();
 }
 
@@ -26,24 +32,38 @@ public sealed class UpdateMetrics
 /// </summary>
 public static class PolicyUpdate
 {
-    /// <summary>log π(response token) [N, R] under <paramref name="policy"/>, without gradient, micro-batched.</summary>
-    public static Tensor LogProbs(IPolicy policy, PackedBatch batch, int microBatchSize)
+    /// <summary>log π(response token) [N, R] under <paramref name="policy"/>, without gradient, in
+    /// micro-batches of <paramref name="microBatchSize"/> rows or of <paramref name="maxTokens"/>
+    /// tokens; through the fused LM head in chunks of <paramref name="logitsChunk"/> tokens when given.</summary>
+    public static Tensor LogProbs(IPolicy policy, PackedBatch batch, int microBatchSize, int maxTokens = 0, int logitsChunk = 0)
     {
         using var _ = no_grad();
-        var parts = new List<Tensor>();
         long n = batch.Ids.shape[0];
-        for (long start = 0; start < n; start += microBatchSize)
+        var all = zeros([n, batch.ResponseLength], ScalarType.Float32, batch.Ids.device);
+        var lengths = MicroBatches.Lengths(batch);
+        foreach (var rows in MicroBatches.Split(Enumerable.Range(0, (int)n).ToArray(), lengths, microBatchSize, maxTokens))
         {
-            long len = System.Math.Min(microBatchSize, n - start);
             using var scope = NewDisposeScope();
-            var logits = batch.ResponseLogits(policy.Logits(batch.Ids.narrow(0, start, len), batch.Attention.narrow(0, start, len)));
-            var tokens = batch.ResponseTokens.narrow(0, start, len);
-            var lp = logits.to(ScalarType.Float32).log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
-            parts.Add(lp.MoveToOuterDisposeScope());
+            var index = tensor(rows.Select(r => (long)r).ToArray(), device: batch.Ids.device);
+            using var sub = batch.Select(index, trim: maxTokens > 0);
+            var tokens = Objective.validTokens(sub.ResponseTokens, sub.ResponseMask);
+            var lp = Statistics(policy, sub, tokens, 1, logitsChunk)?.LogProbs
+                     ?? sub.ResponseLogits(policy.Logits(sub.Ids, sub.Attention)).to(ScalarType.Float32).log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
+            all.narrow(1, 0, sub.ResponseLength).index_copy_(0, index, lp);                  // [N, r] rows of this micro-batch
         }
-        var all = cat(parts, 0);
-        foreach (var p in parts) p.Dispose();
         return all;
+    }
+
+    /// <summary>Token statistics through the fused, chunked LM head when <paramref name="chunk"/> > 0 and
+    /// the policy exposes its hidden states; null otherwise (the caller takes whole logits).</summary>
+    static TokenStats.TokenStats? Statistics(IPolicy policy, PackedBatch sub, Tensor tokens, int k, int chunk)
+    {
+        if (chunk <= 0) return null;
+        var exposed = policy.HiddenAndHead(sub.Ids, sub.Attention);
+        if (exposed is null) return null;
+        var (hidden, head) = exposed.Value;
+        var response = sub.ResponseLogits(hidden);                                          // [B, R, d] response positions only
+        return LmHead.tokenStats(chunk, System.Math.Min(k, (int)head.shape[0]), response, head, tokens);
     }
 
     /// <summary>Run the updates of one step. <paramref name="advantages"/> is [N] (per response),
@@ -53,7 +73,8 @@ public static class PolicyUpdate
     {
         var result = new UpdateMetrics();
         bool ownOld = oldLogProbs is null;
-        oldLogProbs ??= LogProbs(policy, batch, settings.MicroBatchSize);
+        oldLogProbs ??= LogProbs(policy, batch, settings.MicroBatchSize, settings.MaxTokensPerMicroBatch, settings.LogitsChunkTokens);
+        long realTokens = 0, paddedTokens = 0;
         long n = batch.Ids.shape[0];
         long groups = n / groupSize;
         long groupsPerMini = System.Math.Max(1, groups / settings.MiniBatches);
@@ -67,11 +88,12 @@ public static class PolicyUpdate
                 long rowStart = g0 * groupSize, rows = System.Math.Min(groupsPerMini, groups - g0) * groupSize;
                 optimizer.ZeroGrad();
                 bool finite = AccumulateGradient(objective, policy, batch, advantages, oldLogProbs, refLogProbs, rowStart, rows,
-                    settings.MicroBatchSize, m => Accumulate(sums, m, ref tokenWeight), problem => result.Problems.Add($"epoch {epoch}, {problem}"));
+                    settings.MicroBatchSize, m => Accumulate(sums, m, ref tokenWeight), problem => result.Problems.Add($"epoch {epoch}, {problem}"),
+                    settings.MaxTokensPerMicroBatch, settings.LogitsChunkTokens, optimizer, (real, padded) => { realTokens += real; paddedTokens += padded; });
                 double gradNorm = double.NaN;
                 if (finite)
                 {
-                    gradNorm = nn.utils.clip_grad_norm_(policy.NamedParameters.Select(p => p.Param), settings.GradClip);
+                    gradNorm = optimizer.ClipGradients(settings.GradClip);
                     if (!double.IsFinite(gradNorm))
                     {
                         finite = false;
@@ -91,6 +113,8 @@ public static class PolicyUpdate
         policy.SetTraining(false);
         foreach (var (k, v) in sums)
             result.Values[k] = k == "grad_norm" ? v / System.Math.Max(1, result.Updates) : v / System.Math.Max(1e-9, tokenWeight);
+        result.Values["padding_fraction"] = paddedTokens == 0 ? 0 : 1 - (double)realTokens / paddedTokens;
+        result.RealTokens = realTokens;
         if (ownOld) oldLogProbs.Dispose();
         return result;
     }
@@ -106,35 +130,50 @@ public static class PolicyUpdate
     /// <param name="refLogProbs">[N, R] log π_ref, or null when there is no KL penalty.</param>
     /// <param name="onMetrics">called with each micro-batch's metrics.</param>
     /// <param name="onProblem">called with "rows a..b: loss is NaN" when a micro-batch's loss is not finite.</param>
+    /// <param name="maxTokens">token budget of a micro-batch (rows sorted by length, padding trimmed; 0: <paramref name="microBatchSize"/> rows)</param>
+    /// <param name="logitsChunk">tokens per chunk of the fused LM head (0: whole logits)</param>
+    /// <param name="optimizer">when given, its float32 gradient sums take each micro-batch's gradients (mixed precision, offload)</param>
+    /// <param name="onTokens">called with each micro-batch's real and padded token counts</param>
     public static bool AccumulateGradient(Objective.Objective objective, IPolicy policy, PackedBatch batch, Tensor advantages,
         Tensor oldLogProbs, Tensor? refLogProbs, long rowStart, long rows, int microBatchSize,
-        Action<Objective.LossMetrics> onMetrics, Action<string> onProblem)
+        Action<Objective.LossMetrics> onMetrics, Action<string> onProblem,
+        int maxTokens = 0, int logitsChunk = 0, AdamW? optimizer = null, Action<long, long>? onTokens = null)
     {
         var miniMask = batch.ResponseMask.narrow(0, rowStart, rows);
         var norm = new Aggregation.Normaliser(miniMask.sum().item<float>(), rows);
         var tau = BatchThreshold(objective.Gate, policy, batch, rowStart, rows, microBatchSize);
-        for (long m0 = rowStart; m0 < rowStart + rows; m0 += microBatchSize)
+        var miniRows = Enumerable.Range((int)rowStart, (int)rows).ToArray();
+        foreach (var mb in MicroBatches.Split(miniRows, MicroBatches.Lengths(batch), microBatchSize, maxTokens))
         {
-            long len = System.Math.Min(microBatchSize, rowStart + rows - m0);
             using var scope = NewDisposeScope();
-            var logits = batch.ResponseLogits(policy.Logits(batch.Ids.narrow(0, m0, len), batch.Attention.narrow(0, m0, len))).to(ScalarType.Float32);
+            var index = tensor(mb.Select(r => (long)r).ToArray(), device: batch.Ids.device);
+            using var sub = batch.Select(index, trim: maxTokens > 0);
+            long width = sub.ResponseLength;
+            onTokens?.Invoke(sub.Attention.sum().item<long>(), sub.Ids.numel());
             var pb = new Objective.PolicyBatch(
-                logits,
-                batch.ResponseTokens.narrow(0, m0, len),
-                oldLogProbs.narrow(0, m0, len),
-                refLogProbs is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(refLogProbs.narrow(0, m0, len)),
-                batch.ResponseMask.narrow(0, m0, len),
-                advantages.narrow(0, m0, len).to(ScalarType.Float32),
+                Objective.noLogits,
+                sub.ResponseTokens,
+                oldLogProbs.index_select(0, index).narrow(1, 0, width),
+                refLogProbs is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(refLogProbs.index_select(0, index).narrow(1, 0, width)),
+                sub.ResponseMask,
+                advantages.index_select(0, index).to(ScalarType.Float32),
                 norm,
                 tau);
-            var output = Objective.loss(objective, pb);
+            var stats = Statistics(policy, sub, Objective.validTokens(sub.ResponseTokens, sub.ResponseMask), Objective.topKNeeded(objective), logitsChunk);
+            var output = stats is not null
+                ? Objective.lossOfStats(objective, stats, pb)
+                : Objective.loss(objective, new Objective.PolicyBatch(sub.ResponseLogits(policy.Logits(sub.Ids, sub.Attention)).to(ScalarType.Float32),
+                    pb.Tokens, pb.OldLogProbs, pb.RefLogProbs, pb.Mask, pb.Advantages, pb.Normaliser, pb.BatchThreshold));
             var lossValue = output.Loss.item<float>();
             if (!float.IsFinite(lossValue))
             {
-                onProblem($"rows {m0}..{m0 + len - 1}: loss is {lossValue}");
+                onProblem(mb.Length > 0 && mb[^1] - mb[0] == mb.Length - 1
+                    ? $"rows {mb[0]}..{mb[^1]}: loss is {lossValue}"
+                    : $"rows {string.Join(",", mb.Take(8))}{(mb.Length > 8 ? ",…" : "")}: loss is {lossValue}");
                 return false;
             }
             output.Loss.backward();
+            optimizer?.AccumulateGradients();
             onMetrics(output.Metrics);
         }
         return true;

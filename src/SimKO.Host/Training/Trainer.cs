@@ -38,6 +38,9 @@ public sealed record TrainerParts
     public required Func<string, Dictionary<string, Tensor>> ReadTensors { get; init; }
     /// <summary>Export the policy as an HF folder (model, config, tokenizer).</summary>
     public required Action<string> ExportHf { get; init; }
+    /// <summary>Export the policy as an HF folder from given weights (the optimizer's float32 masters,
+    /// so an export in float32 of a bf16 run is not the bf16 rounding); when null, <see cref="ExportHf"/>.</summary>
+    public Action<string, IReadOnlyDictionary<string, Tensor>>? ExportHfWeights { get; init; }
     /// <summary>Optional frozen reference policy for the KL penalty.</summary>
     public IPolicy? Reference { get; init; }
     /// <summary>Optional weight sync to an inference server (SPEC §8): called with the weights version
@@ -66,7 +69,7 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
     {
         var store = new CheckpointStore(Path.Combine(settings.Out, "checkpoints"));
         var optimizer = new AdamW(parts.Policy.NamedParameters.Select(p => (p.Name, (Tensor)p.Param)).ToList(),
-            settings.Optimizer.Beta1, settings.Optimizer.Beta2, 1e-8, settings.Optimizer.WeightDecay);
+            settings.Optimizer.Beta1, settings.Optimizer.Beta2, 1e-8, settings.Optimizer.WeightDecay, settings.Memory.OptimizerOffload);
         long start = 0;
         int badSteps = 0;
         if (resume)
@@ -106,7 +109,11 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
                 Save(store, step + 1, optimizer, badSteps);
         }
         var final = Path.Combine(settings.Out, "final");
-        if (end == settings.Steps) parts.ExportHf(final);
+        if (end == settings.Steps)
+        {
+            if (parts.ExportHfWeights is { } export && optimizer.HasMasters) export(final, optimizer.MasterWeights());
+            else parts.ExportHf(final);
+        }
         return new TrainResult(end, last, final);
     }
 
@@ -154,17 +161,19 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         parts.PrefetchRewards?.Invoke(ordered.Select(x => (promptIdx[x.PromptIndex], x.Tokens)).ToList());
         var samples = ordered.Select(x => new Sample(x.PromptIndex, prompts[x.PromptIndex], x.Tokens,
             parts.Problems[promptIdx[x.PromptIndex]].Reward(x.Tokens))).ToList();
-        var rewards = tensor(samples.Select(s => s.Reward).ToArray(), ScalarType.Float32);
+        // rewards and advantages on the policy's device: the loss checks that every input is there
+        var rewards = tensor(samples.Select(s => s.Reward).ToArray(), ScalarType.Float32, parts.Policy.Device);
         var advantages = Advantages.compute(_objective.Advantage, g, rewards);
         using var batch = PackedBatch.Pack(samples, parts.PadId, parts.Policy.Device);
-        Tensor? refLogProbs = parts.Reference is { } r && _objective.Kl.Beta > 0 ? PolicyUpdate.LogProbs(r, batch, settings.MicroBatchSize) : null;
+        Tensor? refLogProbs = parts.Reference is { } r && _objective.Kl.Beta > 0 ? PolicyUpdate.LogProbs(r, batch, settings.MicroBatchSize, settings.Memory.MaxTokensPerMicroBatch, settings.Memory.LogitsChunkTokens) : null;
         clock.Restart();
         // SPEC §8: the trainer recomputes the old log-probs; the sampler's are kept only as a check.
-        var oldLogProbs = PolicyUpdate.LogProbs(parts.Policy, batch, settings.MicroBatchSize);
+        var oldLogProbs = PolicyUpdate.LogProbs(parts.Policy, batch, settings.MicroBatchSize, settings.Memory.MaxTokensPerMicroBatch, settings.Memory.LogitsChunkTokens);
         var samplerLogProbs = PackSamplerLogProbs(ordered, batch);
         var mismatch = ((oldLogProbs - samplerLogProbs).abs() * batch.ResponseMask).sum().item<float>() / System.Math.Max(1f, batch.ResponseMask.sum().item<float>());
         var update = PolicyUpdate.Run(_objective, parts.Policy, optimizer, LearningRate(step), batch, advantages, g,
-            new UpdateSettings(settings.MiniBatches, settings.MicroBatchSize, settings.PpoEpochs, settings.Optimizer.GradClip), refLogProbs, oldLogProbs);
+            new UpdateSettings(settings.MiniBatches, settings.MicroBatchSize, settings.PpoEpochs, settings.Optimizer.GradClip,
+                settings.Memory.MaxTokensPerMicroBatch, settings.Memory.LogitsChunkTokens), refLogProbs, oldLogProbs);
         var updateSeconds = clock.Elapsed.TotalSeconds;
         skipped = update.SkippedUpdates;
         problems = update.Problems;
@@ -177,7 +186,8 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         metrics[$"train_pass@{g}"] = Enumerable.Range(0, prompts.Count).Average(p => correct.Skip(p * g).Take(g).Any(c => c) ? 1.0 : 0.0);
         metrics["response_length"] = samples.Average(s => s.Response.Length);
         metrics["rollout_tokens_per_s"] = responseTokens / System.Math.Max(1e-9, rolloutSeconds);
-        metrics["update_tokens_per_s"] = settings.PpoEpochs * (double)batch.Ids.numel() / System.Math.Max(1e-9, updateSeconds);
+        // real tokens only: padding is not work done (padding_fraction says how much there was)
+        metrics["update_tokens_per_s"] = update.RealTokens / System.Math.Max(1e-9, updateSeconds);
         metrics["lr"] = LearningRate(step);
         metrics["sampler_logprob_mismatch"] = mismatch;
         metrics["updates"] = update.Updates;
@@ -197,7 +207,7 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
 
     void Save(CheckpointStore store, long stepsDone, AdamW optimizer, int badSteps)
     {
-        var model = parts.Policy.NamedParameters.ToDictionary(p => p.Name, p => (Tensor)p.Param);
+        var model = optimizer.MasterWeights();                          // float32 whatever the compute dtype
         var state = new JsonObject
         {
             ["steps_done"] = stepsDone,
@@ -223,18 +233,7 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         var seed = state["seed"]!.GetValue<int>();
         if (seed != settings.Seed)
             throw new InvalidOperationException($"{checkpoint}: written with seed {seed}, this run has seed {settings.Seed}; resume with the same configuration");
-        var model = parts.ReadTensors(Path.Combine(checkpoint, ModelFile));
-        var problems = new List<string>();
-        using (no_grad())
-        {
-            foreach (var (name, p) in parts.Policy.NamedParameters)
-            {
-                if (!model.TryGetValue(name, out var t)) { problems.Add($"missing tensor '{name}'"); continue; }
-                if (!t.shape.SequenceEqual(p.shape)) { problems.Add($"tensor '{name}' has shape [{string.Join(", ", t.shape)}], expected [{string.Join(", ", p.shape)}]"); continue; }
-                p.copy_(t);
-            }
-        }
-        if (problems.Count > 0) throw new InvalidDataException($"{Path.Combine(checkpoint, ModelFile)}: {string.Join("; ", problems)}");
+        optimizer.LoadMasterWeights(parts.ReadTensors(Path.Combine(checkpoint, ModelFile)), Path.Combine(checkpoint, ModelFile));
         optimizer.Load(parts.ReadTensors(Path.Combine(checkpoint, OptimizerFile)), Path.Combine(checkpoint, OptimizerFile));
         log.LogInformation("resumed from {Checkpoint} (step {Step})", checkpoint, steps);
         return (steps, state["skipped_updates"]?.GetValue<int>() ?? 0);

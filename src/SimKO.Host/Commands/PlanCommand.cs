@@ -1,0 +1,83 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SimKO.Cli;
+using SimKO.Host.Model;
+using SimKO.Host.Planning;
+
+namespace SimKO.Host.Commands;
+
+/// <summary>`simko plan`: a run's GPU memory from config.json and the training settings, as a table or JSON.</summary>
+public static class PlanCommand
+{
+    public static int Run(PlanArgs.PlanOptions o)
+    {
+        var configPath = Path.Combine(o.ModelFolder, "config.json");
+        ModelConfig config;
+        try { config = ModelConfig.Load(configPath); }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        var settings = MemoryPlan.SettingsOf(o.Spec, o.PromptTokens);
+        var plan = MemoryPlan.Compute(config, settings, (long)(o.GpuMemoryGiB * 1073741824.0));
+        Console.WriteLine(o.Json ? Json(plan).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) : Table(config, o.Spec, settings, plan));
+        return plan.Fits ? 0 : 1;
+    }
+
+    /// <summary>The JSON of a plan: exactly parameters, components (bytes), total_bytes, gpu_memory_bytes, fits.</summary>
+    public static JsonObject Json(MemoryPlanResult plan) => new()
+    {
+        ["parameters"] = plan.Parameters,
+        ["components"] = new JsonObject
+        {
+            ["weights"] = plan.Components.Weights, ["master_weights"] = plan.Components.MasterWeights,
+            ["gradients"] = plan.Components.Gradients, ["optimizer_state"] = plan.Components.OptimizerState,
+            ["activations"] = plan.Components.Activations, ["logits"] = plan.Components.Logits, ["kv_cache"] = plan.Components.KvCache,
+        },
+        ["total_bytes"] = plan.TotalBytes,
+        ["gpu_memory_bytes"] = plan.GpuMemoryBytes,
+        ["fits"] = plan.Fits,
+    };
+
+    /// <summary>The human table: every component with its formula's inputs, the total and the verdict.</summary>
+    public static string Table(ModelConfig c, RunSpec.TrainSpec spec, PlanSettings s, MemoryPlanResult plan)
+    {
+        static string N(long x) => x.ToString("N0", CultureInfo.InvariantCulture);
+        var dtype = RunSpec.dtypeName(spec.DType);
+        var k = plan.Components;
+        var t = new StringBuilder();
+        t.AppendLine($"Memory plan: {c.ModelType}, {N(plan.Parameters)} parameters (d {c.HiddenSize}, {c.NumHiddenLayers} layers, {c.NumAttentionHeads} heads / {c.NumKeyValueHeads} KV, MLP {c.IntermediateSize}, V {N(c.VocabSize)}, {(c.TieWordEmbeddings ? "tied" : "untied")} head)");
+        t.AppendLine($"Settings: dtype={dtype}, optimizer_offload={Lower(s.OptimizerOffload)}, gradient_checkpointing={Lower(s.GradientCheckpointing)}, logits_chunk_tokens={s.LogitsChunkTokens}, " +
+                     $"{N(s.MicroBatchTokens)} tokens per micro-batch ({N(s.ResponseTokens)} response), rollout {N(s.RolloutRows)} rows × {N(s.SequenceTokens)} tokens");
+        t.AppendLine();
+        t.AppendLine("| component | bytes | GiB | what |");
+        t.AppendLine("|---|---:|---:|---|");
+        void Row(string name, long bytes, string what) => t.AppendLine($"| {name} | {N(bytes)} | {Gib(bytes)} | {what} |");
+        Row("weights", k.Weights, $"parameters × {s.ComputeBytes} B ({dtype}){(s.ReferenceModel ? " × 2 (policy + frozen reference)" : "")}");
+        Row("master_weights", k.MasterWeights, s.OptimizerOffload ? "fp32 copy in host memory (offload)" : s.ComputeBytes == 4 ? "the float32 weights are the master weights" : "parameters × 4 B (fp32)");
+        Row("gradients", k.Gradients, s.ComputeBytes == 4 ? "parameters × 4 B (fp32, accumulated in place)" : s.OptimizerOffload ? $"parameters × {s.ComputeBytes} B of backward; fp32 sums in host memory" : $"parameters × {s.ComputeBytes} B of backward + parameters × 4 B fp32 sums");
+        Row("optimizer_state", k.OptimizerState, s.OptimizerOffload ? "AdamW moments in host memory (offload)" : "AdamW m and v, parameters × 8 B (fp32)");
+        Row("activations", k.Activations, s.GradientCheckpointing
+            ? $"layer inputs ({c.NumHiddenLayers} × d) + one layer recomputed, per token; without checkpointing: {MemoryPlan.Gib(plan.ActivationsWithoutCheckpointing)}"
+            : $"{N(MemoryPlan.ActivationBytesPerTokenPerLayer(c, s.ComputeBytes))} B per token per layer; with checkpointing: {MemoryPlan.Gib(plan.ActivationsWithCheckpointing)}");
+        Row("logits", k.Logits, s.LogitsChunkTokens > 0 ? $"3 × {N(System.Math.Min(s.LogitsChunkTokens, s.ResponseTokens))} tokens × V × 4 B + fp32 ∂W (V × d × 4 B)" : "4 × response tokens × V × 4 B (whole micro-batch)");
+        Row("kv_cache", k.KvCache, s.RolloutRows > 0 ? $"{N(s.RolloutRows)} rows × {N(s.SequenceTokens)} tokens × {c.NumHiddenLayers} layers × 2 × {c.NumKeyValueHeads * c.HeadDim} × {s.ComputeBytes} B" : "rollouts from a server (rollout_url)");
+        t.AppendLine($"| **total** | **{N(plan.TotalBytes)}** | **{Gib(plan.TotalBytes)}** | GPU: {N(plan.GpuMemoryBytes)} B ({MemoryPlan.Gib(plan.GpuMemoryBytes)}) |");
+        if (plan.HostBytes > 0) t.AppendLine($"\nHost memory for the offloaded optimizer: {MemoryPlan.Gib(plan.HostBytes)} (fp32 master weights{(s.ComputeBytes == 4 ? "" : ", fp32 gradient sums")} and AdamW moments).");
+        t.AppendLine();
+        if (plan.Fits)
+            t.AppendLine($"Verdict: fits, with {MemoryPlan.Gib(plan.GpuMemoryBytes - plan.TotalBytes)} to spare (keep ~2 GiB for the CUDA context and allocator fragmentation).");
+        else
+        {
+            t.AppendLine("Verdict: does not fit. What to change, largest saving first:");
+            foreach (var a in plan.Advice) t.AppendLine($"- {a}");
+        }
+        return t.ToString();
+    }
+
+    static string Gib(long bytes) => (bytes / 1073741824.0).ToString("0.00", CultureInfo.InvariantCulture);
+    static string Lower(bool b) => b ? "true" : "false";
+}
