@@ -56,6 +56,12 @@ let parser = ArgumentParser.Create<SimkoArgs>(programName = "simko")
 let private problemsText (command: string) (problems: string list) =
     String.concat "\n" ((problems |> List.map (sprintf "error: %s")) @ [ sprintf "(see: simko %s --help)" command ])
 
+/// The command a checked spec makes, or every problem of its arguments (exit code 2).
+let private checked (command: string) (result: Result<'T, string list>) (make: 'T -> Command) : Parsed =
+    match result with
+    | Ok x -> Run(make x)
+    | Error problems -> Exit(problemsText command problems, 2)
+
 let parse (argv: string[]) : Parsed =
     try
         let r = parser.ParseCommandLine(argv, raiseOnUsage = true)
@@ -63,32 +69,15 @@ let parse (argv: string[]) : Parsed =
         | Some (SimkoArgs.Loss l) -> Run(Loss(LossArgs.toOptions l))
         | Some (SimkoArgs.Train t) ->
             let o = TrainArgs.toOptions t
-            match TrainArgs.resolve o with
-            | Ok spec -> Run(Train(spec, o.Resume))
-            | Error problems -> Exit(problemsText "train" problems, 2)
-        | Some (SimkoArgs.Eval e) ->
-            match EvalArgs.toSpec e with
-            | Ok spec -> Run(Eval spec)
-            | Error problems -> Exit(problemsText "eval" problems, 2)
-        | Some (SimkoArgs.Reproduce r) ->
-            match ReproduceArgs.toSpec r with
-            | Ok spec -> Run(Reproduce spec)
-            | Error problems -> Exit(problemsText "reproduce" problems, 2)
+            checked "train" (TrainArgs.resolve o) (fun spec -> Train(spec, o.Resume))
+        | Some (SimkoArgs.Eval e) -> checked "eval" (EvalArgs.toSpec e) Eval
+        | Some (SimkoArgs.Reproduce r) -> checked "reproduce" (ReproduceArgs.toSpec r) Reproduce
         | Some (SimkoArgs.Bench b) -> Run(Bench(BenchArgs.toOptions b))
         | Some (SimkoArgs.Grade g) -> Run(Grade(GradeArgs.toOptions g))
         | Some (SimkoArgs.Tokenize t) -> Run(Tokenize(TokenizeArgs.toOptions t))
-        | Some (SimkoArgs.Serve s) ->
-            match ServeArgs.toOptions s with
-            | Ok o -> Run(Serve o)
-            | Error problems -> Exit(problemsText "serve" problems, 2)
-        | Some (SimkoArgs.Score s) ->
-            match ScoreArgs.toOptions s with
-            | Ok o -> Run(Score o)
-            | Error problems -> Exit(problemsText "score" problems, 2)
-        | Some (SimkoArgs.Plan p) ->
-            match PlanArgs.toOptions p with
-            | Ok options -> Run(Plan options)
-            | Error problems -> Exit(problemsText "plan" problems, 2)
+        | Some (SimkoArgs.Serve s) -> checked "serve" (ServeArgs.toOptions s) Serve
+        | Some (SimkoArgs.Score s) -> checked "score" (ScoreArgs.toOptions s) Score
+        | Some (SimkoArgs.Plan p) -> checked "plan" (PlanArgs.toOptions p) Plan
         | Some SimkoArgs.Info -> Run Info
         | None -> Exit(parser.PrintUsage(), 2)
     with :? ArguParseException as e ->
