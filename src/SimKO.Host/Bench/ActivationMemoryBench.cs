@@ -43,14 +43,7 @@ public static class ActivationMemoryBench
         foreach (var checkpointing in new[] { false, true })
         {
             model.GradientCheckpointing = checkpointing;
-            Step();                                                            // warm-up: gradients allocated, kernels chosen
-            NativeHeap.Release();                                              // freed memory back to the OS: the peak is this phase's
-            var before = ProcessMemory.Read().Rss;
-            ProcessMemory.ResetPeak();
-            var clock = Stopwatch.StartNew();
-            Step();
-            var seconds = clock.Elapsed.TotalSeconds;
-            var peak = ProcessMemory.Read().Peak - before;
+            var (peak, seconds) = Measure.PeakAbove(Step);
             results.Add((checkpointing, peak, seconds));
             rows.Add(new JsonObject
             {

@@ -56,14 +56,7 @@ public static class LmHeadMemoryBench
                     weight.grad!.zero_();
                     h.grad!.zero_();
                 }
-                Step();                                                        // warm-up: gradients allocated
-                NativeHeap.Release();                                          // freed memory back to the OS: the peak is this phase's
-                var before = ProcessMemory.Read().Rss;
-                ProcessMemory.ResetPeak();
-                var clock = Stopwatch.StartNew();
-                Step();
-                var seconds = clock.Elapsed.TotalSeconds;
-                var peak = ProcessMemory.Read().Peak - before;
+                var (peak, seconds) = Measure.PeakAbove(Step);
                 results.Add((tokens, chunked, peak, seconds));
                 rows.Add(new JsonObject { ["vocab"] = vocab, ["hidden"] = hidden, ["tokens"] = tokens, ["chunked"] = chunked, ["peak_bytes"] = peak, ["seconds"] = seconds });
                 log.LogInformation("LM head {Tokens} tokens, chunked {Chunked}: {Peak:N0} bytes, {Seconds:F2} s", tokens, chunked, peak, seconds);

@@ -24,6 +24,21 @@ public static class Measure
         return (sorted[sorted.Length / 2], times);
     }
 
+    /// <summary>One warm-up run, then one measured run of <paramref name="step"/>: its peak resident
+    /// memory above the RSS it started at (freed native memory is returned to the OS first, so the
+    /// peak is this run's own) and its wall time.</summary>
+    public static (long PeakBytes, double Seconds) PeakAbove(Action step)
+    {
+        step();
+        SimKO.Host.Diagnostics.NativeHeap.Release();
+        var before = SimKO.Host.Diagnostics.ProcessMemory.Read().Rss;
+        SimKO.Host.Diagnostics.ProcessMemory.ResetPeak();
+        var clock = Stopwatch.StartNew();
+        step();
+        var seconds = clock.Elapsed.TotalSeconds;
+        return (SimKO.Host.Diagnostics.ProcessMemory.Read().Peak - before, seconds);
+    }
+
     /// <summary>The machine as a benchmark report states it.</summary>
     public static Dictionary<string, object> Machine()
     {
