@@ -46,8 +46,20 @@ let tests =
             let meanA = valid |> Array.averageBy (fun j -> rb.Adv.[j / c.T])
             let meanL = valid |> Array.averageBy (fun j -> logp.[j])
             let k = max 1 (int (ceil (settings.Ratio * float valid.Length)))
-            let selected =
-                valid |> Array.sortByDescending (fun j -> (rb.Adv.[j / c.T] - meanA) * (logp.[j] - meanL)) |> Array.take k |> Set.ofArray
+            let cov j = (rb.Adv.[j / c.T] - meanA) * (logp.[j] - meanL)
+            let ranked = valid |> Array.sortByDescending cov
+            // Tokens whose covariance ties the k-th one (to rounding: two responses of one token
+            // each have equal covariances by symmetry) may be chosen either way; the CPU's
+            // rounding decides. Outside the tie the reference decides alone; inside it, the
+            // selection the implementation made is taken once it is checked to be a tie.
+            let boundary = cov ranked.[k - 1]
+            let tied j = abs (cov j - boundary) <= 1e-6 * (1.0 + abs boundary)
+            let lpNow = b.Logits.log_softmax(-1L).gather(-1L, b.Tokens.unsqueeze(-1L)).squeeze(-1L)   // [B; T] current log-probs
+            let implSel = toArray (Regularisers.klCovSelection settings (b.Advantages.unsqueeze(1L).expand_as(b.Mask)) lpNow b.Mask)
+            let sure = ranked |> Array.filter (fun j -> cov j > boundary && not (tied j)) |> Set.ofArray
+            let fromTie = valid |> Array.filter (fun j -> tied j && implSel.[j] > 0.5) |> Set.ofArray
+            Expect.equal (sure.Count + fromTie.Count) k "the implementation fills the tie up to k tokens"
+            let selected = Set.union sure fromTie
             let rl, rg =
                 Reference.tokenLossAndGrad rb (fun j lp ->
                     let a, old = rb.Adv.[j / c.T], rb.Old.[j]
