@@ -195,6 +195,8 @@ type EvalTask =
 /// One evaluation.
 type EvalSpec =
     { Model: string
+      /// a PEFT LoRA adapter applied on the model folder (issue 22).
+      Adapter: string option
       Tasks: EvalTask list
       Template: PromptTemplate
       SkipBadRows: bool

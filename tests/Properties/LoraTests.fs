@@ -305,4 +305,47 @@ let tests =
             Expect.stringContains e.Message "lora_rank = 8" "a rank that disagrees with the adapter's config"
             Directory.Delete(out, true)
             if Directory.Exists(out + "-cont") then Directory.Delete(out + "-cont", true)
+    
+        testCase "plan counts LoRA adapters exactly (a built model's count; Qwen2.5-7B r 64 by hand) and freezes the base: no master, gradient or moments for it" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            for targets in [ all7; [| "q_proj"; "v_proj" |] :> _; [| "gate_proj"; "down_proj"; "o_proj" |] :> _ ] do
+                for bias in [ true; false ] do
+                    use m = new CausalLM(config bias)
+                    m.AttachLora(LoraSettings(3, 6.0, targets), 1L)
+                    let built = m.LoraParameters() |> Seq.sumBy (fun struct (_, p) -> p.numel())
+                    Expect.equal (SimKO.Host.Planning.MemoryPlan.LoraParameters(config bias, 3, targets)) built "the plan's count equals the built adapters'"
+            // per layer: q, o 64·(3584 + 3584); k, v 64·(3584 + 512); gate, up, down 64·(3584 + 18944) → 5,767,168 × 28
+            let qwen7b = MemoryPlanTests.qwen7b
+            let a = SimKO.Host.Planning.MemoryPlan.LoraParameters(qwen7b, 64)
+            Expect.equal a 161_480_704L "Qwen2.5-7B, r 64, all seven projections"
+            let p = SimKO.Host.Planning.MemoryPlan.Parameters qwen7b
+            let bf16 = SimKO.Host.Planning.PlanSettings(2, false, true, 1024L, 12000L, 10286L, 0L, 3584L, false, 64, null)
+            let plan = SimKO.Host.Planning.MemoryPlan.Compute(qwen7b, bf16, 80L * 1073741824L)
+            let k = plan.Components
+            Expect.equal k.Weights ((p + a) * 2L) "frozen bf16 base + bf16 adapters"
+            Expect.equal k.MasterWeights (a * 4L) "fp32 masters of the adapters only"
+            Expect.equal k.Gradients (a * 2L + a * 4L) "bf16 adapter gradients + fp32 sums; none for the base"
+            Expect.equal k.OptimizerState (a * 8L) "moments of the adapters only"
+            Expect.equal plan.AdapterParameters a "adapter parameters reported"
+            let full = SimKO.Host.Planning.MemoryPlan.Compute(qwen7b, SimKO.Host.Planning.PlanSettings(2, false, true, 1024L, 12000L, 10286L, 0L, 3584L, false), 80L * 1073741824L)
+            Expect.isLessThan plan.TotalBytes (full.TotalBytes / 3L) "LoRA needs a fraction of full fine-tuning's memory"
+            Expect.equal (full.Components.Logits - k.Logits) (152064L * 3584L * 4L) "a frozen head needs no fp32 ∂W accumulator"
+    
+        testCase "the fused chunked head with a frozen weight gives the same hidden-state gradient and no weight gradient" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            let g = new torch.Generator(3UL)
+            let h0 = torch.randn([| 2L; 5L; 8L |], generator = g)
+            let w0 = torch.randn([| 11L; 8L |], generator = g)
+            let tokens = torch.randint(11L, [| 2L; 5L |], generator = g)
+            let run (frozen: bool) =
+                let h = h0.clone().requires_grad_(true)
+                let w = w0.clone().requires_grad_(not frozen)
+                let st = SimKO.Math.LmHead.tokenStats 3 2 h w tokens
+                (st.LogProbs.sum() + st.TopKLogProbs.sum()).backward()
+                h.grad, w.grad
+            let hTrain, wTrain = run false
+            let hFrozen, wFrozen = run true
+            Expect.isLessThan (maxDiff hTrain hFrozen) 1e-6 "same ∂hidden"
+            Expect.isNotNull (box wTrain) "a trained head gets ∂W"
+            Expect.isNull (box wFrozen) "a frozen head gets none"
     ]

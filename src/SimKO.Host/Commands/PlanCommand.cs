@@ -31,6 +31,7 @@ public static class PlanCommand
     public static JsonObject Json(MemoryPlanResult plan) => new()
     {
         ["parameters"] = plan.Parameters,
+        ["adapter_parameters"] = plan.AdapterParameters,
         ["components"] = new JsonObject
         {
             ["weights"] = plan.Components.Weights, ["master_weights"] = plan.Components.MasterWeights,
@@ -52,11 +53,15 @@ public static class PlanCommand
         t.AppendLine($"Memory plan: {c.ModelType}, {N(plan.Parameters)} parameters (d {c.HiddenSize}, {c.NumHiddenLayers} layers, {c.NumAttentionHeads} heads / {c.NumKeyValueHeads} KV, MLP {c.IntermediateSize}, V {N(c.VocabSize)}, {(c.TieWordEmbeddings ? "tied" : "untied")} head)");
         t.AppendLine($"Settings: dtype={dtype}, optimizer_offload={Lower(s.OptimizerOffload)}, gradient_checkpointing={Lower(s.GradientCheckpointing)}, logits_chunk_tokens={s.LogitsChunkTokens}, " +
                      $"{N(s.MicroBatchTokens)} tokens per micro-batch ({N(s.ResponseTokens)} response), rollout {N(s.RolloutRows)} rows × {N(s.SequenceTokens)} tokens");
+        if (s.LoraRank > 0)
+            t.AppendLine($"LoRA: r {s.LoraRank} on {string.Join(",", s.LoraTargets ?? SimKO.Host.Model.LoraSettings.AllProjections)}: {N(plan.AdapterParameters)} adapter parameters trained " +
+                         $"({100.0 * plan.AdapterParameters / plan.Parameters:0.00} % of the base); the base is frozen in {dtype} (no master, gradient or moments), the KL reference is the base (adapters off). " +
+                         "Below, \"parameters\" in master_weights, gradients and optimizer_state means the adapter parameters.");
         t.AppendLine();
         t.AppendLine("| component | bytes | GiB | what |");
         t.AppendLine("|---|---:|---:|---|");
         void Row(string name, long bytes, string what) => t.AppendLine($"| {name} | {N(bytes)} | {Gib(bytes)} | {what} |");
-        Row("weights", k.Weights, $"parameters × {s.ComputeBytes} B ({dtype}){(s.ReferenceModel ? " × 2 (policy + frozen reference)" : "")}");
+        Row("weights", k.Weights, $"{(s.LoraRank > 0 ? "(base + adapter) " : "")}parameters × {s.ComputeBytes} B ({dtype}){(s.ReferenceModel ? " × 2 (policy + frozen reference)" : "")}");
         Row("master_weights", k.MasterWeights, s.OptimizerOffload ? "fp32 copy in host memory (offload)" : s.ComputeBytes == 4 ? "the float32 weights are the master weights" : "parameters × 4 B (fp32)");
         Row("gradients", k.Gradients, s.ComputeBytes == 4 ? "parameters × 4 B (fp32, accumulated in place)" : s.OptimizerOffload ? $"parameters × {s.ComputeBytes} B of backward; fp32 sums in host memory" : $"parameters × {s.ComputeBytes} B of backward + parameters × 4 B fp32 sums");
         Row("optimizer_state", k.OptimizerState, s.OptimizerOffload ? "AdamW moments in host memory (offload)" : "AdamW m and v, parameters × 8 B (fp32)");
