@@ -348,4 +348,27 @@ let tests =
             Expect.isLessThan (maxDiff hTrain hFrozen) 1e-6 "same ∂hidden"
             Expect.isNotNull (box wTrain) "a trained head gets ∂W"
             Expect.isNull (box wFrozen) "a frozen head gets none"
+    
+        testCase "simko score --adapter on the base folder gives the merged export's log-probs" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            let dir = temp "score"
+            let tok = SimKO.Data.Tokenizers.CharTokenizer("abcdefghijklmnop")
+            use m = model 7L torch.ScalarType.Float32
+            HfFolder.Save(m, tok, Path.Combine(dir, "base"))
+            m.AttachLora(LoraSettings(4, 8.0, all7), 3L)
+            randomise m 21L
+            PeftAdapter.Save(m, Path.Combine(dir, "adapter"), Path.Combine(dir, "base"))
+            HfFolder.Save(m, tok, Path.Combine(dir, "merged"), weights = m.MergedWeights())
+            let input = Path.Combine(dir, "in.jsonl")
+            File.WriteAllText(input, "{\"ids\": [3, 5, 7, 2, 9, 4]}\n{\"ids\": [11, 6, 1]}\n")
+            let score model adapter out =
+                let o : SimKO.Cli.ScoreArgs.ScoreOptions = { Model = model; Input = input; Output = Some out; Device = SimKO.Cli.RunSpec.Cpu; Adapter = adapter }
+                Expect.equal (SimKO.Host.Commands.ScoreCommand.Run o) 0 "score runs"
+                File.ReadAllLines out |> Array.map (fun l -> Text.Json.Nodes.JsonNode.Parse(l).["logprobs"].AsArray() |> Seq.map (fun x -> x.GetValue<float>()) |> Array.ofSeq)
+            let withAdapter = score (Path.Combine(dir, "base")) (Some(Path.Combine(dir, "adapter"))) (Path.Combine(dir, "a.jsonl"))
+            let merged = score (Path.Combine(dir, "merged")) None (Path.Combine(dir, "m.jsonl"))
+            let plain = score (Path.Combine(dir, "base")) None (Path.Combine(dir, "b.jsonl"))
+            for a, b in Array.zip (Array.concat withAdapter) (Array.concat merged) do Expect.floatClose { absolute = 1e-5; relative = 1e-5 } a b "adapter = merged"
+            Expect.isGreaterThan (Array.map2 (fun a b -> abs (a - b)) (Array.concat withAdapter) (Array.concat plain) |> Array.max) 1e-3 "and differs from the base"
+            Directory.Delete(dir, true)
     ]
