@@ -327,6 +327,7 @@ let tests =
             Expect.equal k.Gradients (a * 2L + a * 4L) "bf16 adapter gradients + fp32 sums; none for the base"
             Expect.equal k.OptimizerState (a * 8L) "moments of the adapters only"
             Expect.equal plan.AdapterParameters a "adapter parameters reported"
+            Expect.equal ((SimKO.Host.Commands.PlanCommand.Json plan).["adapter_parameters"].GetValue<int64>()) a "adapter_parameters in --json"
             let full = SimKO.Host.Planning.MemoryPlan.Compute(qwen7b, SimKO.Host.Planning.PlanSettings(2, false, true, 1024L, 12000L, 10286L, 0L, 3584L, false), 80L * 1073741824L)
             Expect.isLessThan plan.TotalBytes (full.TotalBytes / 3L) "LoRA needs a fraction of full fine-tuning's memory"
             Expect.equal (full.Components.Logits - k.Logits) (152064L * 3584L * 4L) "a frozen head needs no fp32 ∂W accumulator"

@@ -28,10 +28,27 @@ public static class PlanCommand
     }
 
     /// <summary>The JSON of a plan: exactly parameters, components (bytes), total_bytes, gpu_memory_bytes, fits.</summary>
-    public static JsonObject Json(MemoryPlanResult plan) => new()
+    public static JsonObject Json(MemoryPlanResult plan)
+    {
+        var json = Plain(plan);
+        // LoRA plans add the trained adapter parameters after parameters
+        if (plan.AdapterParameters > 0)
+        {
+            var ordered = new JsonObject();
+            foreach (var (k, v) in json.ToList())
+            {
+                json.Remove(k);
+                ordered[k] = v;
+                if (k == "parameters") ordered["adapter_parameters"] = plan.AdapterParameters;
+            }
+            return ordered;
+        }
+        return json;
+    }
+
+    static JsonObject Plain(MemoryPlanResult plan) => new()
     {
         ["parameters"] = plan.Parameters,
-        ["adapter_parameters"] = plan.AdapterParameters,
         ["components"] = new JsonObject
         {
             ["weights"] = plan.Components.Weights, ["master_weights"] = plan.Components.MasterWeights,
