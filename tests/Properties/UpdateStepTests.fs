@@ -70,8 +70,7 @@ let private trainerGradient (objective: Objective.Objective) (micro: int) =
     let direct =
         Objective.loss objective
             { Logits = logits; Tokens = batch.ResponseTokens; OldLogProbs = old; RefLogProbs = None; Mask = batch.ResponseMask
-              Advantages = adv.to_type(torch.ScalarType.Float32); Normaliser = Aggregation.selfNormaliser batch.ResponseMask
-              BatchThreshold = None }
+              Advantages = adv.to_type(torch.ScalarType.Float32); Context = Objective.selfContext batch.ResponseMask }
     direct.Loss.backward()
     grads, policy.NamedParameters |> Seq.map (fun struct (_, t) -> t.grad.detach().clone()) |> Array.ofSeq
 
