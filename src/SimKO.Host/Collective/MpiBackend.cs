@@ -190,8 +190,10 @@ public sealed class MpiBackend : ICollective
             if (flag != 0) return;
             var waited = clock.Elapsed;
             if (waited > _timeout) { Stop(op, seq); return; }
-            if (waited.TotalMilliseconds < 20) Thread.SpinWait(64);
-            else if (waited.TotalSeconds < 1) Thread.Yield();
+            // non-blocking collectives progress only inside MPI_Test: poll tightly (yielding the core to
+            // other runnable threads, as Open MPI's own blocking calls do when oversubscribed), and sleep
+            // between polls only after a long wait, when a rank is probably straggling or gone
+            if (waited.TotalSeconds < 10) Thread.Yield();
             else Thread.Sleep(1);
         }
     }

@@ -17,7 +17,7 @@ public static class CollectiveCheckCommand
 
     public static int Run(string[] args)
     {
-        double timeout = 600; int hang = -1, die = -1; long step = 0;
+        double timeout = 600; int hang = -1, die = -1; long step = 0; string? bench = null; var sizesMb = new List<int>();
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -27,8 +27,10 @@ public static class CollectiveCheckCommand
                 case "--hang-rank": hang = int.Parse(Next()); break;
                 case "--die-rank": die = int.Parse(Next()); break;
                 case "--step": step = long.Parse(Next()); break;
+                case "--bench": bench = Next(); break;
+                case "--sizes-mb": sizesMb.AddRange(Next().Split(',').Select(int.Parse)); break;
                 default:
-                    Console.Error.WriteLine($"collective-check: unknown option '{args[i]}'; valid: --timeout S, --hang-rank R, --die-rank R, --step S");
+                    Console.Error.WriteLine($"collective-check: unknown option '{args[i]}'; valid: --timeout S, --hang-rank R, --die-rank R, --step S, --bench FILE, --sizes-mb 1,4,…");
                     return 2;
             }
         }
@@ -66,6 +68,36 @@ public static class CollectiveCheckCommand
         Console.WriteLine(failures.Count == 0
             ? $"rank {r}/{w}: all-reduce, reduce-scatter, all-gather, broadcast, barrier ok"
             : $"rank {r}/{w}: FAILED {string.Join("; ", failures)}");
+        if (failures.Count == 0 && bench is not null) Bandwidth(c, bench, sizesMb.Count > 0 ? sizesMb : [1, 4, 16, 64, 256]);
         return failures.Count == 0 ? 0 : 1;
+    }
+
+    /// <summary>All-reduce (sum, in place) of float32 buffers of each size: median seconds over repetitions,
+    /// algorithm bandwidth (bytes / s) and bus bandwidth (× 2(N−1)/N, what a ring moves per rank); rank 0 writes the JSON.</summary>
+    static void Bandwidth(MpiBackend c, string path, IReadOnlyList<int> sizesMb)
+    {
+        var result = new System.Text.Json.Nodes.JsonObject { ["world_size"] = c.WorldSize };
+        foreach (var mb in sizesMb)
+        {
+            long bytes = mb * 1048576L;
+            using var buffer = ones(bytes / 4, ScalarType.Float32);
+            int reps = mb >= 64 ? 3 : 7;
+            var times = new List<double>();
+            for (int i = 0; i <= reps; i++)
+            {
+                c.Barrier();
+                var clock = Stopwatch.StartNew();
+                c.AllReduce(buffer);
+                var t = clock.Elapsed.TotalSeconds;
+                if (i > 0) times.Add(t);                                   // the first is a warm-up
+            }
+            times.Sort();
+            var median = times[times.Count / 2];
+            result[$"allreduce_s_{mb}mb"] = median;
+            result[$"allreduce_gbps_{mb}mb"] = bytes / median / 1e9;
+            result[$"allreduce_busbw_gbps_{mb}mb"] = bytes / median / 1e9 * 2.0 * (c.WorldSize - 1) / c.WorldSize;
+        }
+        if (c.Rank == 0) AtomicFile.WriteAllText(path, result.ToJsonString());
+        c.Barrier();
     }
 }
