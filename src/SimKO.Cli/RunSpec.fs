@@ -120,6 +120,25 @@ type MemorySpec =
       /// keep fp32 master weights and AdamW moments in host memory and update there.
       OptimizerOffload: bool }
 
+/// The collective library that joins the ranks of a multi-process run (issue 21).
+type CollectiveBackend =
+    /// NCCL on CUDA, MPI on the CPU, none when not launched by mpirun/srun.
+    | AutoCollective
+    /// one process.
+    | NoCollective
+    /// Open MPI (libmpi.so.40), CPU tensors.
+    | MpiCollective
+    /// NCCL (libnccl.so.2), CUDA tensors; its unique id travels over MPI.
+    | NcclCollective
+
+/// Data parallelism over the ranks of `mpirun`/`srun` (issue 21).
+type DistributedSpec =
+    { Collective: CollectiveBackend
+      /// seconds a collective waits for the other ranks before the run stops, naming the missing rank and the step.
+      TimeoutSeconds: float
+      /// steps between weight checksums across ranks (0 = never).
+      ChecksumEvery: int }
+
 /// What `final/` holds for a LoRA run (issue 22).
 type LoraExport =
     /// the merged HF folder only (PEFT's merge_and_unload).
@@ -180,6 +199,7 @@ type TrainSpec =
       /// the dtype of the final HF export (default: the compute dtype).
       ExportDType: DType
       Memory: MemorySpec
+      Distributed: DistributedSpec
       Lora: LoraSpec
       Rollout: RolloutSource
       /// the in-process engine's batching (default continuous).
@@ -288,6 +308,13 @@ let loraExportName (e: LoraExport) =
     | Merged -> "merged"
     | AdapterOnly -> "adapter"
     | Both -> "both"
+
+let collectiveName (c: CollectiveBackend) =
+    match c with
+    | AutoCollective -> "auto"
+    | NoCollective -> "none"
+    | MpiCollective -> "mpi"
+    | NcclCollective -> "nccl"
 
 let answerSourceName (a: AnswerSource) =
     match a with

@@ -43,6 +43,7 @@ let defaults : TrainSpec =
       MaxBadSteps = 3
       Seed = 0; Device = Cpu; DType = Float32; ExportDType = Float32
       Memory = { GradientCheckpointing = false; LogitsChunkTokens = 0; MaxTokensPerMicroBatch = 0; OptimizerOffload = false }
+      Distributed = { Collective = AutoCollective; TimeoutSeconds = 600.0; ChecksumEvery = 10 }
       Lora = { Rank = 0; Alpha = 16.0; TargetModules = [ "q_proj"; "k_proj"; "v_proj"; "o_proj"; "gate_proj"; "up_proj"; "down_proj" ]
                Dropout = 0.0; UseRslora = false; Adapter = None; Export = Both }
       Rollout = InProcess
@@ -118,6 +119,7 @@ let private opt (f: OptimizerSpec -> OptimizerSpec) (s: TrainSpec) = { s with Op
 let private mem (f: MemorySpec -> MemorySpec) (s: TrainSpec) = { s with Memory = f s.Memory }
 let private server (f: RolloutServer -> RolloutServer) (d: Draft) = { d with Server = f d.Server }
 let private lora (f: LoraSpec -> LoraSpec) (s: TrainSpec) = { s with Lora = f s.Lora }
+let private dist (f: DistributedSpec -> DistributedSpec) (s: TrainSpec) = { s with Distributed = f s.Distributed }
 
 /// Every setting, in the order `--help` lists them.
 let fields : Field list =
@@ -176,6 +178,11 @@ let fields : Field list =
           (fun s -> s.Memory.LogitsChunkTokens) (fun v -> mem (fun m -> { m with LogitsChunkTokens = v }))
       boolean "optimizer_offload" "keep fp32 master weights and AdamW moments in host memory and update there (verl's optimizer offload)"
           (fun s -> s.Memory.OptimizerOffload) (fun v -> mem (fun m -> { m with OptimizerOffload = v }))
+      // data parallelism over mpirun/srun ranks (issue 21)
+      choice "collective" "auto (NCCL on CUDA, MPI on the CPU, none outside mpirun/srun), none, mpi or nccl" collectiveName [ AutoCollective; NoCollective; MpiCollective; NcclCollective ]
+          (fun d -> d.Spec.Distributed.Collective) (fun v d -> { d with Spec = dist (fun x -> { x with Collective = v }) d.Spec })
+      float' "collective_timeout_s" "seconds a collective waits for the other ranks before the run stops naming the missing rank and step" (fun s -> s.Distributed.TimeoutSeconds) (fun v -> dist (fun x -> { x with TimeoutSeconds = v }))
+      integer "checksum_every" "steps between cross-rank weight checksums (0 = never)" (fun s -> s.Distributed.ChecksumEvery) (fun v -> dist (fun x -> { x with ChecksumEvery = v }))
       // LoRA (issue 22; PEFT's LoraConfig, verl's lora_rank / lora_alpha / target_modules)
       integer "lora_rank" "LoRA rank r on the decoder's projections; the base weights are frozen (0 = full fine-tuning)" (fun s -> s.Lora.Rank) (fun v -> lora (fun l -> { l with Rank = v }))
       float' "lora_alpha" "LoRA α: the adapters' update is scaled by α / r (verl 16; PEFT 8)" (fun s -> s.Lora.Alpha) (fun v -> lora (fun l -> { l with Alpha = v }))
@@ -269,6 +276,8 @@ let private checks (s: TrainSpec) =
       if s.MaxBadSteps < 1 then yield sprintf "max_bad_steps must be >= 1, got %d" s.MaxBadSteps
       if s.CheckpointEvery < 1 then yield sprintf "checkpoint_every must be >= 1, got %d" s.CheckpointEvery
       if s.KeepCheckpoints < 1 then yield sprintf "keep_checkpoints must be >= 1, got %d" s.KeepCheckpoints
+      if not (s.Distributed.TimeoutSeconds > 0.0) then yield sprintf "collective_timeout_s must be > 0, got %g" s.Distributed.TimeoutSeconds
+      if s.Distributed.ChecksumEvery < 0 then yield sprintf "checksum_every must be >= 0 (0 = never), got %d" s.Distributed.ChecksumEvery
       let l = s.Lora
       let projections = [ "q_proj"; "k_proj"; "v_proj"; "o_proj"; "gate_proj"; "up_proj"; "down_proj" ]
       if l.Rank < 0 then yield sprintf "lora_rank must be >= 0 (0 = off), got %d" l.Rank

@@ -9,6 +9,8 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        // a diagnostic of the launch's collectives (issue 21), run under mpirun; not a training command
+        if (args.Length > 0 && args[0] == CollectiveCheckCommand.Name) return CollectiveCheckCommand.Run(args[1..]);
         var parsed = CliCommands.parse(args);
         if (parsed is CliCommands.Parsed.Exit exit)
         {

@@ -55,6 +55,7 @@ let all =
         ServeTests.tests
         RolloutClientTests.tests
         TrainOnServerTests.tests
+        CollectiveTests.tests
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
     ]

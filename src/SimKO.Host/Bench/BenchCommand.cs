@@ -33,6 +33,7 @@ public static class BenchCommand
         ("activation-memory", ActivationMemoryBench.Run),
         ("lm-head-memory", LmHeadMemoryBench.Run),
         ("lora", LoraBench.Run),
+        ("collective", CollectiveBench.Run),
     ];
 
     public static int Run(bool quick, string outDir, IReadOnlyList<string> only, string deviceName, ILogger log, bool full = false)

@@ -124,7 +124,7 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
         for (int i = 0; i < r.Prompts.Count; i++)
         {
             for (int j = 0; j < r.SamplesPerPrompt; j++)
-                jobs.Add(new SequenceJob(r.Prompts[i], settings, RolloutSeeds.Sequence(r.Seed, i, j)));
+                jobs.Add(new SequenceJob(r.Prompts[i], settings, RolloutSeeds.Sequence(r.Seed, r.PromptIndexBase + i, j)));
         }
         var tasks = SubmitAll(jobs, bounded: false);
         Task.WaitAll(tasks.ToArray());

@@ -26,7 +26,7 @@ public sealed class KvCacheSampler(CausalLM model, int padId, bool useCache = tr
             throw new ArgumentException("stop strings need the sampler to be given the tokenizer's decode function");
         // sample j of prompt i draws from its own stream (RolloutSeeds.Sequence), as in ContinuousBatcher and simko serve
         var rows = request.Prompts.SelectMany((p, i) => Enumerable.Range(0, request.SamplesPerPrompt)
-            .Select(j => new Row(i, p, new SequenceRng(RolloutSeeds.Sequence(request.Seed, i, j))))).ToList();
+            .Select(j => new Row(i, p, new SequenceRng(RolloutSeeds.Sequence(request.Seed, request.PromptIndexBase + i, j))))).ToList();
         var result = new List<Generated>(rows.Count);
         for (int start = 0; start < rows.Count; start += MaxRows)
             result.AddRange(Chunk(rows.Skip(start).Take(MaxRows).ToList(), request));

@@ -13,6 +13,10 @@ public sealed record GenerateRequest(IReadOnlyList<int[]> Prompts, int SamplesPe
 
     /// <summary>Strings that end a response once its decoded text ends with one (kept in the response).</summary>
     public IReadOnlyList<string> StopStrings { get; init; } = [];
+
+    /// <summary>The step-wide index of <c>Prompts[0]</c> (data parallelism, issue 21): sample j of prompt i
+    /// draws from the stream of prompt <c>PromptIndexBase + i</c>, so its tokens do not depend on which rank asked.</summary>
+    public int PromptIndexBase { get; init; }
 }
 
 /// <summary>The rollout seam: the in-process KV-cache sampler is one implementation, a client of an

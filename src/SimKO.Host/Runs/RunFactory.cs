@@ -28,6 +28,7 @@ public sealed class Run : IDisposable
         RolloutClient?.Dispose();
         Model.Dispose();
         Reference?.Dispose();
+        Parts.Collective.Dispose();
     }
 }
 
@@ -40,7 +41,7 @@ public static class RunFactory
 {
     public static Run Build(RunSpec.TrainSpec spec, ILogger log)
     {
-        var device = DeviceSelection.Resolve(spec.Device);
+        var device = DeviceSelection.Resolve(SimKO.Host.Collective.Collectives.DeviceOf(spec.Device));   // cuda:LOCAL_RANK under mpirun/srun
         var dtype = DeviceSelection.ScalarTypeOf(spec.DType);
         if (dtype == ScalarType.BFloat16 && device.type == TorchSharp.DeviceType.CPU)
             log.LogWarning("dtype bfloat16 on the CPU: correct but ~100x slower than float32 here (no hardware bf16); use it on CUDA");
@@ -65,6 +66,7 @@ public static class RunFactory
         }
         var parts = new TrainerParts
         {
+            Collective = SimKO.Host.Collective.Collectives.Open(spec.Distributed.Collective, device, spec.Distributed.TimeoutSeconds),
             Policy = new ModelPolicy(model),
             Rollout = spec.Rollout.IsInProcess ? InProcessEngine(model, task.Tokenizer.PadId, task.Tokenizer.Decode, spec.RolloutBatching) : NoEngine.Instance,
             StopTokenIds = task.StopTokenIds,

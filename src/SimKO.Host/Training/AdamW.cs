@@ -1,3 +1,4 @@
+using SimKO.Host.Collective;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -82,11 +83,50 @@ public sealed class AdamW
     IEnumerable<(string Name, Tensor Grad)> Gradients() =>
         _params.Select(p => (p.Name, HasMasters ? _sum[p.Name] : p.Param.grad)).Where(x => x.Item2 is not null)!;
 
+    /// <summary>The ranks whose gradients are summed before clipping (data parallelism, issue 21); null: one process.</summary>
+    public ICollective? Collective { get; set; }
+
+    /// <summary>Elements per all-reduce bucket (64 MB of float32).</summary>
+    public const long BucketElements = 16L << 20;
+
+    /// <summary>Sum every parameter's float32 gradient (sum) over the ranks, in flat buckets of up to
+    /// <see cref="BucketElements"/>: once per mini-batch, after accumulation and before clipping, so the
+    /// clip norm is the global one. Each rank's loss is normalised by the global mini-batch's counts,
+    /// so the sum is the one-process gradient.</summary>
+    public void AllReduceGradients()
+    {
+        if (Collective is not { WorldSize: > 1 } c) return;
+        AccumulateGradients();
+        using var _ = no_grad();
+        foreach (var group in Gradients().GroupBy(g => (g.Grad.dtype, g.Grad.device_type)))
+        {
+            var pending = new List<Tensor>();
+            long size = 0;
+            void Flush()
+            {
+                if (pending.Count == 0) return;
+                using var scope = NewDisposeScope();
+                var bucket = cat(pending.Select(t => t.reshape(-1)).ToList(), 0);   // [Σ numel] flat fp32
+                c.AllReduce(bucket);
+                long at = 0;
+                foreach (var t in pending) { t.copy_(bucket.narrow(0, at, t.numel()).view(t.shape)); at += t.numel(); }
+                pending.Clear(); size = 0;
+            }
+            foreach (var (_, g) in group)
+            {
+                if (size + g.numel() > BucketElements) Flush();
+                pending.Add(g); size += g.numel();
+            }
+            Flush();
+        }
+    }
+
     /// <summary>Clip the global gradient norm to <paramref name="maxNorm"/> (as torch's
     /// clip_grad_norm_: scale by maxNorm / (norm + 1e-6) when below 1); returns the norm before.</summary>
     public double ClipGradients(double maxNorm)
     {
         AccumulateGradients();                                          // gradients not yet added to the sums
+        AllReduceGradients();
         if (!HasMasters && _params.All(p => p.Param is TorchSharp.Modules.Parameter))
             return nn.utils.clip_grad_norm_(_params.Select(p => (TorchSharp.Modules.Parameter)p.Param), maxNorm);
         using var _ = no_grad();

@@ -1,5 +1,6 @@
 using Microsoft.FSharp.Core;
 using SimKO.Math;
+using SimKO.Host.Collective;
 using TorchSharp;
 using SimKO.Host.Model;
 using static TorchSharp.torch;
@@ -11,7 +12,7 @@ namespace SimKO.Host.Training;
 /// by length and padding trimmed to each micro-batch (0: <paramref name="MicroBatchSize"/> rows each)</param>
 /// <param name="LogitsChunkTokens">tokens per chunk of the fused LM head (0: whole logits)</param>
 public sealed record UpdateSettings(int MiniBatches, int MicroBatchSize, int PpoEpochs, double GradClip,
-    int MaxTokensPerMicroBatch = 0, int LogitsChunkTokens = 0);
+    int MaxTokensPerMicroBatch = 0, int LogitsChunkTokens = 0, ICollective? Collective = null);
 
 /// <summary>What one step's updates measured (token-weighted means over micro-batches).</summary>
 public sealed class UpdateMetrics
@@ -72,6 +73,10 @@ public static class PolicyUpdate
         PackedBatch batch, Tensor advantages, int groupSize, UpdateSettings settings, Tensor? refLogProbs = null, Tensor? oldLogProbs = null)
     {
         var result = new UpdateMetrics();
+        var ranks = settings.Collective is { WorldSize: > 1 } c ? c : null;
+        if (ranks is not null && (objective.Gate.IsBatchQuantile || objective.KlCov != null))
+            throw new NotSupportedException("data parallelism: the batch-level entropy gate (forking) and KL-Cov take statistics over the whole mini-batch, " +
+                "which are not yet reduced over ranks (issue 19 §4's mini-batch context); run this method with one process");
         bool ownOld = oldLogProbs is null;
         oldLogProbs ??= LogProbs(policy, batch, settings.MicroBatchSize, settings.MaxTokensPerMicroBatch, settings.LogitsChunkTokens);
         long realTokens = 0, paddedTokens = 0;
@@ -89,7 +94,12 @@ public static class PolicyUpdate
                 optimizer.ZeroGrad();
                 bool finite = AccumulateGradient(objective, policy, batch, advantages, oldLogProbs, refLogProbs, rowStart, rows,
                     settings.MicroBatchSize, m => Accumulate(sums, m, ref tokenWeight), problem => result.Problems.Add($"epoch {epoch}, {problem}"),
-                    settings.MaxTokensPerMicroBatch, settings.LogitsChunkTokens, optimizer, (real, padded) => { realTokens += real; paddedTokens += padded; });
+                    settings.MaxTokensPerMicroBatch, settings.LogitsChunkTokens, optimizer, (real, padded) => { realTokens += real; paddedTokens += padded; }, ranks);
+                if (ranks is not null && SumOverRanks(ranks, finite ? 0 : 1)[0] > 0 && finite)
+                {
+                    finite = false;                                     // every rank skips the update together
+                    result.Problems.Add($"epoch {epoch}, mini-batch at row {rowStart}: another rank's loss is not finite");
+                }
                 double gradNorm = double.NaN;
                 if (finite)
                 {
@@ -111,6 +121,14 @@ public static class PolicyUpdate
             }
         }
         policy.SetTraining(false);
+        if (ranks is not null)
+        {
+            // token-weighted metric sums, their weight and the token counts of every rank (same keys on every rank)
+            var keys = sums.Keys.Where(k => k != "grad_norm").OrderBy(k => k, StringComparer.Ordinal).ToList();
+            var total = SumOverRanks(ranks, [.. keys.Select(k => sums[k]), tokenWeight, realTokens, paddedTokens]);
+            for (int i = 0; i < keys.Count; i++) sums[keys[i]] = total[i];
+            tokenWeight = total[keys.Count]; realTokens = (long)total[keys.Count + 1]; paddedTokens = (long)total[keys.Count + 2];
+        }
         foreach (var (k, v) in sums)
             result.Values[k] = k == "grad_norm" ? v / System.Math.Max(1, result.Updates) : v / System.Math.Max(1e-9, tokenWeight);
         result.Values["padding_fraction"] = paddedTokens == 0 ? 0 : 1 - (double)realTokens / paddedTokens;
@@ -137,9 +155,15 @@ public static class PolicyUpdate
     public static bool AccumulateGradient(Objective.Objective objective, IPolicy policy, PackedBatch batch, Tensor advantages,
         Tensor oldLogProbs, Tensor? refLogProbs, long rowStart, long rows, int microBatchSize,
         Action<Objective.LossMetrics> onMetrics, Action<string> onProblem,
-        int maxTokens = 0, int logitsChunk = 0, AdamW? optimizer = null, Action<long, long>? onTokens = null)
+        int maxTokens = 0, int logitsChunk = 0, AdamW? optimizer = null, Action<long, long>? onTokens = null, ICollective? ranks = null)
     {
         var context = Context(objective, policy, batch, advantages, oldLogProbs, rowStart, rows, microBatchSize, maxTokens, logitsChunk);
+        if (ranks is { WorldSize: > 1 })
+        {
+            // data parallelism: the normaliser counts the global mini-batch (every rank's share of it)
+            var counts = SumOverRanks(ranks, batch.ResponseMask.narrow(0, rowStart, rows).sum().item<float>(), rows);
+            context = new Objective.MiniBatchContext(new Aggregation.Normaliser(counts[0], counts[1]), context.BatchThreshold, context.KlCov, context.Rows);
+        }
         var miniRows = Enumerable.Range((int)rowStart, (int)rows).ToArray();
         foreach (var mb in MicroBatches.Split(miniRows, MicroBatches.Lengths(batch), microBatchSize, maxTokens))
         {
@@ -229,6 +253,14 @@ public static class PolicyUpdate
             all.narrow(1, 0, sub.ResponseLength).index_copy_(0, index - rowStart, entropy.to(ScalarType.Float32));
         }
         return all;
+    }
+
+    /// <summary>Each value summed over the ranks (one float64 all-reduce).</summary>
+    public static double[] SumOverRanks(ICollective ranks, params double[] values)
+    {
+        using var t = tensor(values, ScalarType.Float64);
+        ranks.AllReduce(t);
+        return t.data<double>().ToArray();
     }
 
     static void Accumulate(Dictionary<string, double> sums, Objective.LossMetrics m, ref double weight)

@@ -7,6 +7,7 @@ using SimKO.Math;
 using TorchSharp;
 using SimKO.Host.Rollout;
 using SimKO.Host.Model;
+using SimKO.Host.Collective;
 using static TorchSharp.torch;
 
 using TrainSpec = SimKO.Cli.RunSpec.TrainSpec;
@@ -47,6 +48,9 @@ public sealed record TrainerParts
     /// (the number of steps done) once before the first step and after every step; returns the version
     /// the server now holds (logged as <c>rollout_weights_version</c>).</summary>
     public Func<long, long>? SyncRolloutWeights { get; init; }
+    /// <summary>The ranks of a data-parallel run (issue 21): each takes its share of every mini-batch's
+    /// prompt groups; rank 0 writes metrics, checkpoints and the export.</summary>
+    public ICollective Collective { get; init; } = new SingleProcess();
 }
 
 /// <summary>The outcome of a run: where it ended and the last step's metrics.</summary>
@@ -70,6 +74,9 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         var store = new CheckpointStore(Path.Combine(settings.Out, "checkpoints"));
         var optimizer = new AdamW(parts.Policy.NamedParameters.Select(p => (p.Name, (Tensor)p.Param)).ToList(),
             settings.Optimizer.Beta1, settings.Optimizer.Beta2, 1e-8, settings.Optimizer.WeightDecay, settings.Memory.OptimizerOffload);
+        var ranks = parts.Collective;
+        optimizer.Collective = ranks;
+        bool writer = ranks.Rank == 0;
         long start = 0;
         int badSteps = 0;
         if (resume)
@@ -85,31 +92,38 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
                 (start, badSteps) = Restore(latest, optimizer);
             }
         }
-        Directory.CreateDirectory(settings.Out);
-        AtomicFile.WriteAllText(Path.Combine(settings.Out, "config.json"), _configJson);
-        using var sink = new MetricsSink(settings.Out, log, start, settings.Steps, settings.Tensorboard);
+        if (ranks.WorldSize > 1) DataParallel.BroadcastWeights(ranks, optimizer);   // every rank starts from rank 0's weights
+        if (writer)
+        {
+            Directory.CreateDirectory(settings.Out);
+            AtomicFile.WriteAllText(Path.Combine(settings.Out, "config.json"), _configJson);
+        }
+        using var sink = writer ? new MetricsSink(settings.Out, log, start, settings.Steps, settings.Tensorboard) : null;
         IReadOnlyDictionary<string, double> last = new Dictionary<string, double>();
         long end = stopAfter is long s ? System.Math.Min(settings.Steps, start + s) : settings.Steps;
         parts.SyncRolloutWeights?.Invoke(start);
         for (long step = start; step < end; step++)
         {
+            ranks.Step = step;
             var metrics = Step(step, optimizer, out var skipped, out var problems);
+            if (ranks.WorldSize > 1 && settings.Distributed.ChecksumEvery > 0 && (step + 1) % settings.Distributed.ChecksumEvery == 0)
+                DataParallel.CheckWeights(ranks, optimizer, step);
             if (parts.SyncRolloutWeights is { } sync) metrics["rollout_weights_version"] = sync(step + 1);
             badSteps += skipped;
             foreach (var p in problems) log.LogWarning("step {Step}: skipped an update: {Problem}", step, p);
             metrics["skipped_updates_total"] = badSteps;
-            sink.Step(step, metrics, $"reward {metrics["reward_mean"]:F3} pass@1 {metrics["train_pass@1"]:F3} H {metrics.GetValueOrDefault("entropy"):F3}");
+            sink?.Step(step, metrics, $"reward {metrics["reward_mean"]:F3} pass@1 {metrics["train_pass@1"]:F3} H {metrics.GetValueOrDefault("entropy"):F3}");
             last = metrics;
             if (badSteps >= settings.MaxBadSteps)
             {
-                Save(store, step + 1, optimizer, badSteps);
+                if (writer) Save(store, step + 1, optimizer, badSteps);
                 throw new InvalidOperationException($"stopping: {badSteps} updates were skipped for a NaN/Inf loss or gradient (max_bad_steps = {settings.MaxBadSteps}); the last checkpoint is step {step + 1}");
             }
-            if ((step + 1) % settings.CheckpointEvery == 0 || step + 1 == settings.Steps)
+            if (writer && ((step + 1) % settings.CheckpointEvery == 0 || step + 1 == settings.Steps))
                 Save(store, step + 1, optimizer, badSteps);
         }
         var final = Path.Combine(settings.Out, "final");
-        if (end == settings.Steps)
+        if (end == settings.Steps && writer)
         {
             if (parts.ExportHfWeights is { } export && optimizer.HasMasters) export(final, optimizer.MasterWeights());
             else parts.ExportHf(final);
@@ -149,11 +163,23 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
     {
         using var scope = NewDisposeScope();
         var clock = Stopwatch.StartNew();
-        var promptIdx = PromptsOf(step);
-        var prompts = promptIdx.Select(i => parts.Problems[i].PromptIds).ToList();
+        var ranks = parts.Collective;
+        var global = PromptsOf(step);
         int g = settings.SamplesPerPrompt;
-        var generated = parts.Rollout.Generate(new GenerateRequest(prompts, g, settings.Temperature, settings.TopP, settings.TopK,
-            settings.MaxNewTokens, Seeds.Mix(settings.Seed, 0x1207, step)) { StopTokenIds = parts.StopTokenIds, StopStrings = parts.StopStrings });
+        // this rank's share of every mini-batch: positions [m·P/M + r·P/(M·W), +P/(M·W)) of the step's prompts,
+        // one request per share, so sample j of step position i draws from stream (seed, step, i, j) on any rank
+        var shares = DataParallel.Shares(settings.PromptsPerStep, settings.MiniBatches, ranks.Rank, ranks.WorldSize);
+        var promptIdx = shares.SelectMany(s => Enumerable.Range(s.Start, s.Count).Select(i => global[i])).ToList();
+        var prompts = promptIdx.Select(i => parts.Problems[i].PromptIds).ToList();
+        var generated = new List<Generated>();
+        int local = 0;
+        foreach (var share in shares)
+        {
+            var part = parts.Rollout.Generate(new GenerateRequest(prompts.GetRange(local, share.Count), g, settings.Temperature, settings.TopP, settings.TopK,
+                settings.MaxNewTokens, Seeds.Mix(settings.Seed, 0x1207, step)) { StopTokenIds = parts.StopTokenIds, StopStrings = parts.StopStrings, PromptIndexBase = share.Start });
+            generated.AddRange(part.Select(x => x with { PromptIndex = x.PromptIndex + local }));
+            local += share.Count;
+        }
         var rolloutSeconds = clock.Elapsed.TotalSeconds;
         var ordered = generated.OrderBy(x => x.PromptIndex).ToList();   // stable: groups stay consecutive
         if (ordered.Count != prompts.Count * g)
@@ -173,7 +199,7 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         var mismatch = ((oldLogProbs - samplerLogProbs).abs() * batch.ResponseMask).sum().item<float>() / System.Math.Max(1f, batch.ResponseMask.sum().item<float>());
         var update = PolicyUpdate.Run(_objective, parts.Policy, optimizer, LearningRate(step), batch, advantages, g,
             new UpdateSettings(settings.MiniBatches, settings.MicroBatchSize, settings.PpoEpochs, settings.Optimizer.GradClip,
-                settings.Memory.MaxTokensPerMicroBatch, settings.Memory.LogitsChunkTokens), refLogProbs, oldLogProbs);
+                settings.Memory.MaxTokensPerMicroBatch, settings.Memory.LogitsChunkTokens, ranks), refLogProbs, oldLogProbs);
         var updateSeconds = clock.Elapsed.TotalSeconds;
         skipped = update.SkippedUpdates;
         problems = update.Problems;
@@ -192,6 +218,7 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         metrics["sampler_logprob_mismatch"] = mismatch;
         metrics["updates"] = update.Updates;
         metrics["peak_rss_mb"] = Diagnostics.ProcessMemory.Read().Peak / 1048576.0;
+        if (ranks.WorldSize > 1) DataParallel.ReduceStepMetrics(ranks, metrics, samples, g, rolloutSeconds, updateSeconds, mismatch, responseTokens);
         return metrics;
     }
 
