@@ -48,18 +48,18 @@ type ReproduceArgs =
 let private variant (m: Methods.Method) = { Key = Methods.name m; Label = Methods.displayName m; Method = m; Settings = [] }
 
 /// The typed spec of the arguments, or every problem at once.
-let toSpec (r: ParseResults<ReproduceArgs>) : Result<ReproduceSpec, string list> =
+let toSpecWith (known: Methods.Method list) (r: ParseResults<ReproduceArgs>) : Result<ReproduceSpec, string list> =
     let quick = r.Contains Quick
-    let simko =
-        Methods.Simko
-            { Methods.simkoDefaults with
-                Alpha = r.GetResult(Simko_Alpha, defaultValue = 0.1)
-                Lambda = r.GetResult(Simko_Lambda, defaultValue = 1.5)
-                K = r.GetResult(Simko_K, defaultValue = 3)
-                Q = r.GetResult(Simko_Q, defaultValue = 0.8) }
+    let simkoSettings =
+        { Methods.simkoDefaults with
+            Alpha = r.GetResult(Simko_Alpha, defaultValue = 0.1)
+            Lambda = r.GetResult(Simko_Lambda, defaultValue = 1.5)
+            K = r.GetResult(Simko_K, defaultValue = 3)
+            Q = r.GetResult(Simko_Q, defaultValue = 0.8) }
+    let simko = Methods.make Methods.simko simkoSettings
     let methodOf name =
-        match Methods.byName name with
-        | Ok (Methods.Simko _) -> Ok simko
+        match Methods.byNameIn known name with
+        | Ok m when m.Name = Methods.simko.Name -> Ok simko
         | other -> other
     let errors = ResizeArray<string>()
     let task =
@@ -81,13 +81,13 @@ let toSpec (r: ParseResults<ReproduceArgs>) : Result<ReproduceSpec, string list>
             errors.Add "--ablation and --sweep are separate studies; give one"
             Study.Comparison, []
         | true, None ->
-            let s = match simko with Methods.Simko s -> s | _ -> Methods.simkoDefaults
+            let s = simkoSettings
             Study.Ablation,
             [ { variant simko with Label = "SimKO" }
-              { Key = "simko-no-smoothing"; Label = "w/o top-K smoothing (α = 0)"; Method = Methods.Simko { s with Alpha = 0.0 }; Settings = [] }
-              { Key = "simko-no-push"; Label = "w/o top-1 push (λ = 1)"; Method = Methods.Simko { s with Lambda = 1.0 }; Settings = [] }
-              { Key = "simko-no-gate"; Label = "w/o entropy gate (all tokens)"; Method = Methods.Simko { s with Q = 0.0 }; Settings = [] }
-              variant (Methods.Grpo { Common = Methods.commonDefaults }) ]
+              { Key = "simko-no-smoothing"; Label = "w/o top-K smoothing (α = 0)"; Method = Methods.make Methods.simko { s with Alpha = 0.0 }; Settings = [] }
+              { Key = "simko-no-push"; Label = "w/o top-1 push (λ = 1)"; Method = Methods.make Methods.simko { s with Lambda = 1.0 }; Settings = [] }
+              { Key = "simko-no-gate"; Label = "w/o entropy gate (all tokens)"; Method = Methods.make Methods.simko { s with Q = 0.0 }; Settings = [] }
+              variant (Methods.define Methods.grpo) ]
         | false, Some assignment ->
             match assignment.IndexOf '=' with
             | i when i > 0 ->
@@ -134,3 +134,6 @@ let toSpec (r: ParseResults<ReproduceArgs>) : Result<ReproduceSpec, string list>
     if spec.EvalSamples < 1 then errors.Add(sprintf "--eval-samples must be >= 1, got %d" spec.EvalSamples)
     if variants.IsEmpty && errors.Count = 0 then errors.Add "nothing to train: give --methods"
     if errors.Count = 0 then Ok spec else Error(List.ofSeq errors)
+
+/// `toSpecWith` the shipped methods (`Methods.all`).
+let toSpec (r: ParseResults<ReproduceArgs>) = toSpecWith Methods.all r

@@ -36,7 +36,7 @@ let defaults : TrainSpec =
       Template = Chat
       SkipBadRows = false
       Model = TinyModel
-      Method = Methods.Simko Methods.simkoDefaults
+      Method = Methods.define Methods.simko
       Steps = 300; PromptsPerStep = 16; SamplesPerPrompt = 8; Temperature = 1.0; TopP = 1.0; TopK = 0; MaxNewTokens = 12
       MiniBatches = 1; MicroBatchSize = 64; PpoEpochs = 1
       Optimizer = { LearningRate = 3e-4; WarmupSteps = 0; Beta1 = 0.9; Beta2 = 0.99; WeightDecay = 0.0; GradClip = 1.0 }
@@ -139,7 +139,7 @@ let fields : Field list =
       str "model" "an HF folder (config.json + safetensors + the task's tokenizer, e.g. runs/reproduce/base), or 'tiny' for a freshly initialised small model"
           (fun d -> match d.Spec.Model with TinyModel -> "tiny" | HfFolder p -> p)
           (fun v d -> { d with Spec = { d.Spec with Model = (if v = "tiny" then TinyModel else HfFolder v) } })
-      str "method" (sprintf "%s (SPEC §2–4)" (String.concat ", " Methods.names)) (fun d -> d.MethodName) (fun v d -> { d with MethodName = v })
+      str "method" "the method trained (SPEC §2–4; the list below)" (fun d -> d.MethodName) (fun v d -> { d with MethodName = v })
       integer "steps" "training steps (paper: ~ a few hundred; notes: 300 for Countdown)" (fun s -> s.Steps) (fun v s -> { s with Steps = v })
       integer "prompts_per_step" "prompts sampled per step (paper 1024; notes 16)" (fun s -> s.PromptsPerStep) (fun v s -> { s with PromptsPerStep = v })
       integer "samples_per_prompt" "responses per prompt, the group size G (paper 8)" (fun s -> s.SamplesPerPrompt) (fun v s -> { s with SamplesPerPrompt = v })
@@ -289,7 +289,7 @@ let private checks (s: TrainSpec) =
           if r.Retries < 0 then yield sprintf "rollout_retries must be >= 0, got %d" r.Retries ]
 
 /// The typed spec of a draft, or every problem at once (each saying how to fix it).
-let build (d: Draft) : Result<TrainSpec, string list> =
+let buildWith (methods: Methods.Method list) (d: Draft) : Result<TrainSpec, string list> =
     let taskResult =
         match d.DataPath, d.CodePath with
         | Some _, Some _ -> Error "data_path and code_path are two datasets; give one"
@@ -309,7 +309,7 @@ let build (d: Draft) : Result<TrainSpec, string list> =
                 Error(sprintf "task: '%s' is neither a built-in task (%s) nor a dataset preset (%s); or set data_path to a file"
                           d.TaskName (builtins |> List.map builtinName |> String.concat ", ") (String.concat ", " SimKO.Data.Math.Datasets.Names))
     let methodResult =
-        Methods.byName d.MethodName
+        Methods.byNameIn methods d.MethodName
         |> Result.mapError (fun e -> [ sprintf "method: %s" e ])
         |> Result.bind (fun m -> MethodSettings.apply d.MethodSettings m |> Result.mapError (List.map (sprintf "method settings: %s")))
     let rollout = if d.Server.Url = "" then InProcess else Server d.Server
@@ -337,14 +337,20 @@ let build (d: Draft) : Result<TrainSpec, string list> =
           yield! checks spec ]
     if problems.IsEmpty then Ok spec else Error problems
 
+/// `buildWith` the shipped methods (`Methods.all`).
+let build (d: Draft) = buildWith Methods.all d
+
 /// The draft of the defaults, for applying settings on top.
 let defaultDraft = draftOf defaults
 
 /// Apply (key, value) pairs to the defaults and build the spec; every problem at once.
-let resolvePairs (pairs: (string * string) list) : Result<TrainSpec, string list> =
+let resolvePairsWith (methods: Methods.Method list) (pairs: (string * string) list) : Result<TrainSpec, string list> =
     match applyAll pairs defaultDraft with
-    | d, [] -> build d
-    | d, errors -> Error(errors @ (match build d with Error es -> es | Ok _ -> []))
+    | d, [] -> buildWith methods d
+    | d, errors -> Error(errors @ (match buildWith methods d with Error es -> es | Ok _ -> []))
+
+/// `resolvePairsWith` the shipped methods (`Methods.all`).
+let resolvePairs pairs = resolvePairsWith Methods.all pairs
 
 /// The training spec of one run of a `reproduce` study: the CPU-scale defaults on a built-in task,
 /// starting from the study's base model folder, with the variant's method and settings.
@@ -366,6 +372,21 @@ let toJson (s: TrainSpec) : string =
     o.ToJsonString(JsonSerializerOptions(WriteIndented = true))
 
 /// The table `--help` prints: name, default, what it is and where the default comes from.
-let helpText () =
+let helpTextWith (methods: Methods.Method list) =
     let lines = fields |> List.map (fun f -> sprintf "  %-27s %-14s %s" f.Name (f.Show defaultDraft) f.Doc)
-    String.concat "\n" ([ "Settings (JSON config keys; override with --set name=value, method settings with --set method.<name>=value):" ] @ lines)
+    let methodLines =
+        [ for m in methods do
+            yield sprintf "  %-27s %s" m.Name m.Doc
+            for name, value in MethodSettings.ownValues m do
+                let s = m.Ops.OwnSettings |> List.find (fun s -> s.Name = name)
+                yield sprintf "    method.%-20s %-14s %s%s" name value s.Doc (if s.Source = "" then "" else sprintf " (%s)" s.Source) ]
+    let commonLines =
+        [ for s in Methods.commonSettings ->
+            sprintf "    method.%-20s %-14s %s%s" s.Name (Settings.show (s.Get Methods.commonDefaults)) s.Doc (if s.Source = "" then "" else sprintf " (%s)" s.Source) ]
+    String.concat "\n"
+        ([ "Settings (JSON config keys; override with --set name=value, method settings with --set method.<name>=value):" ] @ lines
+         @ [ ""; "Methods (method=<name>) and their own settings (default, what it is, source):" ] @ methodLines
+         @ [ ""; "Settings of every method:" ] @ commonLines)
+
+/// The help of the shipped methods (`Methods.all`).
+let helpText () = helpTextWith Methods.all

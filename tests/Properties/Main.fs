@@ -23,6 +23,7 @@ let all =
             KlPenaltyTests.tests
             RegularisersTests.tests
             ComposeExample.tests
+            NewMethodExample.tests
             LmHeadTests.tests
             ObjectiveInputTests.tests
         ]

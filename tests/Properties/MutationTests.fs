@@ -45,7 +45,7 @@ let private microBatchDeviation (o: Objective.Objective) (perMicroBatch: bool) (
     total.backward()
     value ((leaf.grad - whole).abs().max())
 
-let private forking = Methods.objective (Methods.Forking { Common = Methods.commonDefaults; Q = 0.8 })
+let private forking = Methods.objective (Methods.define Methods.forking)
 
 let tests =
     testList "broken constructions are caught" [

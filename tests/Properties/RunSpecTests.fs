@@ -78,7 +78,7 @@ let tests =
             let spec = reproduce [ "--quick"; "--ablation" ]
             Expect.equal spec.Study Study.Ablation "study"
             let byKey = spec.Variants |> List.map (fun v -> v.Key, v.Method) |> Map.ofList
-            let simko k = match byKey[k] with Methods.Simko s -> s | other -> failtestf "%s is %A" k other
+            let simko k = match Methods.ownOf Methods.simko byKey[k] with Some s -> s | None -> failtestf "%s is %A" k byKey[k]
             let full = simko "simko"
             Expect.equal (simko "simko-no-smoothing") { full with Alpha = 0.0 } "α = 0"
             Expect.equal (simko "simko-no-push") { full with Lambda = 1.0 } "λ = 1"
@@ -87,7 +87,7 @@ let tests =
         testCase "--sweep gives one run per value, of a method setting or a training setting" <| fun () ->
             let spec = reproduce [ "--sweep"; "method.alpha=0,0.05,0.1" ]
             Expect.equal spec.Study (Study.Sweep "method.alpha") "study"
-            let alphas = spec.Variants |> List.map (fun v -> match v.Method with Methods.Simko s -> s.Alpha | _ -> nan)
+            let alphas = spec.Variants |> List.map (fun v -> match Methods.ownOf Methods.simko v.Method with Some s -> s.Alpha | None -> nan)
             Expect.equal alphas [ 0.0; 0.05; 0.1 ] "α values"
             let lr = reproduce [ "--sweep"; "lr=1e-4,3e-4"; "--methods"; "grpo" ]
             Expect.equal (lr.Variants |> List.map (fun v -> v.Settings)) [ [ "lr", "1e-4" ]; [ "lr", "3e-4" ] ] "training-setting sweep"
@@ -95,7 +95,7 @@ let tests =
             | Ok c -> failtestf "accepted %A" c
             | Error e -> Expect.stringContains e "'x' is not a number" "bad sweep value"
         testCase "each method's name is written once and every name parses back" <| fun () ->
-            for m in Methods.defaults do
+            for m in Methods.all do
                 Expect.equal (Methods.byName (Methods.name m)) (Ok m) (Methods.name m)
-            Expect.equal (List.distinct Methods.names).Length Methods.defaults.Length "distinct names"
+            Expect.equal (List.distinct Methods.names).Length Methods.all.Length "distinct names"
     ]

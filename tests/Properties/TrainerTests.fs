@@ -79,7 +79,7 @@ type private RecordingLogger() =
         member _.Log(level, _, state, ex, formatter) =
             if level = Microsoft.Extensions.Logging.LogLevel.Warning then warnings.Add(formatter.Invoke(state, ex))
 
-let private simko = Methods.Simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5 }
+let private simko = Methods.make Methods.simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5 }
 
 let private paramsOf (policy: ToyPolicy) =
     (policy :> IPolicy).NamedParameters |> Seq.map (fun struct (_, t) -> t.detach().clone()) |> Array.ofSeq
@@ -138,9 +138,10 @@ let tests =
             policy.Poison <- true
             Expect.throwsC (fun () -> Trainer(settings simko (tempDir "nan") 10, parts policy, NullLogger.Instance).Run(false) |> ignore)
                 (fun e -> Expect.stringContains e.Message "max_bad_steps = 2" "says why")
-        for name, method in Methods.all do
+        for method in Methods.all do
+            let name = Methods.name method
             testCase (sprintf "%s: two steps change the parameters, metrics are finite, the checkpoint reloads" name) <| fun () ->
-                let method = match method with Methods.PassK s -> Methods.PassK { s with K = 2 } | m -> m
+                let method = if method.Name = Methods.passK.Name then Methods.make Methods.passK { K = 2 } else method
                 let out = tempDir ("method-" + name)
                 let policy = ToyPolicy(10L, 8L, 3L)
                 let before = paramsOf policy
