@@ -104,10 +104,10 @@ let toSpecWith (known: Methods.Method list) (r: ParseResults<ReproduceArgs>) : R
                                 | Error e -> errors.Add(sprintf "--sweep: %s" e)
                             else
                                 match TrainConfig.fields |> List.tryFind (fun f -> f.Name = key) with
-                                | Some f ->
-                                    match f.Set v TrainConfig.defaultDraft with
+                                | Some _ ->
+                                    match Settings.setText TrainConfig.fields key v TrainConfig.defaultDraft with
                                     | Ok _ -> yield { Key = sprintf "%s-%s-%s" (Methods.name m) key (safe v); Label = sprintf "%s %s = %s" (Methods.displayName m) key v; Method = m; Settings = [ key, v ] }
-                                    | Error e -> errors.Add(sprintf "--sweep %s: %s" key e)
+                                    | Error e -> errors.Add(sprintf "--sweep %s" e)
                                 | None -> errors.Add(sprintf "--sweep: unknown setting '%s'; a training setting (see simko train --help) or method.<name>" key) ]
                 Study.Sweep key, vs
             | _ ->

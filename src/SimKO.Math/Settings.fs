@@ -22,6 +22,8 @@ type Kind =
     | OneOf of string list
     /// a number, or "off" (also "" and JSON null).
     | NumberOrOff
+    /// a text checked by its own parser (what it expects, the parser): a device, an optional dtype.
+    | Parsed of expects: string * parse: (string -> Result<string, string>)
 
 /// A setting's value, typed.
 type Value =
@@ -80,6 +82,7 @@ let parse (kind: Kind) (text: string) : Result<Value, string> =
         else Error(sprintf "'%s' is not one of %s" text (String.concat ", " names))
     | NumberOrOff ->
         if text = "off" || text = "" then Ok Off else parseNumber text |> Result.map Num
+    | Parsed (_, p) -> p text |> Result.map Str
 
 /// A value as text (help tables, reports; `parse` reads it back).
 let show (v: Value) : string =
@@ -117,6 +120,10 @@ let flag name doc source (get: 'R -> bool) (set: bool -> 'R -> 'R) : Setting<'R>
     { Name = name; Doc = doc; Source = source; Kind = Flag; Get = get >> Bool; Set = fun v r -> set (asBool v) r }
 let text name doc source (get: 'R -> string) (set: string -> 'R -> 'R) : Setting<'R> =
     { Name = name; Doc = doc; Source = source; Kind = Text; Get = get >> Str; Set = fun v r -> set (asStr v) r }
+/// A text checked by its own parser (which returns the text normalised, or what is wrong).
+let parsed name doc source (expects: string) (parse: string -> Result<'T, string>) (show: 'T -> string) (get: 'R -> 'T) (set: 'T -> 'R -> 'R) : Setting<'R> =
+    { Name = name; Doc = doc; Source = source; Kind = Parsed(expects, fun t -> parse t |> Result.map show); Get = get >> show >> Str
+      Set = fun v r -> match parse (asStr v) with Ok x -> set x r | Error e -> failwith e }
 /// Optional text: "" (or JSON null) is none.
 let optText name doc source (get: 'R -> string option) (set: string option -> 'R -> 'R) : Setting<'R> =
     { Name = name; Doc = doc; Source = source; Kind = Text; Get = (fun r -> Str(defaultArg (get r) ""))

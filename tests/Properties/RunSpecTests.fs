@@ -64,6 +64,54 @@ let tests =
             | Ok (Commands.Command.Train (back, _)) -> Expect.equal back spec "round trip"
             | other -> failtestf "%A" other
             File.Delete path
+        testCase "one number parser: an integer setting takes a number text iff it is integral, training and method settings alike" <| fun () ->
+            let s = train [ "steps=3.0"; "prompts_per_step=1e1"; "method=simko"; "method.k=4.0" ]
+            Expect.equal (s.Steps, s.PromptsPerStep) (3, 10) "3.0 is 3, 1e1 is 10"
+            Expect.equal (Methods.ownOf Methods.simko s.Method |> Option.map _.K) (Some 4) "method.k=4.0 is 4"
+            match parse [ "train"; "--set"; "steps=2.5"; "--set"; "method.k=1.5"; "--set"; "lr=0x10"; "--set"; "top_k=3e10" ] with
+            | Ok c -> failtestf "accepted %A" c
+            | Error e ->
+                for fragment in [ "steps: 2.5 is not an integer"; "setting 'k' of method 'simko': 1.5 is not an integer"
+                                  "lr: '0x10' is not a number"; "top_k: 3e10 is not an integer" ] do
+                    Expect.stringContains e fragment "message"
+        testCase "config.json is typed (numbers as numbers, booleans as booleans) and old string-valued files still load" <| fun () ->
+            let spec = train [ "method=kl-cov"; "method.ratio=0.01"; "steps=7"; "lr=1e-5"; "gradient_checkpointing=true"; "tensorboard=false" ]
+            let json = System.Text.Json.Nodes.JsonNode.Parse(TrainConfig.toJson spec).AsObject()
+            let kind (n: System.Text.Json.Nodes.JsonNode) = if isNull n then System.Text.Json.JsonValueKind.Null else n.GetValueKind()
+            Expect.equal (kind json["steps"]) System.Text.Json.JsonValueKind.Number "steps"
+            Expect.equal (json["steps"].GetValue<int>()) 7 "steps = 7"
+            Expect.equal (kind json["lr"]) System.Text.Json.JsonValueKind.Number "lr"
+            Expect.equal (kind json["gradient_checkpointing"]) System.Text.Json.JsonValueKind.True "flag"
+            Expect.equal (kind json["tensorboard"]) System.Text.Json.JsonValueKind.False "flag"
+            Expect.equal (kind json["task"]) System.Text.Json.JsonValueKind.String "text"
+            Expect.equal (kind (json["method_settings"]["ratio"])) System.Text.Json.JsonValueKind.Number "method setting"
+            Expect.equal (kind (json["method_settings"]["dual_clip"])) System.Text.Json.JsonValueKind.Null "off is null"
+            // the old format: every value a string ("steps": "7", "dual_clip": "off")
+            let old = System.Text.Json.Nodes.JsonObject()
+            let str (n: System.Text.Json.Nodes.JsonNode) =
+                match kind n with
+                | System.Text.Json.JsonValueKind.Null -> "off"
+                | System.Text.Json.JsonValueKind.String -> n.GetValue<string>()
+                | _ -> n.ToJsonString()
+            for kv in json do
+                if kv.Key = "method_settings" then
+                    let ms = System.Text.Json.Nodes.JsonObject()
+                    for m in kv.Value.AsObject() do ms[m.Key] <- System.Text.Json.Nodes.JsonValue.Create(str m.Value)
+                    old[kv.Key] <- ms
+                else old[kv.Key] <- System.Text.Json.Nodes.JsonValue.Create(if isNull kv.Value then "" else str kv.Value)
+            for name, text in [ "typed", json.ToJsonString(); "old", old.ToJsonString() ] do
+                let path = Path.Combine(Path.GetTempPath(), sprintf "simko-%s-%d.json" name System.Environment.ProcessId)
+                File.WriteAllText(path, text)
+                match parse [ "train"; "--config"; path ] with
+                | Ok (Commands.Command.Train (back, _)) -> Expect.equal back spec (sprintf "%s config reads back" name)
+                | other -> failtestf "%s: %A" name other
+                File.Delete path
+            let path = Path.Combine(Path.GetTempPath(), sprintf "simko-bad-%d.json" System.Environment.ProcessId)
+            File.WriteAllText(path, """{"steps": [1, 2]}""")
+            match parse [ "train"; "--config"; path ] with
+            | Ok c -> failtestf "accepted %A" c
+            | Error e -> Expect.stringContains e (sprintf "%s: steps: expected a number, true/false, a string or null, got [1, 2]" path) "names file and key"
+            File.Delete path
         testCase "eval --data builds a typed data file with its template, answer field and name" <| fun () ->
             match parse [ "eval"; "--model"; "m"; "--data"; "svamp.jsonl"; "--question-template"; "{Body} {Question}"; "--answer-field"; "Answer"; "--name"; "svamp" ] with
             | Ok (Commands.Command.Eval e) ->
