@@ -326,14 +326,27 @@ let resolvePairsWith (methods: Methods.Method list) (pairs: (string * string) li
 /// `resolvePairsWith` the shipped methods (`Methods.all`).
 let resolvePairs pairs = resolvePairsWith Methods.all pairs
 
-/// The training spec of one run of a `reproduce` study: the CPU-scale defaults on a built-in task,
-/// starting from the study's base model folder, with the variant's method and settings.
-let forStudy (task: BuiltinTask) (maxNewTokens: int) (steps: int) (outDir: string) (seed: int) (quick: bool) (baseModel: string) (v: Variant) : Result<TrainSpec, string list> =
-    let pairs =
-        [ "task", builtinName task; "steps", string steps; "seed", string seed; "out", outDir
-          "max_new_tokens", string maxNewTokens; "checkpoint_every", string (max 1 steps); "keep_checkpoints", "1"
-          "tensorboard", (if quick then "false" else "true"); "model", baseModel ]
-    resolvePairs (pairs @ v.Settings) |> Result.map (fun s -> { s with Method = v.Method })
+/// A spec with one training setting changed to a typed value (a sweep's variant), checked; the
+/// method stays the spec's own.
+let withSetting (field: Field) (value: Settings.Value) (spec: TrainSpec) : Result<TrainSpec, string list> =
+    buildWith [ spec.Method ] (field.Set value (draftOf spec))
+
+/// Every problem of a typed spec (the checks `build` makes), at once.
+let validate (s: TrainSpec) : string list =
+    (Methods.validate s.SamplesPerPrompt s.Method |> List.map (sprintf "method settings: %s")) @ checks s
+
+/// The training spec of one run of a `reproduce` study, by record update of the CPU-scale defaults:
+/// a built-in task, the study's base model folder, the variant's method, then the variant's change.
+let studyRun (task: BuiltinTask) (maxNewTokens: int) (steps: int) (outDir: string) (seed: int) (quick: bool) (baseModel: string) (v: Variant) : Result<TrainSpec, string list> =
+    let spec =
+        v.Change
+            { defaults with
+                Task = Builtin task; Steps = steps; Seed = seed; Out = outDir; MaxNewTokens = maxNewTokens
+                CheckpointEvery = max 1 steps; KeepCheckpoints = 1; Tensorboard = not quick; Model = HfFolder baseModel
+                Method = v.Method }
+    match validate spec with
+    | [] -> Ok spec
+    | problems -> Error problems
 
 /// A setting's value as typed JSON: numbers as numbers, flags as booleans, "off" as null.
 let jsonOf (v: Settings.Value) : JsonNode =

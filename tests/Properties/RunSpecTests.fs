@@ -138,7 +138,16 @@ let tests =
             let alphas = spec.Variants |> List.map (fun v -> match Methods.ownOf Methods.simko v.Method with Some s -> s.Alpha | None -> nan)
             Expect.equal alphas [ 0.0; 0.05; 0.1 ] "α values"
             let lr = reproduce [ "--sweep"; "lr=1e-4,3e-4"; "--methods"; "grpo" ]
-            Expect.equal (lr.Variants |> List.map (fun v -> v.Settings)) [ [ "lr", "1e-4" ]; [ "lr", "3e-4" ] ] "training-setting sweep"
+            Expect.equal (lr.Variants |> List.map (fun v -> v.Swept)) [ Some("lr", Settings.Num 1e-4); Some("lr", Settings.Num 3e-4) ] "training-setting sweep, typed"
+            // the variant is a function of the typed spec: it changes lr and nothing else
+            let runs = lr.Variants |> List.map (fun v -> TrainConfig.studyRun Countdown 12 5 "out" 1 true "base" v)
+            match runs with
+            | [ Ok a; Ok b ] ->
+                Expect.equal (a.Optimizer.LearningRate, b.Optimizer.LearningRate) (1e-4, 3e-4) "lr of each run"
+                Expect.equal { a with Optimizer = b.Optimizer } b "nothing else differs"
+                Expect.equal (a.Steps, a.Seed, a.Model, a.Out, a.Tensorboard, a.KeepCheckpoints) (5, 1, HfFolder "base", "out", false, 1) "the study's record update"
+                Expect.equal (Methods.name a.Method) "grpo" "the variant's method"
+            | other -> failtestf "%A" other
             match parse [ "reproduce"; "--sweep"; "method.alpha=0,x" ] with
             | Ok c -> failtestf "accepted %A" c
             | Error e -> Expect.stringContains e "'x' is not a number" "bad sweep value"

@@ -49,8 +49,12 @@ public sealed record TrainerParts
     public Func<long, long>? SyncRolloutWeights { get; init; }
 }
 
-/// <summary>The outcome of a run: where it ended and the last step's metrics.</summary>
-public sealed record TrainResult(long StepsDone, IReadOnlyDictionary<string, double> LastMetrics, string FinalModel);
+/// <summary>The outcome of a run: where it ended, the last step's metrics, and every step's metrics of
+/// this call (the series metrics.jsonl holds, from the step it started at), so reports need not read them back.</summary>
+public sealed record TrainResult(long StepsDone, IReadOnlyDictionary<string, double> LastMetrics, string FinalModel)
+{
+    public IReadOnlyList<IReadOnlyDictionary<string, double>> Series { get; init; } = [];
+}
 
 /// <summary>
 /// The training loop (SPEC §2, §5–8) as one story: sample prompts → n responses each → rewards →
@@ -89,6 +93,7 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         AtomicFile.WriteAllText(Path.Combine(settings.Out, "config.json"), _configJson);
         using var sink = new MetricsSink(settings.Out, log, start, settings.Steps, settings.Tensorboard);
         IReadOnlyDictionary<string, double> last = new Dictionary<string, double>();
+        var series = new List<IReadOnlyDictionary<string, double>>();
         long end = stopAfter is long s ? System.Math.Min(settings.Steps, start + s) : settings.Steps;
         parts.SyncRolloutWeights?.Invoke(start);
         for (long step = start; step < end; step++)
@@ -100,6 +105,7 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
             metrics["skipped_updates_total"] = badSteps;
             sink.Step(step, metrics, $"reward {metrics["reward_mean"]:F3} pass@1 {metrics["train_pass@1"]:F3} H {metrics.GetValueOrDefault("entropy"):F3}");
             last = metrics;
+            series.Add(metrics);
             if (badSteps >= settings.MaxBadSteps)
             {
                 Save(store, step + 1, optimizer, badSteps);
@@ -114,7 +120,7 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
             if (parts.ExportHfWeights is { } export && optimizer.HasMasters) export(final, optimizer.MasterWeights());
             else parts.ExportHf(final);
         }
-        return new TrainResult(end, last, final);
+        return new TrainResult(end, last, final) { Series = series };
     }
 
     /// <summary>Learning rate at a step: linear warm-up, then constant (the paper's schedule).</summary>
