@@ -32,6 +32,7 @@ let all =
             GradeCommandTests.tests
             PlotTests.tests
             ReportTests.tests
+            ReportTests.pairedTests
             AdamWTests.tests
             UpdateStepTests.tests
             TrainerTests.tests

@@ -139,12 +139,18 @@ public static class Reproduce
             md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {v.Label} | {l[0]:0.000} | {l[1]:0.000} | {l[2]:0.000} |"));
         }
         md.AppendLine().AppendLine($"Plots: `pass_at_k.png`, `lambda.png`, `entropy.png`{(o.Study.IsSweep ? ", `sweep.png`" : "")}. Per-run metrics: `runs/<run>-seed<k>/metrics.jsonl` (and TensorBoard files).");
-        md.AppendLine().AppendLine(Verdict(o.Variants, rows, ks));
+        var paired = Paired(o.Variants, rows, ks);
+        if (paired is not null) md.AppendLine().AppendLine(PairedDifference.Markdown("SimKO", "GRPO", paired));
+        md.AppendLine().AppendLine(Verdict(o.Variants, rows, ks, paired));
         AtomicFile.WriteAllText(Path.Combine(o.Out, "report.md"), md.ToString());
         AtomicFile.WriteAllText(Path.Combine(o.Out, "results.json"), new JsonObject
             {
                 ["commit"] = config["commit"]!.GetValue<string>(), ["ks"] = new JsonArray(ks.Select(k => (JsonNode?)k).ToArray()),
                 ["runs"] = runsJson, ["wall_seconds"] = clock.Elapsed.TotalSeconds,
+                ["paired"] = paired is null ? null : new JsonObject
+                {
+                    ["simko_minus_grpo"] = new JsonObject(paired.Select(x => KeyValuePair.Create($"{x.K}", (JsonNode?)x.D.ToJson()))),
+                },
             }
             .ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine(md.ToString());
@@ -252,7 +258,18 @@ public static class Reproduce
     }
 
     /// <summary>What the numbers say about the paper's claim, in plain words (no verdict is hard-coded).</summary>
-    static string Verdict(IReadOnlyList<RunSpec.Variant> variants, IReadOnlyList<ReportRow> rows, int[] ks)
+    /// <summary>SimKO − GRPO paired by seed at pass@1 and pass@max-K, when both were trained.</summary>
+    static List<(int K, PairedDifference D)>? Paired(IReadOnlyList<RunSpec.Variant> variants, IReadOnlyList<ReportRow> rows, int[] ks)
+    {
+        var grpo = RowOf(variants, rows, Methods.grpo.Name);
+        var simko = RowOf(variants, rows, Methods.simko.Name);
+        if (grpo is null || simko is null) return null;
+        var bench = PassAtKReport.Benchmarks(rows)[0];
+        return ks.Length == 0 ? null : new[] { 1, ks[^1] }.Distinct()
+            .Select(k => (k, PairedDifference.Of(PassAtKReport.Values(simko, bench, k), PassAtKReport.Values(grpo, bench, k)))).ToList();
+    }
+
+    static string Verdict(IReadOnlyList<RunSpec.Variant> variants, IReadOnlyList<ReportRow> rows, int[] ks, List<(int K, PairedDifference D)>? paired)
     {
         var grpo = RowOf(variants, rows, Methods.grpo.Name);
         var simko = RowOf(variants, rows, Methods.simko.Name);
@@ -269,16 +286,17 @@ public static class Reproduce
         var sb = new StringBuilder("### What this run shows\n\n");
         sb.AppendLine($"- pass@1: base {Pct(b1)}, GRPO {Pct(g1)} ± {Pct(g1s)}, SimKO {Pct(s1)} ± {Pct(s1s)}.");
         sb.AppendLine($"- pass@{kMax}: base {Pct(bk)}, GRPO {Pct(gk)} ± {Pct(gks)}, SimKO {Pct(sk)} ± {Pct(sks)}.");
-        var diff = sk - gk;
-        var spread = System.Math.Max(gks, sks);
-        var seeds = System.Math.Min(grpo.Seeds.Count, simko.Seeds.Count);
-        if (seeds < 2)
-            sb.AppendLine($"- SimKO − GRPO at pass@{kMax}: {Pct(diff)} points from one seed each; with no seed spread to compare against this is not evidence either way (run with --seeds 3 or more).");
-        else sb.AppendLine(diff > spread
-            ? $"- SimKO keeps pass@{kMax} above GRPO by {Pct(diff)} points, more than the seed spread ({Pct(spread)})."
-            : diff > 0
-                ? $"- SimKO's pass@{kMax} is above GRPO's by {Pct(diff)} points, within the seed spread ({Pct(spread)}): not a clear difference."
-                : $"- SimKO's pass@{kMax} is not above GRPO's here ({Pct(diff)} points).");
+        // the verdict rests on the paired difference's interval, not on each method's spread alone
+        var d = paired!.First(x => x.K == kMax).D;
+        var few = d.Seeds < 3 ? $" (only {d.Seeds} seeds: too few for a firm interval; run with --seeds 3 or more)" : "";
+        if (d.Seeds < 2)
+            sb.AppendLine($"- SimKO − GRPO at pass@{kMax}: {Pct(d.Mean)} points from one seed; with no interval this is not evidence either way (run with --seeds 3 or more).");
+        else sb.AppendLine(d.Sign switch
+        {
+            1 => $"- SimKO keeps pass@{kMax} above GRPO: the paired difference is {d.Cell()} points (95 % t interval over {d.Seeds} seeds), above zero{few}.",
+            -1 => $"- SimKO's pass@{kMax} is below GRPO's: the paired difference is {d.Cell()} points (95 % t interval over {d.Seeds} seeds), below zero{few}.",
+            _ => $"- SimKO − GRPO at pass@{kMax}: {d.Cell()} points (95 % t interval over {d.Seeds} seeds) includes zero: not a clear difference{few}.",
+        });
         return sb.ToString();
     }
 }
