@@ -103,6 +103,20 @@ let tests =
             Expect.equal r2.StepsDone 4L "finished"
             for a, b in Array.zip (paramsOf full) (paramsOf second) do
                 Expect.isTrue (a.Equals(b)) "parameters identical"
+        testCase "resume compares the whole run configuration and names every setting that differs" <| fun () ->
+            let out = tempDir "other-config"
+            Trainer(settings simko out 4, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false, stopAfter = 2L) |> ignore
+            let changed =
+                { settings (Methods.make Methods.simko { Methods.simkoDefaults with Alpha = 0.2; Q = 0.5 }) out 6 with
+                    Optimizer = { (settings simko out 6).Optimizer with LearningRate = 2e-2 } }
+            Expect.throwsC (fun () -> Trainer(changed, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(true) |> ignore)
+                (fun e ->
+                    Expect.stringContains e.Message "lr: checkpoint 0.01, this run 0.02" "names lr with both values"
+                    Expect.stringContains e.Message "method.alpha: checkpoint 0.1, this run 0.2" "names the method setting"
+                    Expect.isFalse (e.Message.Contains "steps:") "steps may change on resume")
+            // the same configuration with more steps resumes
+            let r = Trainer(settings simko out 6, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(true)
+            Expect.equal r.StepsDone 6L "resumed and extended"
         testCase "a damaged checkpoint is named and never loaded" <| fun () ->
             let out = tempDir "damaged"
             Trainer(settings simko out 2, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore
