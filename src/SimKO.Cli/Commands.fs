@@ -62,16 +62,17 @@ let private checked (command: string) (result: Result<'T, string list>) (make: '
     | Ok x -> Run(make x)
     | Error problems -> Exit(problemsText command problems, 2)
 
-let parse (argv: string[]) : Parsed =
+/// Parse a command line against a list of methods (`Methods.all` in the shipped program).
+let parseWith (methods: SimKO.Math.Methods.Method list) (argv: string[]) : Parsed =
     try
         let r = parser.ParseCommandLine(argv, raiseOnUsage = true)
         match r.TryGetSubCommand() with
         | Some (SimkoArgs.Loss l) -> Run(Loss(LossArgs.toOptions l))
         | Some (SimkoArgs.Train t) ->
             let o = TrainArgs.toOptions t
-            checked "train" (TrainArgs.resolve o) (fun spec -> Train(spec, o.Resume))
+            checked "train" (TrainArgs.resolveWith methods o) (fun spec -> Train(spec, o.Resume))
         | Some (SimkoArgs.Eval e) -> checked "eval" (EvalArgs.toSpec e) Eval
-        | Some (SimkoArgs.Reproduce r) -> checked "reproduce" (ReproduceArgs.toSpec r) Reproduce
+        | Some (SimkoArgs.Reproduce r) -> checked "reproduce" (ReproduceArgs.toSpecWith methods r) Reproduce
         | Some (SimkoArgs.Bench b) -> Run(Bench(BenchArgs.toOptions b))
         | Some (SimkoArgs.Grade g) -> Run(Grade(GradeArgs.toOptions g))
         | Some (SimkoArgs.Tokenize t) -> Run(Tokenize(TokenizeArgs.toOptions t))
@@ -83,5 +84,14 @@ let parse (argv: string[]) : Parsed =
     with :? ArguParseException as e ->
         let code = if e.ErrorCode = ErrorCode.HelpText then 0 else 2
         // `train --help` also lists every setting with its default and source
-        let extra = if code = 0 && argv.Length > 0 && argv.[0] = "train" then "\n" + TrainConfig.helpText () else ""
+        // (and `reproduce --help` every method --methods accepts)
+        let extra =
+            if code <> 0 || argv.Length = 0 then ""
+            elif argv.[0] = "train" then "\n" + TrainConfig.helpTextWith methods
+            elif argv.[0] = "reproduce" then
+                "\n" + String.concat "\n" ("Methods (--methods):" :: [ for m in methods -> sprintf "  %-14s %-12s %s" m.Name m.Label m.Doc ])
+            else ""
         Exit(e.Message + extra, code)
+
+/// `parseWith` the shipped methods (`Methods.all`).
+let parse (argv: string[]) : Parsed = parseWith SimKO.Math.Methods.all argv

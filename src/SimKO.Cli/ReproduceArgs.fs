@@ -45,21 +45,21 @@ type ReproduceArgs =
             | Simko_Q _ -> "SimKO entropy quantile q (default 0.8, paper)."
             | Task _ -> sprintf "built-in task: %s (default countdown; order is the logic task of Table 2)." (builtins |> List.map builtinName |> String.concat ", ")
 
-let private variant (m: Methods.Method) = { Key = Methods.name m; Label = Methods.displayName m; Method = m; Settings = [] }
+let private variant (m: Methods.Method) = { Key = Methods.name m; Label = Methods.displayName m; Method = m; Swept = None; Change = id }
 
 /// The typed spec of the arguments, or every problem at once.
-let toSpec (r: ParseResults<ReproduceArgs>) : Result<ReproduceSpec, string list> =
+let toSpecWith (known: Methods.Method list) (r: ParseResults<ReproduceArgs>) : Result<ReproduceSpec, string list> =
     let quick = r.Contains Quick
-    let simko =
-        Methods.Simko
-            { Methods.simkoDefaults with
-                Alpha = r.GetResult(Simko_Alpha, defaultValue = 0.1)
-                Lambda = r.GetResult(Simko_Lambda, defaultValue = 1.5)
-                K = r.GetResult(Simko_K, defaultValue = 3)
-                Q = r.GetResult(Simko_Q, defaultValue = 0.8) }
+    let simkoSettings =
+        { Methods.simkoDefaults with
+            Alpha = r.GetResult(Simko_Alpha, defaultValue = 0.1)
+            Lambda = r.GetResult(Simko_Lambda, defaultValue = 1.5)
+            K = r.GetResult(Simko_K, defaultValue = 3)
+            Q = r.GetResult(Simko_Q, defaultValue = 0.8) }
+    let simko = Methods.make Methods.simko simkoSettings
     let methodOf name =
-        match Methods.byName name with
-        | Ok (Methods.Simko _) -> Ok simko
+        match Methods.byNameIn known name with
+        | Ok m when m.Name = Methods.simko.Name -> Ok simko
         | other -> other
     let errors = ResizeArray<string>()
     let task =
@@ -81,13 +81,13 @@ let toSpec (r: ParseResults<ReproduceArgs>) : Result<ReproduceSpec, string list>
             errors.Add "--ablation and --sweep are separate studies; give one"
             Study.Comparison, []
         | true, None ->
-            let s = match simko with Methods.Simko s -> s | _ -> Methods.simkoDefaults
+            let s = simkoSettings
             Study.Ablation,
             [ { variant simko with Label = "SimKO" }
-              { Key = "simko-no-smoothing"; Label = "w/o top-K smoothing (α = 0)"; Method = Methods.Simko { s with Alpha = 0.0 }; Settings = [] }
-              { Key = "simko-no-push"; Label = "w/o top-1 push (λ = 1)"; Method = Methods.Simko { s with Lambda = 1.0 }; Settings = [] }
-              { Key = "simko-no-gate"; Label = "w/o entropy gate (all tokens)"; Method = Methods.Simko { s with Q = 0.0 }; Settings = [] }
-              variant (Methods.Grpo { Common = Methods.commonDefaults }) ]
+              { Key = "simko-no-smoothing"; Label = "w/o top-K smoothing (α = 0)"; Method = Methods.make Methods.simko { s with Alpha = 0.0 }; Swept = None; Change = id }
+              { Key = "simko-no-push"; Label = "w/o top-1 push (λ = 1)"; Method = Methods.make Methods.simko { s with Lambda = 1.0 }; Swept = None; Change = id }
+              { Key = "simko-no-gate"; Label = "w/o entropy gate (all tokens)"; Method = Methods.make Methods.simko { s with Q = 0.0 }; Swept = None; Change = id }
+              variant (Methods.define Methods.grpo) ]
         | false, Some assignment ->
             match assignment.IndexOf '=' with
             | i when i > 0 ->
@@ -98,16 +98,29 @@ let toSpec (r: ParseResults<ReproduceArgs>) : Result<ReproduceSpec, string list>
                 let vs =
                     [ for m in methods do
                         for v in values do
+                            let key', label = sprintf "%s-%s-%s" (Methods.name m) key (safe v), sprintf "%s %s = %s" (Methods.displayName m) key v
                             if key.StartsWith "method." then
-                                match MethodSettings.set (key.Substring 7) v m with
-                                | Ok m' -> yield { Key = sprintf "%s-%s-%s" (Methods.name m) (key.Substring 7) (safe v); Label = sprintf "%s %s = %s" (Methods.displayName m) (key.Substring 7) v; Method = m'; Settings = [] }
+                                let name = key.Substring 7
+                                // the value parsed once, by the setting's kind; the variant holds the typed method
+                                match MethodSettings.set name v m with
+                                | Ok m' ->
+                                    let typed = Settings.values (MethodSettings.settingsOf m') m' |> List.find (fun (n, _) -> n = name) |> snd
+                                    yield { Key = sprintf "%s-%s-%s" (Methods.name m) name (safe v); Label = sprintf "%s %s = %s" (Methods.displayName m) name v
+                                            Method = m'; Swept = Some(name, typed); Change = id }
                                 | Error e -> errors.Add(sprintf "--sweep: %s" e)
                             else
                                 match TrainConfig.fields |> List.tryFind (fun f -> f.Name = key) with
                                 | Some f ->
-                                    match f.Set v TrainConfig.defaultDraft with
-                                    | Ok _ -> yield { Key = sprintf "%s-%s-%s" (Methods.name m) key (safe v); Label = sprintf "%s %s = %s" (Methods.displayName m) key v; Method = m; Settings = [ key, v ] }
-                                    | Error e -> errors.Add(sprintf "--sweep %s: %s" key e)
+                                    // parsed once into a typed value; the variant is a function TrainSpec -> TrainSpec
+                                    match Settings.parse f.Kind v |> Result.mapError List.singleton
+                                          |> Result.bind (fun value -> TrainConfig.withSetting f value TrainConfig.defaults |> Result.map (fun _ -> value)) with
+                                    | Ok value ->
+                                        let change spec =
+                                            match TrainConfig.withSetting f value spec with
+                                            | Ok s -> s
+                                            | Error es -> failwithf "--sweep %s=%s: %s" key v (String.concat "; " es)
+                                        yield { Key = key'; Label = label; Method = m; Swept = Some(key, value); Change = change }
+                                    | Error es -> for e in es do errors.Add(sprintf "--sweep %s: %s" key e)
                                 | None -> errors.Add(sprintf "--sweep: unknown setting '%s'; a training setting (see simko train --help) or method.<name>" key) ]
                 Study.Sweep key, vs
             | _ ->
@@ -134,3 +147,6 @@ let toSpec (r: ParseResults<ReproduceArgs>) : Result<ReproduceSpec, string list>
     if spec.EvalSamples < 1 then errors.Add(sprintf "--eval-samples must be >= 1, got %d" spec.EvalSamples)
     if variants.IsEmpty && errors.Count = 0 then errors.Add "nothing to train: give --methods"
     if errors.Count = 0 then Ok spec else Error(List.ofSeq errors)
+
+/// `toSpecWith` the shipped methods (`Methods.all`).
+let toSpec (r: ParseResults<ReproduceArgs>) = toSpecWith Methods.all r

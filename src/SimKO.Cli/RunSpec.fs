@@ -239,13 +239,17 @@ type EvalSpec =
       Device: Device
       UnsafeNoSandbox: bool }
 
-/// One trained configuration of a comparison: a key for folders and JSON, a label for reports.
+/// One trained configuration of a comparison: a key for folders, JSON and finding rows (never the
+/// label), a label for reports, its method, and how it changes a study's training spec.
+[<NoEquality; NoComparison>]
 type Variant =
     { Key: string
       Label: string
       Method: Methods.Method
-      /// training settings (name, value) this variant changes (a sweep over a training setting).
-      Settings: (string * string) list }
+      /// the setting a sweep gives this variant and its typed value (reports; the sweep plot's x).
+      Swept: (string * Settings.Value) option
+      /// the variant's change of the study's training spec (a training-setting sweep; otherwise `id`).
+      Change: TrainSpec -> TrainSpec }
 
 /// What `reproduce` compares.
 type Study =

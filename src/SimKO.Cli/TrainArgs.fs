@@ -24,7 +24,7 @@ let toOptions (r: ParseResults<TrainArgs>) =
       Resume = r.Contains Resume }
 
 /// Config file, then overrides, then validation: the typed spec or every problem at once.
-let resolve (o: TrainOptions) : Result<RunSpec.TrainSpec, string list> =
+let resolveWith (methods: SimKO.Math.Methods.Method list) (o: TrainOptions) : Result<RunSpec.TrainSpec, string list> =
     let fromFile =
         match o.Config with
         | Some path -> TrainConfig.readFile path
@@ -40,7 +40,10 @@ let resolve (o: TrainOptions) : Result<RunSpec.TrainSpec, string list> =
         | Ok pairs -> pairs, []
         | Error es -> [], es
     let all = filePairs @ (sets |> List.choose (function Ok p -> Some p | Error _ -> None))
-    match fileErrors @ setErrors, TrainConfig.resolvePairs all with
+    match fileErrors @ setErrors, TrainConfig.resolvePairsWith methods all with
     | [], Ok spec -> Ok spec
     | early, Ok _ -> Error early
     | early, Error es -> Error(early @ es)
+
+/// `resolveWith` the shipped methods (`Methods.all`).
+let resolve (o: TrainOptions) = resolveWith SimKO.Math.Methods.all o

@@ -36,7 +36,7 @@ let defaults : TrainSpec =
       Template = Chat
       SkipBadRows = false
       Model = TinyModel
-      Method = Methods.Simko Methods.simkoDefaults
+      Method = Methods.define Methods.simko
       Steps = 300; PromptsPerStep = 16; SamplesPerPrompt = 8; Temperature = 1.0; TopP = 1.0; TopK = 0; MaxNewTokens = 12
       MiniBatches = 1; MicroBatchSize = 64; PpoEpochs = 1
       Optimizer = { LearningRate = 3e-4; WarmupSteps = 0; Beta1 = 0.9; Beta2 = 0.99; WeightDecay = 0.0; GradClip = 1.0 }
@@ -75,46 +75,19 @@ let draftOf (s: TrainSpec) : Draft =
       ExportDType = (if s.ExportDType = s.DType then None else Some s.ExportDType)
       Server = (match s.Rollout with Server r -> r | InProcess -> defaultServer) }
 
-type Field =
-    { Name: string
-      Doc: string
-      Show: Draft -> string
-      Set: string -> Draft -> Result<Draft, string> }
+/// A training setting: one declaration in the settings engine (`SimKO.Math.Settings`).
+type Field = Settings.Setting<Draft>
 
-let private num (s: string) =
-    match Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture) with
-    | true, v when Double.IsFinite v -> Ok v
-    | _ -> Error(sprintf "'%s' is not a number" s)
-
-let private int' (s: string) =
-    match Int32.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture) with
-    | true, v -> Ok v
-    | _ -> Error(sprintf "'%s' is not an integer" s)
-
-let private bool' (s: string) =
-    match s.ToLowerInvariant() with
-    | "true" | "1" | "yes" -> Ok true
-    | "false" | "0" | "no" -> Ok false
-    | _ -> Error(sprintf "'%s' is not true/false" s)
-
-let private inv (x: float) = x.ToString("R", CultureInfo.InvariantCulture)
-
-let private str name doc (get: Draft -> string) set =
-    { Name = name; Doc = doc; Show = get; Set = fun v d -> Ok(set v d) }
-let private optStr name doc (get: Draft -> string option) set =
-    { Name = name; Doc = doc; Show = (fun d -> defaultArg (get d) ""); Set = fun v d -> Ok(set (if v = "" then None else Some v) d) }
+let private str name doc (get: Draft -> string) set = Settings.text name doc "" get set
+let private optStr name doc (get: Draft -> string option) set = Settings.optText name doc "" get set
 let private float' name doc (get: TrainSpec -> float) (set: float -> TrainSpec -> TrainSpec) =
-    { Name = name; Doc = doc; Show = (fun d -> inv (get d.Spec)); Set = fun v d -> num v |> Result.map (fun x -> { d with Spec = set x d.Spec }) }
+    Settings.number name doc "" (fun (d: Draft) -> get d.Spec) (fun x d -> { d with Spec = set x d.Spec })
 let private integer name doc (get: TrainSpec -> int) (set: int -> TrainSpec -> TrainSpec) =
-    { Name = name; Doc = doc; Show = (fun d -> string (get d.Spec)); Set = fun v d -> int' v |> Result.map (fun x -> { d with Spec = set x d.Spec }) }
+    Settings.integer name doc "" (fun (d: Draft) -> get d.Spec) (fun x d -> { d with Spec = set x d.Spec })
 let private boolean name doc (get: TrainSpec -> bool) (set: bool -> TrainSpec -> TrainSpec) =
-    { Name = name; Doc = doc; Show = (fun d -> if get d.Spec then "true" else "false"); Set = fun v d -> bool' v |> Result.map (fun x -> { d with Spec = set x d.Spec }) }
+    Settings.flag name doc "" (fun (d: Draft) -> get d.Spec) (fun x d -> { d with Spec = set x d.Spec })
 let private choice name doc (nameOf: 'T -> string) (cases: 'T list) (get: Draft -> 'T) (set: 'T -> Draft -> Draft) =
-    { Name = name; Doc = doc; Show = (get >> nameOf)
-      Set = fun v d ->
-        match cases |> List.tryFind (fun c -> nameOf c = v) with
-        | Some c -> Ok(set c d)
-        | None -> Error(sprintf "'%s' is not one of %s" v (cases |> List.map nameOf |> String.concat ", ")) }
+    Settings.choice name doc "" nameOf cases get set
 let private opt (f: OptimizerSpec -> OptimizerSpec) (s: TrainSpec) = { s with Optimizer = f s.Optimizer }
 let private mem (f: MemorySpec -> MemorySpec) (s: TrainSpec) = { s with Memory = f s.Memory }
 let private server (f: RolloutServer -> RolloutServer) (d: Draft) = { d with Server = f d.Server }
@@ -142,7 +115,7 @@ let fields : Field list =
       str "model" "an HF folder (config.json + safetensors + the task's tokenizer, e.g. runs/reproduce/base), or 'tiny' for a freshly initialised small model"
           (fun d -> match d.Spec.Model with TinyModel -> "tiny" | HfFolder p -> p)
           (fun v d -> { d with Spec = { d.Spec with Model = (if v = "tiny" then TinyModel else HfFolder v) } })
-      str "method" (sprintf "%s (SPEC §2–4)" (String.concat ", " Methods.names)) (fun d -> d.MethodName) (fun v d -> { d with MethodName = v })
+      str "method" "the method trained (SPEC §2–4; the list below)" (fun d -> d.MethodName) (fun v d -> { d with MethodName = v })
       integer "steps" "training steps (paper: ~ a few hundred; notes: 300 for Countdown)" (fun s -> s.Steps) (fun v s -> { s with Steps = v })
       integer "prompts_per_step" "prompts sampled per step (paper 1024; notes 16)" (fun s -> s.PromptsPerStep) (fun v s -> { s with PromptsPerStep = v })
       integer "samples_per_prompt" "responses per prompt, the group size G (paper 8)" (fun s -> s.SamplesPerPrompt) (fun v s -> { s with SamplesPerPrompt = v })
@@ -163,15 +136,12 @@ let fields : Field list =
       float' "grad_clip" "gradient-norm clip (paper 1.0)" (fun s -> s.Optimizer.GradClip) (fun v -> opt (fun o -> { o with GradClip = v }))
       integer "max_bad_steps" "a NaN/Inf loss or gradient skips the update; this many skipped updates stop the run" (fun s -> s.MaxBadSteps) (fun v s -> { s with MaxBadSteps = v })
       integer "seed" "seed of prompt order, sampling and initialisation" (fun s -> s.Seed) (fun v s -> { s with Seed = v })
-      { Name = "device"; Doc = "cpu, cuda or cuda:N"; Show = (fun d -> deviceName d.Spec.Device)
-        Set = fun v d -> parseDevice v |> Result.map (fun x -> { d with Spec = { d.Spec with Device = x } }) }
+      Settings.parsed "device" "cpu, cuda or cuda:N" "" "cpu, cuda or cuda:N" parseDevice deviceName (fun d -> d.Spec.Device) (fun x d -> { d with Spec = { d.Spec with Device = x } })
       choice "dtype" "compute dtype: float32, or bfloat16 (CUDA; on the CPU it runs, ~100x slower); master weights, moments and gradient sums stay float32" dtypeName [ Float32; BFloat16 ]
           (fun d -> d.Spec.DType) (fun v d -> { d with Spec = { d.Spec with DType = v } })
-      { Name = "export_dtype"; Doc = "dtype of the final HF export (default: the compute dtype)"
-        Show = (fun d -> match d.ExportDType with Some x -> dtypeName x | None -> "")
-        Set = fun v d ->
-            if v = "" then Ok { d with ExportDType = None }
-            else parseName "dtype" dtypeName [ Float32; BFloat16 ] v |> Result.map (fun x -> { d with ExportDType = Some x }) }
+      Settings.parsed "export_dtype" "dtype of the final HF export (default: the compute dtype)" "" "float32, bfloat16 or empty"
+          (fun v -> if v = "" then Ok None else parseName "dtype" dtypeName [ Float32; BFloat16 ] v |> Result.map Some)
+          (function Some x -> dtypeName x | None -> "") (fun d -> d.ExportDType) (fun x d -> { d with ExportDType = x })
       boolean "gradient_checkpointing" "recompute each decoder layer in backward, keeping only its input (activation memory ÷ ~layers)"
           (fun s -> s.Memory.GradientCheckpointing) (fun v -> mem (fun m -> { m with GradientCheckpointing = v }))
       integer "logits_chunk_tokens" "tokens per chunk of the fused LM head and token statistics, recomputed in backward (0 = whole micro-batch logits)"
@@ -186,9 +156,8 @@ let fields : Field list =
       // LoRA (issue 22; PEFT's LoraConfig, verl's lora_rank / lora_alpha / target_modules)
       integer "lora_rank" "LoRA rank r on the decoder's projections; the base weights are frozen (0 = full fine-tuning)" (fun s -> s.Lora.Rank) (fun v -> lora (fun l -> { l with Rank = v }))
       float' "lora_alpha" "LoRA α: the adapters' update is scaled by α / r (verl 16; PEFT 8)" (fun s -> s.Lora.Alpha) (fun v -> lora (fun l -> { l with Alpha = v }))
-      { Name = "lora_target_modules"; Doc = "projections that get an adapter, comma-separated (default all seven)"
-        Show = (fun d -> String.concat "," d.Spec.Lora.TargetModules)
-        Set = fun v d -> Ok { d with Spec = lora (fun l -> { l with TargetModules = v.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray }) d.Spec } }
+      str "lora_target_modules" "projections that get an adapter, comma-separated (default all seven)" (fun d -> String.concat "," d.Spec.Lora.TargetModules)
+          (fun v d -> { d with Spec = lora (fun l -> { l with TargetModules = v.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray }) d.Spec })
       float' "lora_dropout" "dropout on the adapters' input in training (PEFT 0)" (fun s -> s.Lora.Dropout) (fun v -> lora (fun l -> { l with Dropout = v }))
       boolean "use_rslora" "rank-stabilised LoRA: scale α / √r instead of α / r" (fun s -> s.Lora.UseRslora) (fun v -> lora (fun l -> { l with UseRslora = v }))
       optStr "adapter" "a PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to continue training from; sets the LoRA settings from its config"
@@ -202,12 +171,9 @@ let fields : Field list =
       choice "rollout_server" "the server at rollout_url: vllm, sglang or simko (simko serve)" serverName [ Vllm; Sglang; SimkoServer ]
           (fun d -> d.Server.Kind) (fun v -> server (fun r -> { r with Kind = v }))
       optStr "rollout_api_key" "API key of the rollout server (sent as a bearer token)" (fun d -> d.Server.ApiKey) (fun v -> server (fun r -> { r with ApiKey = v }))
-      { Name = "rollout_concurrency"; Doc = "rollout requests in flight at once"; Show = (fun d -> string d.Server.Concurrency)
-        Set = fun v d -> int' v |> Result.map (fun x -> server (fun r -> { r with Concurrency = x }) d) }
-      { Name = "rollout_timeout_s"; Doc = "seconds before a rollout request is abandoned and retried"; Show = (fun d -> inv d.Server.TimeoutSeconds)
-        Set = fun v d -> num v |> Result.map (fun x -> server (fun r -> { r with TimeoutSeconds = x }) d) }
-      { Name = "rollout_retries"; Doc = "retries of a rollout request on connection errors and 5xx, with backoff"; Show = (fun d -> string d.Server.Retries)
-        Set = fun v d -> int' v |> Result.map (fun x -> server (fun r -> { r with Retries = x }) d) }
+      Settings.integer "rollout_concurrency" "rollout requests in flight at once" "" (fun d -> d.Server.Concurrency) (fun x -> server (fun r -> { r with Concurrency = x }))
+      Settings.number "rollout_timeout_s" "seconds before a rollout request is abandoned and retried" "" (fun d -> d.Server.TimeoutSeconds) (fun x -> server (fun r -> { r with TimeoutSeconds = x }))
+      Settings.integer "rollout_retries" "retries of a rollout request on connection errors and 5xx, with backoff" "" (fun d -> d.Server.Retries) (fun x -> server (fun r -> { r with Retries = x }))
       str "out" "run folder: metrics.jsonl, tensorboard/, checkpoints/, final/ (HF export)" (fun d -> d.Spec.Out) (fun v d -> { d with Spec = { d.Spec with Out = v } })
       integer "checkpoint_every" "steps between checkpoints (one is always written at the end)" (fun s -> s.CheckpointEvery) (fun v s -> { s with CheckpointEvery = v })
       integer "keep_checkpoints" "complete checkpoints kept" (fun s -> s.KeepCheckpoints) (fun v s -> { s with KeepCheckpoints = v })
@@ -221,7 +187,7 @@ let private setOne (d: Draft) (key: string) (value: string) : Result<Draft, stri
         Ok { d with MethodSettings = d.MethodSettings @ [ key.Substring methodSettingPrefix.Length, value ] }
     else
         match fields |> List.tryFind (fun f -> f.Name = key) with
-        | Some f -> f.Set value d |> Result.mapError (fun e -> sprintf "%s: %s" key e)
+        | Some _ -> Settings.setText fields key value d
         | None -> Error(sprintf "unknown setting '%s'; valid: %s, method.<name>" key (fields |> List.map _.Name |> String.concat ", "))
 
 /// Apply (key, value) pairs in order: the draft with every valid pair applied, and the problems.
@@ -238,16 +204,24 @@ let readFile (path: string) : Result<(string * string) list, string list> =
         use doc = JsonDocument.Parse(File.ReadAllText path)
         if doc.RootElement.ValueKind <> JsonValueKind.Object then Error [ sprintf "%s: the config must be a JSON object" path ]
         else
-            let text (e: JsonElement) =
+            // typed JSON (numbers, booleans, null) and the old string-valued files read the same:
+            // each value goes through its setting's one parser
+            let problems = ResizeArray<string>()
+            let text (key: string) (e: JsonElement) =
                 match e.ValueKind with
                 | JsonValueKind.String -> e.GetString()
                 | JsonValueKind.Null -> ""
-                | _ -> e.GetRawText()
-            Ok [ for p in doc.RootElement.EnumerateObject() do
-                   if p.Name = "method_settings" && p.Value.ValueKind = JsonValueKind.Object then
-                       for s in p.Value.EnumerateObject() do
-                           yield methodSettingPrefix + s.Name, text s.Value
-                   else yield p.Name, text p.Value ]
+                | JsonValueKind.Number | JsonValueKind.True | JsonValueKind.False -> e.GetRawText()
+                | _ ->
+                    problems.Add(sprintf "%s: %s: expected a number, true/false, a string or null, got %s" path key (e.GetRawText()))
+                    ""
+            let pairs =
+                [ for p in doc.RootElement.EnumerateObject() do
+                    if p.Name = "method_settings" && p.Value.ValueKind = JsonValueKind.Object then
+                        for s in p.Value.EnumerateObject() do
+                            yield methodSettingPrefix + s.Name, text ("method_settings." + s.Name) s.Value
+                    else yield p.Name, text p.Name p.Value ]
+            if problems.Count = 0 then Ok pairs else Error(List.ofSeq problems)
     with
     | :? JsonException as e -> Error [ sprintf "%s: not valid JSON (%s)" path e.Message ]
     | :? IOException as e -> Error [ sprintf "%s: cannot read (%s)" path e.Message ]
@@ -301,7 +275,7 @@ let private checks (s: TrainSpec) =
           if r.Retries < 0 then yield sprintf "rollout_retries must be >= 0, got %d" r.Retries ]
 
 /// The typed spec of a draft, or every problem at once (each saying how to fix it).
-let build (d: Draft) : Result<TrainSpec, string list> =
+let buildWith (methods: Methods.Method list) (d: Draft) : Result<TrainSpec, string list> =
     let taskResult =
         match d.DataPath, d.CodePath with
         | Some _, Some _ -> Error "data_path and code_path are two datasets; give one"
@@ -321,7 +295,7 @@ let build (d: Draft) : Result<TrainSpec, string list> =
                 Error(sprintf "task: '%s' is neither a built-in task (%s) nor a dataset preset (%s); or set data_path to a file"
                           d.TaskName (builtins |> List.map builtinName |> String.concat ", ") (String.concat ", " SimKO.Data.Math.Datasets.Names))
     let methodResult =
-        Methods.byName d.MethodName
+        Methods.byNameIn methods d.MethodName
         |> Result.mapError (fun e -> [ sprintf "method: %s" e ])
         |> Result.bind (fun m -> MethodSettings.apply d.MethodSettings m |> Result.mapError (List.map (sprintf "method settings: %s")))
     let rollout = if d.Server.Url = "" then InProcess else Server d.Server
@@ -349,35 +323,79 @@ let build (d: Draft) : Result<TrainSpec, string list> =
           yield! checks spec ]
     if problems.IsEmpty then Ok spec else Error problems
 
+/// `buildWith` the shipped methods (`Methods.all`).
+let build (d: Draft) = buildWith Methods.all d
+
 /// The draft of the defaults, for applying settings on top.
 let defaultDraft = draftOf defaults
 
 /// Apply (key, value) pairs to the defaults and build the spec; every problem at once.
-let resolvePairs (pairs: (string * string) list) : Result<TrainSpec, string list> =
+let resolvePairsWith (methods: Methods.Method list) (pairs: (string * string) list) : Result<TrainSpec, string list> =
     match applyAll pairs defaultDraft with
-    | d, [] -> build d
-    | d, errors -> Error(errors @ (match build d with Error es -> es | Ok _ -> []))
+    | d, [] -> buildWith methods d
+    | d, errors -> Error(errors @ (match buildWith methods d with Error es -> es | Ok _ -> []))
 
-/// The training spec of one run of a `reproduce` study: the CPU-scale defaults on a built-in task,
-/// starting from the study's base model folder, with the variant's method and settings.
-let forStudy (task: BuiltinTask) (maxNewTokens: int) (steps: int) (outDir: string) (seed: int) (quick: bool) (baseModel: string) (v: Variant) : Result<TrainSpec, string list> =
-    let pairs =
-        [ "task", builtinName task; "steps", string steps; "seed", string seed; "out", outDir
-          "max_new_tokens", string maxNewTokens; "checkpoint_every", string (max 1 steps); "keep_checkpoints", "1"
-          "tensorboard", (if quick then "false" else "true"); "model", baseModel ]
-    resolvePairs (pairs @ v.Settings) |> Result.map (fun s -> { s with Method = v.Method })
+/// `resolvePairsWith` the shipped methods (`Methods.all`).
+let resolvePairs pairs = resolvePairsWith Methods.all pairs
 
-/// The spec as a config file (written into every run folder and checkpoint; `--config` reads it back).
+/// A spec with one training setting changed to a typed value (a sweep's variant), checked; the
+/// method stays the spec's own.
+let withSetting (field: Field) (value: Settings.Value) (spec: TrainSpec) : Result<TrainSpec, string list> =
+    buildWith [ spec.Method ] (field.Set value (draftOf spec))
+
+/// Every problem of a typed spec (the checks `build` makes), at once.
+let validate (s: TrainSpec) : string list =
+    (Methods.validate s.SamplesPerPrompt s.Method |> List.map (sprintf "method settings: %s")) @ checks s
+
+/// The training spec of one run of a `reproduce` study, by record update of the CPU-scale defaults:
+/// a built-in task, the study's base model folder, the variant's method, then the variant's change.
+let studyRun (task: BuiltinTask) (maxNewTokens: int) (steps: int) (outDir: string) (seed: int) (quick: bool) (baseModel: string) (v: Variant) : Result<TrainSpec, string list> =
+    let spec =
+        v.Change
+            { defaults with
+                Task = Builtin task; Steps = steps; Seed = seed; Out = outDir; MaxNewTokens = maxNewTokens
+                CheckpointEvery = max 1 steps; KeepCheckpoints = 1; Tensorboard = not quick; Model = HfFolder baseModel
+                Method = v.Method }
+    match validate spec with
+    | [] -> Ok spec
+    | problems -> Error problems
+
+/// A setting's value as typed JSON: numbers as numbers, flags as booleans, "off" as null.
+let jsonOf (v: Settings.Value) : JsonNode =
+    match v with
+    | Settings.Num x -> JsonValue.Create x
+    | Settings.Int i -> JsonValue.Create i
+    | Settings.Bool b -> JsonValue.Create b
+    | Settings.Str t -> JsonValue.Create t
+    | Settings.Off -> null
+
+/// The spec as a config file (written into every run folder and checkpoint; `--config` reads it back),
+/// typed: `"steps": 300`, `"tensorboard": true`.
 let toJson (s: TrainSpec) : string =
     let d = draftOf s
     let o = JsonObject()
-    for f in fields do o[f.Name] <- JsonValue.Create(f.Show d)
+    for f in fields do o[f.Name] <- jsonOf (f.Get d)
     let ms = JsonObject()
-    for k, v in MethodSettings.values s.Method do ms[k] <- JsonValue.Create v
+    for k, v in MethodSettings.typedValues s.Method do ms[k] <- jsonOf v
     o["method_settings"] <- ms
     o.ToJsonString(JsonSerializerOptions(WriteIndented = true))
 
 /// The table `--help` prints: name, default, what it is and where the default comes from.
-let helpText () =
-    let lines = fields |> List.map (fun f -> sprintf "  %-27s %-14s %s" f.Name (f.Show defaultDraft) f.Doc)
-    String.concat "\n" ([ "Settings (JSON config keys; override with --set name=value, method settings with --set method.<name>=value):" ] @ lines)
+let helpTextWith (methods: Methods.Method list) =
+    let lines = fields |> List.map (fun f -> sprintf "  %-27s %-14s %s" f.Name (Settings.show (f.Get defaultDraft)) f.Doc)
+    let methodLines =
+        [ for m in methods do
+            yield sprintf "  %-27s %s" m.Name m.Doc
+            for name, value in MethodSettings.ownValues m do
+                let s = m.Ops.OwnSettings |> List.find (fun s -> s.Name = name)
+                yield sprintf "    method.%-20s %-14s %s%s" name value s.Doc (if s.Source = "" then "" else sprintf " (%s)" s.Source) ]
+    let commonLines =
+        [ for s in Methods.commonSettings ->
+            sprintf "    method.%-20s %-14s %s%s" s.Name (Settings.show (s.Get Methods.commonDefaults)) s.Doc (if s.Source = "" then "" else sprintf " (%s)" s.Source) ]
+    String.concat "\n"
+        ([ "Settings (JSON config keys; override with --set name=value, method settings with --set method.<name>=value):" ] @ lines
+         @ [ ""; "Methods (method=<name>) and their own settings (default, what it is, source):" ] @ methodLines
+         @ [ ""; "Settings of every method:" ] @ commonLines)
+
+/// The help of the shipped methods (`Methods.all`).
+let helpText () = helpTextWith Methods.all

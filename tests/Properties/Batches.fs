@@ -27,17 +27,17 @@ let reference (c: Case) (b: Built) : Reference.Batch =
 
 /// SimKO's objective with the given shaping and per-response gate q.
 let simko alpha k lambda q =
-    Methods.objective (Methods.Simko { Methods.simkoDefaults with Alpha = alpha; K = k; Lambda = lambda; Q = q })
+    Methods.objective (Methods.make Methods.simko { Methods.simkoDefaults with Alpha = alpha; K = k; Lambda = lambda; Q = q })
 
 /// SimKO's objective with generated settings (per-response or batch gate).
 let simkoOf (s: SimkoCase) =
-    Methods.objective (Methods.Simko { Methods.simkoDefaults with Alpha = s.Alpha; K = s.K; Lambda = s.Lambda; Q = s.Q; BatchGate = s.BatchGate })
+    Methods.objective (Methods.make Methods.simko { Methods.simkoDefaults with Alpha = s.Alpha; K = s.K; Lambda = s.Lambda; Q = s.Q; BatchGate = s.BatchGate })
 
 /// The plain reference's settings for generated SimKO settings.
 let referenceOf (s: SimkoCase) : Reference.Settings =
     { Alpha = s.Alpha; K = s.K; Lambda = s.Lambda; Q = Some s.Q; BatchGate = s.BatchGate; ClipLow = 0.2; ClipHigh = 0.2 }
 
-let grpo = Methods.objective (Methods.Grpo { Common = Methods.commonDefaults })
+let grpo = Methods.objective (Methods.define Methods.grpo)
 
 /// Loss value and gradient w.r.t. the logits of an objective on a built batch.
 let lossAndGrad (o: Objective) (b: Built) : float * Tensor =

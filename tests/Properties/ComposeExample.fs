@@ -12,7 +12,7 @@ open SimKO.Tests.Checks
 /// SimKO with K = 5 candidates and one entropy threshold for the whole batch
 /// (the top 20 % highest-entropy tokens of the mini-batch) instead of one per response.
 let simkoK5BatchGate : Objective.Objective =
-    { Methods.objective (Methods.Simko { Methods.simkoDefaults with K = 5 }) with
+    { Methods.objective (Methods.make Methods.simko { Methods.simkoDefaults with K = 5 }) with
         Gate = Gates.BatchQuantile 0.8 }
 
 /// Its loss on one micro-batch: logits [B; T; V], tokens/old log-probs/mask [B; T], advantages [B].
@@ -41,7 +41,7 @@ let tests =
             let l = lossOf (Batches.policyBatch b leaf)
             l.backward()
             Expect.isTrue (System.Double.IsFinite(Tensors.value l)) "finite loss"
-            let _, gDefault = Batches.lossAndGrad (Methods.objective (Methods.Simko Methods.simkoDefaults)) b
+            let _, gDefault = Batches.lossAndGrad (Methods.objective (Methods.define Methods.simko)) b
             Expect.isGreaterThan (Tensors.value ((leaf.grad - gDefault).abs().max())) 1e-6 "differs from default SimKO"
         testCase "README.md shows the example verbatim" <| fun () ->
             match readmeLines () with

@@ -195,8 +195,8 @@ let tests =
             for row in [ "| SimKO |"; "| w/o top-K smoothing (α = 0) |"; "| w/o top-1 push (λ = 1) |"; "| w/o entropy gate (all tokens) |"; "| GRPO |" ] do
                 Expect.stringContains report row "one row per variant"
             use config = JsonDocument.Parse(File.ReadAllText(Path.Combine(ablation, "config.json")))
-            let alpha = config.RootElement.GetProperty("variants").GetProperty("simko-no-smoothing").GetProperty("method_settings").GetProperty("alpha").GetString()
-            Expect.equal alpha "0" "the α = 0 run's full settings are recorded"
+            let alpha = config.RootElement.GetProperty("variants").GetProperty("simko-no-smoothing").GetProperty("method_settings").GetProperty("alpha").GetDouble()
+            Expect.equal alpha 0.0 "the α = 0 run's full settings are recorded (typed: a number)"
             Expect.isTrue (config.RootElement.GetProperty("commit").GetString().Length > 0) "the commit is recorded"
             let sweep = temp "sweep"
             Expect.equal (run [ "--sweep"; "method.alpha=0,0.2"; "--out"; sweep ]) 0 "sweep exit code"

@@ -259,7 +259,7 @@ let tests =
             let spec =
                 { SimKO.Cli.TrainConfig.defaults with
                     Steps = 4; PromptsPerStep = 2; SamplesPerPrompt = 4; MaxNewTokens = 8; MicroBatchSize = 4
-                    Method = SimKO.Math.Methods.Grpo { Common = { SimKO.Math.Methods.commonDefaults with Kl = { SimKO.Math.KlPenalty.off with Beta = 0.05 } } }
+                    Method = { SimKO.Math.Methods.define SimKO.Math.Methods.grpo with Common = { SimKO.Math.Methods.commonDefaults with Kl = { SimKO.Math.KlPenalty.off with Beta = 0.05 } } }
                     Optimizer = { SimKO.Cli.TrainConfig.defaults.Optimizer with LearningRate = 1e-2 }
                     Memory = { SimKO.Cli.TrainConfig.defaults.Memory with GradientCheckpointing = true; LogitsChunkTokens = 8; MaxTokensPerMicroBatch = 64 }
                     Lora = { SimKO.Cli.TrainConfig.defaults.Lora with Rank = 4 }

@@ -23,6 +23,7 @@ let all =
             KlPenaltyTests.tests
             RegularisersTests.tests
             ComposeExample.tests
+            NewMethodExample.tests
             LmHeadTests.tests
             ObjectiveInputTests.tests
         ]
@@ -31,6 +32,7 @@ let all =
             GradeCommandTests.tests
             PlotTests.tests
             ReportTests.tests
+            ReportTests.pairedTests
             AdamWTests.tests
             UpdateStepTests.tests
             TrainerTests.tests

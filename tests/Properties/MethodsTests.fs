@@ -13,10 +13,10 @@ open SimKO.Tests.Batches
 let tests =
     testList "Methods" [
         testCase "every named method's defaults are valid for groups of 8" <| fun () ->
-            for name, m in all do
-                Expect.isEmpty (validate 8 m) name
+            for m in all do
+                Expect.isEmpty (validate 8 m) m.Name
         testCase "validate reports every bad field at once" <| fun () ->
-            let bad = Simko { simkoDefaults with Alpha = 1.5; K = 0; Q = -0.1; Common = { commonDefaults with Clip = { Low = 0.0; High = -1.0; Dual = Some 0.5 } } }
+            let bad = { make Methods.simko { simkoDefaults with Alpha = 1.5; K = 0; Q = -0.1 } with Common = { commonDefaults with Clip = { Low = 0.0; High = -1.0; Dual = Some 0.5 } } }
             let problems = validate 8 bad
             for field in [ "alpha"; "k must"; "quantile q"; "clip_low"; "clip_high"; "dual_clip" ] do
                 Expect.exists problems (fun p -> p.Contains field) (sprintf "a problem naming %s in %A" field problems)
@@ -25,11 +25,12 @@ let tests =
             | Error e -> Expect.stringContains e "simko" "lists valid names"
             | Ok _ -> failtest "accepted an unknown name"
         testCase "settings by name set typed fields and report every unknown or ill-typed key, saying what is wrong" <| fun () ->
-            match SimKO.Cli.MethodSettings.apply [ "alpha", "0.1"; "k", "5"; "clip_high", "0.28"; "gate", "batch" ] (Simko simkoDefaults) with
-            | Ok (Simko s) ->
-                Expect.equal (s.Alpha, s.K, s.Common.Clip.High, s.BatchGate) (0.1, 5, 0.28, true) "set"
+            match SimKO.Cli.MethodSettings.apply [ "alpha", "0.1"; "k", "5"; "clip_high", "0.28"; "gate", "batch" ] (define Methods.simko) with
+            | Ok m when (ownOf Methods.simko m).IsSome ->
+                let s = (ownOf Methods.simko m).Value
+                Expect.equal (s.Alpha, s.K, m.Common.Clip.High, s.BatchGate) (0.1, 5, 0.28, true) "set"
             | other -> failtestf "unexpected %A" other
-            match SimKO.Cli.MethodSettings.apply [ "lambda_w", "0.2"; "k", "2.5"; "aggregation", "token-sum"; "alpha", "abc"; "lambda", "" ] (Simko simkoDefaults) with
+            match SimKO.Cli.MethodSettings.apply [ "lambda_w", "0.2"; "k", "2.5"; "aggregation", "token-sum"; "alpha", "abc"; "lambda", "" ] (define Methods.simko) with
             | Error errors ->
                 Expect.equal errors.Length 5 (sprintf "five problems in %A" errors)
                 for fragment in [ "setting 'lambda_w' does not apply to method 'simko'"; "setting 'k' of method 'simko': 2.5 is not an integer"
@@ -38,7 +39,7 @@ let tests =
                     Expect.exists errors (fun e -> e.Contains fragment) (sprintf "'%s' in %A" fragment errors)
             | Ok _ -> failtest "accepted bad settings"
         testCase "every numeric setting of every method answers a non-number with 'is not a number'" <| fun () ->
-            for m in defaults do
+            for m in all do
                 for s in SimKO.Cli.MethodSettings.settingsOf m do
                     match SimKO.Cli.MethodSettings.set s.Name "abc" m with
                     | Ok _ -> failtestf "%s.%s accepted 'abc'" (name m) s.Name
@@ -49,22 +50,23 @@ let tests =
                         Expect.stringContains e expected (sprintf "%s.%s" (name m) s.Name)
                         Expect.stringContains e (sprintf "setting '%s' of method '%s'" s.Name (name m)) "names the setting and the method"
         testCase "every setting's shown value reads back to the same method (configs round-trip)" <| fun () ->
-            for m in defaults do
+            for m in all do
                 match SimKO.Cli.MethodSettings.apply (SimKO.Cli.MethodSettings.values m) m with
                 | Ok back -> Expect.equal back m (sprintf "%s round-trips" (name m))
                 | Error e -> failtestf "%s: %A" (name m) e
         testPropertyWithConfig (config 20) "every named method gives a finite loss and gradient" (fun (c: Case) ->
             use _ = torch.NewDisposeScope()
             let b = build c
-            for name, m in all do
-                let m = match m with PassK s -> PassK { s with K = 2 } | m -> m
+            for m in all do
+                let name = m.Name
+                let m = if m.Name = passK.Name then make passK { K = 2 } else m
                 let l, g = lossAndGrad (objective m) b
                 Expect.isTrue (System.Double.IsFinite l) (sprintf "%s loss %g" name l)
                 Expect.isTrue (toArray g |> Array.forall System.Double.IsFinite) (sprintf "%s gradient finite" name))
         testPropertyWithConfig (config 40) "forking trains only on the top 20 % entropy tokens of the batch (plain quantile reference)" (fun (c: Case) ->
             use _ = torch.NewDisposeScope()
             let b = build c
-            let o = objective (Forking { Common = commonDefaults; Q = 0.8 })
+            let o = objective (define forking)
             let _, g = lossAndGrad o b
             let rb = reference c b
             // the reference gate: plain sort + linear interpolation over all valid entropies

@@ -55,7 +55,7 @@ let private update (settings: UpdateSettings) =
     let opt = AdamW(named m, 0.9, 0.99, 1.0, 0.0)
     let s = samples ()
     use batch = PackedBatch.Pack(s, 0, torch.CPU)
-    let objective = Methods.objective (Methods.Simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5 })
+    let objective = Methods.objective (Methods.make Methods.simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5 })
     let adv = Advantages.compute objective.Advantage 4 (torch.tensor(s |> Array.map (fun x -> x.Reward), dtype = System.Nullable torch.ScalarType.Float32))
     let metrics = PolicyUpdate.Run(objective, policy, opt, 1.0, batch, adv, 4, UpdateSettings(settings.MiniBatches, settings.MicroBatchSize, settings.PpoEpochs, 1e9, settings.MaxTokensPerMicroBatch, settings.LogitsChunkTokens))
     metrics, [ for struct (n, p), p0 in Seq.zip (m.NamedParameters()) before -> n, (p.detach() - p0).DetachFromDisposeScope() ]

@@ -50,7 +50,7 @@ let private microBatchDeviation (o: Objective.Objective) (perMicroBatch: bool) (
     microBatchDeviationWith o (fun b rows _ _ ->
         { Objective.selfContext (if perMicroBatch then rows b.Mask else b.Mask) with BatchThreshold = tau (rows b.Mask) })
 
-let private forking = Methods.objective (Methods.Forking { Common = Methods.commonDefaults; Q = 0.8 })
+let private forking = Methods.objective (Methods.define Methods.forking)
 
 let tests =
     testList "broken constructions are caught" [
@@ -71,7 +71,7 @@ let tests =
             Expect.isGreaterThan (microBatchDeviation forking false (fun _ -> None)) 1e-4 "with each micro-batch's own threshold"
         testCase "KL-Cov selecting per micro-batch (its own means and top-k cut) moves the gradient (the micro-batch invariance of 7.11 catches it)" <| fun () ->
             use _ = torch.NewDisposeScope()
-            let o = Methods.objective (Methods.KlCov { Common = Methods.commonDefaults; KlCov = { Ratio = 0.2; Coef = 1.0 } })
+            let o = Methods.objective (Methods.make Methods.klCov { Ratio = 0.2; Coef = 1.0 })
             let miniBatch b (_: Tensor -> Tensor) (start: int64) (len: int64) = { contextOf o b with Rows = Some [| start .. start + len - 1L |] }
             let perMicro (b: Built) (_: Tensor -> Tensor) (_: int64) (_: int64) = Objective.selfContext b.Mask     // KlCov = None: the micro-batch's own
             Expect.isLessThan (microBatchDeviationWith o miniBatch) 1e-12 "with the mini-batch's means and cut-off"

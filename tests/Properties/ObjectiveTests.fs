@@ -14,13 +14,13 @@ open SimKO.Tests.Batches
 /// Every gate: all tokens (GRPO, and methods without a gate), per response (SimKO), batch-level
 /// (SimKO's option), top-ρ (forking, which also trains only on gated tokens).
 let objectives : (string * Objective.Objective) list =
-    let simko batchGate = Methods.Simko { Methods.simkoDefaults with Alpha = 0.2; Q = 0.5; BatchGate = batchGate }
-    [ "grpo (all tokens)", Methods.Grpo { Common = Methods.commonDefaults }
+    let simko batchGate = Methods.make Methods.simko { Methods.simkoDefaults with Alpha = 0.2; Q = 0.5; BatchGate = batchGate }
+    [ "grpo (all tokens)", Methods.define Methods.grpo
       "simko (per-response gate)", simko false
       "simko (batch gate)", simko true
-      "forking (top 20 % of the batch)", Methods.Forking { Common = Methods.commonDefaults; Q = 0.8 }
-      "entropy-adv", Methods.EntropyAdv { Common = Methods.commonDefaults; EntropyAdv = { Scale = 0.4; Kappa = 2.0 } }
-      "dr-grpo", Methods.DrGrpo { Common = { Methods.commonDefaults with Aggregation = Aggregation.SeqMeanTokenSumNorm 7.0 }; MaxLength = 7.0 } ]
+      "forking (top 20 % of the batch)", Methods.define Methods.forking
+      "entropy-adv", Methods.define Methods.entropyAdv
+      "dr-grpo", Methods.make Methods.drGrpo { MaxLength = 7.0 } ]
     |> List.map (fun (n, m) -> n, Methods.objective m)
 
 /// Up to two cut points inside 1..B−1 (none when B = 1).

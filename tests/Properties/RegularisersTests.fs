@@ -37,7 +37,7 @@ let tests =
             let c = { c with OffPolicy = 0.3 }
             let b = build c
             let settings : Regularisers.KlCovSettings = { Ratio = 0.3; Coef = 0.7 }
-            let o = Methods.objective (Methods.KlCov { Common = Methods.commonDefaults; KlCov = settings })
+            let o = Methods.objective (Methods.make Methods.klCov settings)
             let l, g = lossAndGrad o b
             let rb = reference c b
             let n = c.B * c.T
@@ -73,7 +73,7 @@ let tests =
             use _ = torch.NewDisposeScope()
             let b = build c
             let settings : Regularisers.EntropyAdvSettings = { Scale = 0.4; Kappa = 2.0 }
-            let o = Methods.objective (Methods.EntropyAdv { Common = Methods.commonDefaults; EntropyAdv = settings })
+            let o = Methods.objective (Methods.make Methods.entropyAdv settings)
             let l, g = lossAndGrad o b
             let rb = reference c b
             let ent = Reference.entropies rb

@@ -25,3 +25,35 @@ let tests =
             Expect.stringContains md "| GRPO | 18.8 ± 8.8 |" "GRPO pass@1"
             Expect.stringContains md "| Base | **50.0** |" "base pass@1 is the best"
     ]
+
+/// SimKO − GRPO paired by seed: per-seed differences, mean, 95 % Student-t interval.
+let pairedTests =
+    testList "paired seeds" [
+        testCase "the interval of the mean difference equals R's t.test (d = 0.2, 0.3, 0.4: [0.0516, 0.5484])" <| fun () ->
+            let d = PairedDifference.Of([| 0.3; 0.5; 0.7 |], [| 0.1; 0.2; 0.3 |])
+            Expect.floatClose Accuracy.high d.Mean 0.3 "mean"
+            Expect.floatClose { absolute = 1e-4; relative = 0.0 } d.Low.Value 0.05159 "low"
+            Expect.floatClose { absolute = 1e-4; relative = 0.0 } d.High.Value 0.54841 "high"
+            Expect.sequenceEqual (d.PerSeed |> Array.map (fun x -> System.Math.Round(x, 12))) [| 0.2; 0.3; 0.4 |] "a − b per seed"
+            Expect.equal d.Sign 1 "above zero"
+        testCase "pairing is by seed: a constant per-seed gain is a clear difference though each method's spread is wide" <| fun () ->
+            let a, b = [| 0.9; 0.1; 0.5 |], [| 0.8; 0.0; 0.4 |]
+            let d = PairedDifference.Of(a, b)
+            Expect.floatClose Accuracy.high d.Low.Value 0.1 "zero-width interval at the gain"
+            Expect.equal d.Sign 1 "clear"
+            // unpaired (the seeds shuffled) the same values give an interval that includes zero
+            let shuffled = PairedDifference.Of(a, [| 0.0; 0.8; 0.4 |])
+            Expect.equal shuffled.Sign 0 "not clear once the pairing is broken"
+        testCase "one seed has no interval and says so; two seeds say they are too few" <| fun () ->
+            let one = PairedDifference.Of([| 0.5 |], [| 0.25 |])
+            Expect.isNone (Option.ofNullable one.Low) "no interval"
+            Expect.stringContains (one.Cell()) "one seed: no interval" "cell"
+            Expect.stringContains ((one.ToJson()["note"]).GetValue<string>()) "fewer than 3" "results.json note"
+            let two = PairedDifference.Of([| 0.5; 0.6 |], [| 0.25; 0.5 |])
+            Expect.isSome (Option.ofNullable two.Low) "an interval"
+            Expect.stringContains (PairedDifference.Markdown("SimKO", "GRPO", [ (1, two) ])) "Only 2 seeds" "the report says so"
+        testCase "t quantiles: the table and the expansion beyond it agree with known values" <| fun () ->
+            for df, t in [ 1, 12.7062; 2, 4.3027; 10, 2.2281; 30, 2.0423; 60, 2.0003; 120, 1.9799 ] do
+                Expect.floatClose { absolute = 2e-4; relative = 0.0 } (PairedDifference.TQuantile975 df) t (sprintf "df %d" df)
+            Expect.floatClose { absolute = 2e-4; relative = 0.0 } (PairedDifference.TQuantile975 31) 2.0395 "df 31: the expansion joins the table"
+    ]

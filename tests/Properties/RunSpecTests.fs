@@ -64,6 +64,54 @@ let tests =
             | Ok (Commands.Command.Train (back, _)) -> Expect.equal back spec "round trip"
             | other -> failtestf "%A" other
             File.Delete path
+        testCase "one number parser: an integer setting takes a number text iff it is integral, training and method settings alike" <| fun () ->
+            let s = train [ "steps=3.0"; "prompts_per_step=1e1"; "method=simko"; "method.k=4.0" ]
+            Expect.equal (s.Steps, s.PromptsPerStep) (3, 10) "3.0 is 3, 1e1 is 10"
+            Expect.equal (Methods.ownOf Methods.simko s.Method |> Option.map _.K) (Some 4) "method.k=4.0 is 4"
+            match parse [ "train"; "--set"; "steps=2.5"; "--set"; "method.k=1.5"; "--set"; "lr=0x10"; "--set"; "top_k=3e10" ] with
+            | Ok c -> failtestf "accepted %A" c
+            | Error e ->
+                for fragment in [ "steps: 2.5 is not an integer"; "setting 'k' of method 'simko': 1.5 is not an integer"
+                                  "lr: '0x10' is not a number"; "top_k: 3e10 is not an integer" ] do
+                    Expect.stringContains e fragment "message"
+        testCase "config.json is typed (numbers as numbers, booleans as booleans) and old string-valued files still load" <| fun () ->
+            let spec = train [ "method=kl-cov"; "method.ratio=0.01"; "steps=7"; "lr=1e-5"; "gradient_checkpointing=true"; "tensorboard=false" ]
+            let json = System.Text.Json.Nodes.JsonNode.Parse(TrainConfig.toJson spec).AsObject()
+            let kind (n: System.Text.Json.Nodes.JsonNode) = if isNull n then System.Text.Json.JsonValueKind.Null else n.GetValueKind()
+            Expect.equal (kind json["steps"]) System.Text.Json.JsonValueKind.Number "steps"
+            Expect.equal (json["steps"].GetValue<int>()) 7 "steps = 7"
+            Expect.equal (kind json["lr"]) System.Text.Json.JsonValueKind.Number "lr"
+            Expect.equal (kind json["gradient_checkpointing"]) System.Text.Json.JsonValueKind.True "flag"
+            Expect.equal (kind json["tensorboard"]) System.Text.Json.JsonValueKind.False "flag"
+            Expect.equal (kind json["task"]) System.Text.Json.JsonValueKind.String "text"
+            Expect.equal (kind (json["method_settings"]["ratio"])) System.Text.Json.JsonValueKind.Number "method setting"
+            Expect.equal (kind (json["method_settings"]["dual_clip"])) System.Text.Json.JsonValueKind.Null "off is null"
+            // the old format: every value a string ("steps": "7", "dual_clip": "off")
+            let old = System.Text.Json.Nodes.JsonObject()
+            let str (n: System.Text.Json.Nodes.JsonNode) =
+                match kind n with
+                | System.Text.Json.JsonValueKind.Null -> "off"
+                | System.Text.Json.JsonValueKind.String -> n.GetValue<string>()
+                | _ -> n.ToJsonString()
+            for kv in json do
+                if kv.Key = "method_settings" then
+                    let ms = System.Text.Json.Nodes.JsonObject()
+                    for m in kv.Value.AsObject() do ms[m.Key] <- System.Text.Json.Nodes.JsonValue.Create(str m.Value)
+                    old[kv.Key] <- ms
+                else old[kv.Key] <- System.Text.Json.Nodes.JsonValue.Create(if isNull kv.Value then "" else str kv.Value)
+            for name, text in [ "typed", json.ToJsonString(); "old", old.ToJsonString() ] do
+                let path = Path.Combine(Path.GetTempPath(), sprintf "simko-%s-%d.json" name System.Environment.ProcessId)
+                File.WriteAllText(path, text)
+                match parse [ "train"; "--config"; path ] with
+                | Ok (Commands.Command.Train (back, _)) -> Expect.equal back spec (sprintf "%s config reads back" name)
+                | other -> failtestf "%s: %A" name other
+                File.Delete path
+            let path = Path.Combine(Path.GetTempPath(), sprintf "simko-bad-%d.json" System.Environment.ProcessId)
+            File.WriteAllText(path, """{"steps": [1, 2]}""")
+            match parse [ "train"; "--config"; path ] with
+            | Ok c -> failtestf "accepted %A" c
+            | Error e -> Expect.stringContains e (sprintf "%s: steps: expected a number, true/false, a string or null, got [1, 2]" path) "names file and key"
+            File.Delete path
         testCase "eval --data builds a typed data file with its template, answer field and name" <| fun () ->
             match parse [ "eval"; "--model"; "m"; "--data"; "svamp.jsonl"; "--question-template"; "{Body} {Question}"; "--answer-field"; "Answer"; "--name"; "svamp" ] with
             | Ok (Commands.Command.Eval e) ->
@@ -78,7 +126,7 @@ let tests =
             let spec = reproduce [ "--quick"; "--ablation" ]
             Expect.equal spec.Study Study.Ablation "study"
             let byKey = spec.Variants |> List.map (fun v -> v.Key, v.Method) |> Map.ofList
-            let simko k = match byKey[k] with Methods.Simko s -> s | other -> failtestf "%s is %A" k other
+            let simko k = match Methods.ownOf Methods.simko byKey[k] with Some s -> s | None -> failtestf "%s is %A" k byKey[k]
             let full = simko "simko"
             Expect.equal (simko "simko-no-smoothing") { full with Alpha = 0.0 } "α = 0"
             Expect.equal (simko "simko-no-push") { full with Lambda = 1.0 } "λ = 1"
@@ -87,15 +135,24 @@ let tests =
         testCase "--sweep gives one run per value, of a method setting or a training setting" <| fun () ->
             let spec = reproduce [ "--sweep"; "method.alpha=0,0.05,0.1" ]
             Expect.equal spec.Study (Study.Sweep "method.alpha") "study"
-            let alphas = spec.Variants |> List.map (fun v -> match v.Method with Methods.Simko s -> s.Alpha | _ -> nan)
+            let alphas = spec.Variants |> List.map (fun v -> match Methods.ownOf Methods.simko v.Method with Some s -> s.Alpha | None -> nan)
             Expect.equal alphas [ 0.0; 0.05; 0.1 ] "α values"
             let lr = reproduce [ "--sweep"; "lr=1e-4,3e-4"; "--methods"; "grpo" ]
-            Expect.equal (lr.Variants |> List.map (fun v -> v.Settings)) [ [ "lr", "1e-4" ]; [ "lr", "3e-4" ] ] "training-setting sweep"
+            Expect.equal (lr.Variants |> List.map (fun v -> v.Swept)) [ Some("lr", Settings.Num 1e-4); Some("lr", Settings.Num 3e-4) ] "training-setting sweep, typed"
+            // the variant is a function of the typed spec: it changes lr and nothing else
+            let runs = lr.Variants |> List.map (fun v -> TrainConfig.studyRun Countdown 12 5 "out" 1 true "base" v)
+            match runs with
+            | [ Ok a; Ok b ] ->
+                Expect.equal (a.Optimizer.LearningRate, b.Optimizer.LearningRate) (1e-4, 3e-4) "lr of each run"
+                Expect.equal { a with Optimizer = b.Optimizer } b "nothing else differs"
+                Expect.equal (a.Steps, a.Seed, a.Model, a.Out, a.Tensorboard, a.KeepCheckpoints) (5, 1, HfFolder "base", "out", false, 1) "the study's record update"
+                Expect.equal (Methods.name a.Method) "grpo" "the variant's method"
+            | other -> failtestf "%A" other
             match parse [ "reproduce"; "--sweep"; "method.alpha=0,x" ] with
             | Ok c -> failtestf "accepted %A" c
             | Error e -> Expect.stringContains e "'x' is not a number" "bad sweep value"
         testCase "each method's name is written once and every name parses back" <| fun () ->
-            for m in Methods.defaults do
+            for m in Methods.all do
                 Expect.equal (Methods.byName (Methods.name m)) (Ok m) (Methods.name m)
-            Expect.equal (List.distinct Methods.names).Length Methods.defaults.Length "distinct names"
+            Expect.equal (List.distinct Methods.names).Length Methods.all.Length "distinct names"
     ]

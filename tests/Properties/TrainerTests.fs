@@ -79,7 +79,7 @@ type private RecordingLogger() =
         member _.Log(level, _, state, ex, formatter) =
             if level = Microsoft.Extensions.Logging.LogLevel.Warning then warnings.Add(formatter.Invoke(state, ex))
 
-let private simko = Methods.Simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5 }
+let private simko = Methods.make Methods.simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5 }
 
 let private paramsOf (policy: ToyPolicy) =
     (policy :> IPolicy).NamedParameters |> Seq.map (fun struct (_, t) -> t.detach().clone()) |> Array.ofSeq
@@ -103,6 +103,20 @@ let tests =
             Expect.equal r2.StepsDone 4L "finished"
             for a, b in Array.zip (paramsOf full) (paramsOf second) do
                 Expect.isTrue (a.Equals(b)) "parameters identical"
+        testCase "resume compares the whole run configuration and names every setting that differs" <| fun () ->
+            let out = tempDir "other-config"
+            Trainer(settings simko out 4, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false, stopAfter = 2L) |> ignore
+            let changed =
+                { settings (Methods.make Methods.simko { Methods.simkoDefaults with Alpha = 0.2; Q = 0.5 }) out 6 with
+                    Optimizer = { (settings simko out 6).Optimizer with LearningRate = 2e-2 } }
+            Expect.throwsC (fun () -> Trainer(changed, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(true) |> ignore)
+                (fun e ->
+                    Expect.stringContains e.Message "lr: checkpoint 0.01, this run 0.02" "names lr with both values"
+                    Expect.stringContains e.Message "method.alpha: checkpoint 0.1, this run 0.2" "names the method setting"
+                    Expect.isFalse (e.Message.Contains "steps:") "steps may change on resume")
+            // the same configuration with more steps resumes
+            let r = Trainer(settings simko out 6, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(true)
+            Expect.equal r.StepsDone 6L "resumed and extended"
         testCase "a damaged checkpoint is named and never loaded" <| fun () ->
             let out = tempDir "damaged"
             Trainer(settings simko out 2, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore
@@ -138,9 +152,10 @@ let tests =
             policy.Poison <- true
             Expect.throwsC (fun () -> Trainer(settings simko (tempDir "nan") 10, parts policy, NullLogger.Instance).Run(false) |> ignore)
                 (fun e -> Expect.stringContains e.Message "max_bad_steps = 2" "says why")
-        for name, method in Methods.all do
+        for method in Methods.all do
+            let name = Methods.name method
             testCase (sprintf "%s: two steps change the parameters, metrics are finite, the checkpoint reloads" name) <| fun () ->
-                let method = match method with Methods.PassK s -> Methods.PassK { s with K = 2 } | m -> m
+                let method = if method.Name = Methods.passK.Name then Methods.make Methods.passK { K = 2 } else method
                 let out = tempDir ("method-" + name)
                 let policy = ToyPolicy(10L, 8L, 3L)
                 let before = paramsOf policy

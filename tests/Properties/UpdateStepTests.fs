@@ -34,15 +34,15 @@ let private samples () =
          for _ in 0 .. 3 ->
              Sample(g, prompt, Array.init (1 + rng.Next(5)) (fun _ -> rng.Next(1, 9)), float (rng.Next(2))) |]
 
-let private simko = Methods.objective (Methods.Simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5 })
+let private simko = Methods.objective (Methods.make Methods.simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5 })
 
 /// One objective per gate: per response (SimKO), batch-level (SimKO's option), top-ρ (forking).
 let private gated =
     [ "simko, per-response gate", simko
-      "simko, batch gate", Methods.objective (Methods.Simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5; BatchGate = true })
-      "forking, top 20 % of the batch", Methods.objective (Methods.Forking { Common = Methods.commonDefaults; Q = 0.8 })
+      "simko, batch gate", Methods.objective (Methods.make Methods.simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5; BatchGate = true })
+      "forking, top 20 % of the batch", Methods.objective (Methods.define Methods.forking)
       // ratio 0.2: several selected tokens, spread over micro-batches (issue 19 §4)
-      "kl-cov, selection over the mini-batch", Methods.objective (Methods.KlCov { Common = Methods.commonDefaults; KlCov = { Ratio = 0.2; Coef = 1.0 } }) ]
+      "kl-cov, selection over the mini-batch", Methods.objective (Methods.make Methods.klCov { Ratio = 0.2; Coef = 1.0 }) ]
 
 let private run (objective: Objective.Objective) micro (policy: ToyPolicy) =
     let p = policy :> IPolicy
@@ -87,7 +87,7 @@ let tests =
             // logits at position t predict token t+1: the response block starts at P − 1 = 1
             let positions = torch.arange(4L).reshape(1L, 4L, 1L).expand(2L, 4L, 1L)
             Expect.sequenceEqual ((b.ResponseLogits positions).reshape(-1L).data<int64>().ToArray()) [| 1L; 2L; 1L; 2L |] "positions"
-        for name, objective in ("grpo, no gate", Methods.objective (Methods.Grpo { Common = Methods.commonDefaults })) :: gated do
+        for name, objective in ("grpo, no gate", Methods.objective (Methods.define Methods.grpo)) :: gated do
             testCase (sprintf "%s: the gradient before clipping does not depend on the micro-batch size and equals the whole mini-batch's (7.11)" name) <| fun () ->
                 use _ = torch.NewDisposeScope()
                 let _, whole = trainerGradient objective 16

@@ -28,7 +28,7 @@ public static class LmHeadMemoryBench
     {
         int vocab = quick ? 32_768 : 151_936, hidden = 512;
         NativeHeap.TrackLiveMemory();                                          // peak RSS follows live tensors, not freed heap blocks
-        var objective = Methods.objective(Methods.Method.NewSimko(Methods.simkoDefaults));
+        var objective = Methods.objective(Methods.define(Methods.simko));
         int k = Objective.topKNeeded(objective);
         var gen = new Generator(11, device);
         var weight = (randn([vocab, hidden], generator: gen, device: device) * 0.02).requires_grad_(true).DetachFromDisposeScope();

@@ -33,8 +33,8 @@ public static class LossOverheadBench
         Tensor old;
         using (no_grad())
             old = hiddenStates.matmul(head).log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - 0.01;
-        var grpo = Methods.objective(Methods.Method.NewGrpo(new Methods.GrpoSettings(Methods.commonDefaults)));
-        var simko = Methods.objective(Methods.Method.NewSimko(Methods.simkoDefaults));
+        var grpo = Methods.objective(Methods.define(Methods.grpo));
+        var simko = Methods.objective(Methods.define(Methods.simko));
 
         void Step(Objective.Objective o)
         {

@@ -46,11 +46,14 @@ public static class LossCommand
     }
 
     /// <summary>Evaluate one JSON batch (the command's input) and return the output object.</summary>
-    public static JsonObject Evaluate(string json)
+    public static JsonObject Evaluate(string json) => Evaluate(json, Methods.all);
+
+    /// <summary>Evaluate one JSON batch against a list of methods (<c>Methods.all</c> in the shipped program).</summary>
+    public static JsonObject Evaluate(string json, FSharpList<Methods.Method> methods)
     {
         var root = JsonNode.Parse(json) as JsonObject ?? throw new InputException("the top level must be a JSON object");
         var methodName = root["method"]?.GetValue<string>() ?? throw new InputException("missing field 'method'");
-        var method = Methods.byName(methodName);
+        var method = Methods.byNameIn(methods, methodName);
         if (method.IsError) throw new InputException(method.ErrorValue);
         var overrides = ReadSettings(root["settings"]);
         var configured = SimKO.Cli.MethodSettings.apply(overrides, method.ResultValue);
@@ -122,8 +125,9 @@ public static class LossCommand
             string text = value switch
             {
                 JsonValue jv when jv.GetValueKind() == JsonValueKind.Number => jv.ToJsonString(),
+                JsonValue jv when jv.GetValueKind() is JsonValueKind.True or JsonValueKind.False => jv.ToJsonString(),
                 JsonValue jv when jv.TryGetValue<string>(out var s) => s,
-                _ => throw new InputException($"settings.{key}: expected a number or a string, got {value?.ToJsonString() ?? "null"}"),
+                _ => throw new InputException($"settings.{key}: expected a number, a boolean or a string, got {value?.ToJsonString() ?? "null"}"),
             };
             items.Add(Tuple.Create(key, text));
         }

@@ -39,7 +39,7 @@ public static class Reproduce
         foreach (var v in o.Variants)
             for (int seed = 0; seed < o.Seeds; seed++)
             {
-                var spec = TrainConfig.forStudy(o.Task, task.MaxNewTokens, o.Steps, RunDir(o, v, seed), seed, o.Quick, basePath, v);
+                var spec = TrainConfig.studyRun(o.Task, task.MaxNewTokens, o.Steps, RunDir(o, v, seed), seed, o.Quick, basePath, v);
                 if (spec.IsError) { foreach (var e in spec.ErrorValue) Console.Error.WriteLine($"error: {v.Label}: {e}"); return 2; }
                 specs[(v.Key, seed)] = spec.ResultValue;
             }
@@ -85,15 +85,16 @@ public static class Reproduce
             {
                 var runDir = RunDir(o, v, seed);
                 if (Directory.Exists(runDir)) Directory.Delete(runDir, true);
+                TrainResult trained;
                 using (var run = RunFactory.Build(specs[(v.Key, seed)], log))
                 {
                     log.LogInformation("training {Variant} seed {Seed} for {Steps} steps", v.Label, seed, o.Steps);
-                    run.Trainer.Run(resume: false);
+                    trained = run.Trainer.Run(resume: false);
                 }
                 var (result, entropy) = Evaluate($"{v.Label} seed {seed}", Path.Combine(runDir, "final"), task, testSet, evalSettings, log);
                 seedResults.Add([result]);
                 variantEntropy ??= entropy;
-                perSeedLambdas.Add(ReadLambdas(Path.Combine(runDir, "metrics.jsonl")));
+                perSeedLambdas.Add(Lambdas(trained.Series));
             }
             rows.Add(new ReportRow(v.Label, seedResults));
             entropies.Add((v.Label, variantEntropy!));
@@ -125,7 +126,7 @@ public static class Reproduce
                       $"Evaluation: {evalProblems} held-out problems, n = {o.EvalSamples}, T = {o.EvalTemperature}, top-p 0.95. Seeds: {o.Seeds}. Wall time: {clock.Elapsed:mm\\:ss}.").AppendLine();
         md.AppendLine("| Run | method | settings |").AppendLine("|---|---|---|");
         foreach (var v in o.Variants)
-            md.AppendLine($"| {v.Label} | {Methods.name(v.Method)} | {string.Join(", ", MethodSettings.ownValues(v.Method).Select(kv => $"{kv.Item1} {kv.Item2}").Concat(v.Settings.Select(kv => $"{kv.Item1} {kv.Item2}")))} |");
+            md.AppendLine($"| {v.Label} | {Methods.name(v.Method)} | {string.Join(", ", SettingsShown(v))} |");
         md.AppendLine().AppendLine($"Commit `{config["commit"]}`; every setting of every run is in `config.json`.").AppendLine();
         md.AppendLine(PassAtKReport.Markdown(rows, $"pass@K ({(task.Name == "order" ? "Table 2 layout: the logic task" : "Table 1 layout")}), {task.Name}"));
         if (!o.Study.IsComparison) md.AppendLine(Summary(rows, ks, o.Study)).AppendLine();
@@ -138,12 +139,18 @@ public static class Reproduce
             md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {v.Label} | {l[0]:0.000} | {l[1]:0.000} | {l[2]:0.000} |"));
         }
         md.AppendLine().AppendLine($"Plots: `pass_at_k.png`, `lambda.png`, `entropy.png`{(o.Study.IsSweep ? ", `sweep.png`" : "")}. Per-run metrics: `runs/<run>-seed<k>/metrics.jsonl` (and TensorBoard files).");
-        md.AppendLine().AppendLine(Verdict(rows, ks));
+        var paired = Paired(o.Variants, rows, ks);
+        if (paired is not null) md.AppendLine().AppendLine(PairedDifference.Markdown("SimKO", "GRPO", paired));
+        md.AppendLine().AppendLine(Verdict(o.Variants, rows, ks, paired));
         AtomicFile.WriteAllText(Path.Combine(o.Out, "report.md"), md.ToString());
         AtomicFile.WriteAllText(Path.Combine(o.Out, "results.json"), new JsonObject
             {
                 ["commit"] = config["commit"]!.GetValue<string>(), ["ks"] = new JsonArray(ks.Select(k => (JsonNode?)k).ToArray()),
                 ["runs"] = runsJson, ["wall_seconds"] = clock.Elapsed.TotalSeconds,
+                ["paired"] = paired is null ? null : new JsonObject
+                {
+                    ["simko_minus_grpo"] = new JsonObject(paired.Select(x => KeyValuePair.Create($"{x.K}", (JsonNode?)x.D.ToJson()))),
+                },
             }
             .ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine(md.ToString());
@@ -185,7 +192,7 @@ public static class Reproduce
         var series = new List<Series>();
         foreach (var group in o.Variants.Select((v, i) => (v, Row: rows[i + 1])).GroupBy(x => Methods.name(x.v.Method)))
         {
-            var points = group.Select(x => (X: SweptValue(x.v.Label), x.Row)).Where(p => p.X is not null).OrderBy(p => p.X).ToList();
+            var points = group.Select(x => (X: SweptValue(x.v), x.Row)).Where(p => p.X is not null).OrderBy(p => p.X).ToList();
             if (points.Count == 0) continue;
             foreach (var k in new[] { 1, kMax })
                 series.Add(new Series($"{Methods.displayName(group.First().v.Method)} pass@{k}", points.Select(p => p.X!.Value).ToArray(),
@@ -195,8 +202,13 @@ public static class Reproduce
         if (series.Count > 0) Plot.Lines(path, $"pass@K against {setting} (Figure 7)", setting, "pass@K", series);
     }
 
-    static double? SweptValue(string label) =>
-        double.TryParse(label[(label.LastIndexOf('=') + 1)..].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var x) ? x : null;
+    /// <summary>The swept value of a variant as a number (the plot's x), from its typed value; null for a non-numeric one.</summary>
+    static double? SweptValue(RunSpec.Variant v) => v.Swept?.Value.Item2 switch
+    {
+        Settings.Value.Num n => n.Item,
+        Settings.Value.Int i => i.Item,
+        _ => null,
+    };
 
     static (BenchmarkResult, double[]) Evaluate(string what, string modelDir, TaskBinding task, IReadOnlyList<EvalProblem> problems, EvalSettings s, ILogger log)
     {
@@ -213,10 +225,16 @@ public static class Reproduce
         return (result, entropy);
     }
 
-    static double[][] ReadLambdas(string metricsPath)
+    /// <summary>Λ(1..3) of every step, from the trainer's metric series (NaN where a step has none).</summary>
+    static double[][] Lambdas(IReadOnlyList<IReadOnlyDictionary<string, double>> series) =>
+        Enumerable.Range(1, 3).Select(k => series.Select(m => m.TryGetValue($"lambda_top{k}", out var x) ? x : double.NaN).ToArray()).ToArray();
+
+    /// <summary>A variant's own method settings, and the training setting it sweeps (if it is not one of them).</summary>
+    static IEnumerable<string> SettingsShown(RunSpec.Variant v)
     {
-        var rows = File.ReadLines(metricsPath).Select(l => JsonNode.Parse(l)!).ToList();
-        return Enumerable.Range(1, 3).Select(k => rows.Select(r => r[$"lambda_top{k}"]?.GetValue<double>() ?? double.NaN).ToArray()).ToArray();
+        var own = MethodSettings.ownValues(v.Method).ToList();
+        foreach (var (name, value) in own) yield return $"{name} {value}";
+        if (v.Swept is { } sw && own.All(kv => kv.Item1 != sw.Value.Item1)) yield return $"{sw.Value.Item1} {Settings.show(sw.Value.Item2)}";
     }
 
     static double[] Smooth(double[] xs, int window) =>
@@ -232,11 +250,29 @@ public static class Reproduce
         return o;
     }
 
-    /// <summary>What the numbers say about the paper's claim, in plain words (no verdict is hard-coded).</summary>
-    static string Verdict(IReadOnlyList<ReportRow> rows, int[] ks)
+    /// <summary>The row of the variant with this key (rows[0] is the base, rows[i + 1] variant i), or null.</summary>
+    static ReportRow? RowOf(IReadOnlyList<RunSpec.Variant> variants, IReadOnlyList<ReportRow> rows, string key)
     {
-        var grpo = rows.FirstOrDefault(r => r.Name == "GRPO");
-        var simko = rows.FirstOrDefault(r => r.Name == "SimKO");
+        for (int i = 0; i < variants.Count; i++) if (variants[i].Key == key) return rows[i + 1];
+        return null;
+    }
+
+    /// <summary>What the numbers say about the paper's claim, in plain words (no verdict is hard-coded).</summary>
+    /// <summary>SimKO − GRPO paired by seed at pass@1 and pass@max-K, when both were trained.</summary>
+    static List<(int K, PairedDifference D)>? Paired(IReadOnlyList<RunSpec.Variant> variants, IReadOnlyList<ReportRow> rows, int[] ks)
+    {
+        var grpo = RowOf(variants, rows, Methods.grpo.Name);
+        var simko = RowOf(variants, rows, Methods.simko.Name);
+        if (grpo is null || simko is null) return null;
+        var bench = PassAtKReport.Benchmarks(rows)[0];
+        return ks.Length == 0 ? null : new[] { 1, ks[^1] }.Distinct()
+            .Select(k => (k, PairedDifference.Of(PassAtKReport.Values(simko, bench, k), PassAtKReport.Values(grpo, bench, k)))).ToList();
+    }
+
+    static string Verdict(IReadOnlyList<RunSpec.Variant> variants, IReadOnlyList<ReportRow> rows, int[] ks, List<(int K, PairedDifference D)>? paired)
+    {
+        var grpo = RowOf(variants, rows, Methods.grpo.Name);
+        var simko = RowOf(variants, rows, Methods.simko.Name);
         var baseRow = rows[0];
         if (grpo is null || simko is null) return "";
         int kMax = ks[^1];
@@ -250,16 +286,17 @@ public static class Reproduce
         var sb = new StringBuilder("### What this run shows\n\n");
         sb.AppendLine($"- pass@1: base {Pct(b1)}, GRPO {Pct(g1)} ± {Pct(g1s)}, SimKO {Pct(s1)} ± {Pct(s1s)}.");
         sb.AppendLine($"- pass@{kMax}: base {Pct(bk)}, GRPO {Pct(gk)} ± {Pct(gks)}, SimKO {Pct(sk)} ± {Pct(sks)}.");
-        var diff = sk - gk;
-        var spread = System.Math.Max(gks, sks);
-        var seeds = System.Math.Min(grpo.Seeds.Count, simko.Seeds.Count);
-        if (seeds < 2)
-            sb.AppendLine($"- SimKO − GRPO at pass@{kMax}: {Pct(diff)} points from one seed each; with no seed spread to compare against this is not evidence either way (run with --seeds 3 or more).");
-        else sb.AppendLine(diff > spread
-            ? $"- SimKO keeps pass@{kMax} above GRPO by {Pct(diff)} points, more than the seed spread ({Pct(spread)})."
-            : diff > 0
-                ? $"- SimKO's pass@{kMax} is above GRPO's by {Pct(diff)} points, within the seed spread ({Pct(spread)}): not a clear difference."
-                : $"- SimKO's pass@{kMax} is not above GRPO's here ({Pct(diff)} points).");
+        // the verdict rests on the paired difference's interval, not on each method's spread alone
+        var d = paired!.First(x => x.K == kMax).D;
+        var few = d.Seeds < 3 ? $" (only {d.Seeds} seeds: too few for a firm interval; run with --seeds 3 or more)" : "";
+        if (d.Seeds < 2)
+            sb.AppendLine($"- SimKO − GRPO at pass@{kMax}: {Pct(d.Mean)} points from one seed; with no interval this is not evidence either way (run with --seeds 3 or more).");
+        else sb.AppendLine(d.Sign switch
+        {
+            1 => $"- SimKO keeps pass@{kMax} above GRPO: the paired difference is {d.Cell()} points (95 % t interval over {d.Seeds} seeds), above zero{few}.",
+            -1 => $"- SimKO's pass@{kMax} is below GRPO's: the paired difference is {d.Cell()} points (95 % t interval over {d.Seeds} seeds), below zero{few}.",
+            _ => $"- SimKO − GRPO at pass@{kMax}: {d.Cell()} points (95 % t interval over {d.Seeds} seeds) includes zero: not a clear difference{few}.",
+        });
         return sb.ToString();
     }
 }

@@ -53,8 +53,12 @@ public sealed record TrainerParts
     public ICollective Collective { get; init; } = new SingleProcess();
 }
 
-/// <summary>The outcome of a run: where it ended and the last step's metrics.</summary>
-public sealed record TrainResult(long StepsDone, IReadOnlyDictionary<string, double> LastMetrics, string FinalModel);
+/// <summary>The outcome of a run: where it ended, the last step's metrics, and every step's metrics of
+/// this call (the series metrics.jsonl holds, from the step it started at), so reports need not read them back.</summary>
+public sealed record TrainResult(long StepsDone, IReadOnlyDictionary<string, double> LastMetrics, string FinalModel)
+{
+    public IReadOnlyList<IReadOnlyDictionary<string, double>> Series { get; init; } = [];
+}
 
 /// <summary>
 /// The training loop (SPEC §2, §5–8) as one story: sample prompts → n responses each → rewards →
@@ -100,6 +104,7 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         }
         using var sink = writer ? new MetricsSink(settings.Out, log, start, settings.Steps, settings.Tensorboard) : null;
         IReadOnlyDictionary<string, double> last = new Dictionary<string, double>();
+        var series = new List<IReadOnlyDictionary<string, double>>();
         long end = stopAfter is long s ? System.Math.Min(settings.Steps, start + s) : settings.Steps;
         parts.SyncRolloutWeights?.Invoke(start);
         for (long step = start; step < end; step++)
@@ -114,6 +119,7 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
             metrics["skipped_updates_total"] = badSteps;
             sink?.Step(step, metrics, $"reward {metrics["reward_mean"]:F3} pass@1 {metrics["train_pass@1"]:F3} H {metrics.GetValueOrDefault("entropy"):F3}");
             last = metrics;
+            series.Add(metrics);
             if (badSteps >= settings.MaxBadSteps)
             {
                 if (writer) Save(store, step + 1, optimizer, badSteps);
@@ -128,7 +134,7 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
             if (parts.ExportHfWeights is { } export && optimizer.HasMasters) export(final, optimizer.MasterWeights());
             else parts.ExportHf(final);
         }
-        return new TrainResult(end, last, final);
+        return new TrainResult(end, last, final) { Series = series };
     }
 
     /// <summary>Learning rate at a step: linear warm-up, then constant (the paper's schedule).</summary>
@@ -253,6 +259,27 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         log.LogInformation("checkpoint: {Path}", Path.Combine(store.Directory, CheckpointStore.NameOf(stepsDone)));
     }
 
+    /// <summary>Settings a resumed run may change: how long it runs and where and how it reports, not what it computes.</summary>
+    static readonly HashSet<string> ResumableChanges =
+        ["steps", "out", "checkpoint_every", "keep_checkpoints", "tensorboard", "rollout_url", "rollout_api_key", "rollout_concurrency", "rollout_timeout_s", "rollout_retries"];
+
+    /// <summary>Every setting (method settings as method.&lt;name&gt;) whose value differs between two config.json objects,
+    /// as "name: checkpoint X, this run Y".</summary>
+    public static List<string> ConfigDifferences(JsonObject written, JsonObject now)
+    {
+        static IEnumerable<(string, string)> Flat(JsonObject o) =>
+            o.SelectMany(kv => kv.Key == "method_settings" && kv.Value is JsonObject ms
+                ? ms.Select(m => ("method." + m.Key, m.Value?.ToJsonString() ?? "null"))
+                : [(kv.Key, kv.Value?.ToJsonString() ?? "null")]);
+        // old checkpoints wrote every value as a string: compare "300" and 300 alike
+        static string Norm(string json) => json.Length >= 2 && json[0] == '"' ? JsonNode.Parse(json)!.GetValue<string>() : json;
+        var a = Flat(written).ToDictionary(x => x.Item1, x => Norm(x.Item2));
+        var b = Flat(now).ToDictionary(x => x.Item1, x => Norm(x.Item2));
+        return a.Keys.Union(b.Keys).Where(k => !ResumableChanges.Contains(k))
+            .Where(k => a.GetValueOrDefault(k, "(absent)") != b.GetValueOrDefault(k, "(absent)"))
+            .Select(k => $"{k}: checkpoint {a.GetValueOrDefault(k, "(absent)")}, this run {b.GetValueOrDefault(k, "(absent)")}").ToList();
+    }
+
     (long Step, int BadSteps) Restore(string checkpoint, AdamW optimizer)
     {
         var state = JsonNode.Parse(File.ReadAllText(Path.Combine(checkpoint, StateFile)))!;
@@ -260,6 +287,12 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         var seed = state["seed"]!.GetValue<int>();
         if (seed != settings.Seed)
             throw new InvalidOperationException($"{checkpoint}: written with seed {seed}, this run has seed {settings.Seed}; resume with the same configuration");
+        if (state["config"] is JsonObject written)
+        {
+            var differ = ConfigDifferences(written, JsonNode.Parse(_configJson)!.AsObject());
+            if (differ.Count > 0)
+                throw new InvalidOperationException($"{checkpoint}: written with another run configuration ({string.Join("; ", differ)}); resume with the same settings, or start a new run");
+        }
         optimizer.LoadMasterWeights(parts.ReadTensors(Path.Combine(checkpoint, ModelFile)), Path.Combine(checkpoint, ModelFile));
         optimizer.Load(parts.ReadTensors(Path.Combine(checkpoint, OptimizerFile)), Path.Combine(checkpoint, OptimizerFile));
         log.LogInformation("resumed from {Checkpoint} (step {Step})", checkpoint, steps);
