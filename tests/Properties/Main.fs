@@ -54,6 +54,7 @@ let all =
         ]
         ServeTests.tests
         RolloutClientTests.tests
+        HostileTests.tests
         TrainOnServerTests.tests
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
