@@ -58,7 +58,51 @@ let topKNeeded (o: Objective) =
     | Simko s -> max s.K 3
     | NoShaping -> 3
 
-/// One micro-batch, with what it needs to know of its whole mini-batch (counts, gate threshold).
+/// Everything a micro-batch needs to know of its whole mini-batch (SPEC §3, §4, §7.8, §7.11),
+/// built once per mini-batch by one statistics pass (`context`) before it is split into
+/// micro-batches, and handed to every micro-batch's loss, so that micro-batching never moves it.
+type MiniBatchContext =
+    { /// counts of the whole mini-batch (valid tokens, responses).
+      Normaliser: Normaliser
+      /// τ of a `BatchQuantile` entropy gate: the q-quantile of the entropy over every valid token
+      /// of the mini-batch (`Gates.batchThreshold`). `None`: taken over the micro-batch's own
+      /// tokens (right only when it is not split). Ignored by the other gates.
+      BatchThreshold: float option
+      /// KL-Cov's means and cut-off over the mini-batch (`Regularisers.klCovStats`). `None`: taken
+      /// over the micro-batch's own tokens (right only when it is not split).
+      KlCov: KlCovStats option
+      /// this micro-batch's rows' indices in the mini-batch (KL-Cov's tie order); `None`: 0..B−1.
+      Rows: int64[] option }
+
+/// The context of a batch that is its own mini-batch (its counts; τ and KL-Cov's statistics are
+/// then taken over it by the loss).
+let selfContext (mask: Tensor) : MiniBatchContext =
+    { Normaliser = selfNormaliser mask; BatchThreshold = None; KlCov = None; Rows = None }
+
+/// Whether `context` needs the entropy of the current policy (a batch-level gate).
+let needsEntropy (o: Objective) = match o.Gate with BatchQuantile _ -> true | AllTokens | ResponseQuantile _ -> false
+
+/// Old log-probs with 0 at masked positions (which may hold anything, NaN included).
+let private finiteOld (oldLogProbs: Tensor) (mask: Tensor) =
+    torch.where(mask.gt(sc (0.0)), oldLogProbs, torch.zeros_like(oldLogProbs))
+
+/// The statistics pass of one whole mini-batch: `mask [B; T]`, `advantages [B]`, `oldLogProbs
+/// [B; T]`, and the current policy's `entropy [B; T]` when `needsEntropy o` (else ignored; pass
+/// `None`). No gradient.
+let context (o: Objective) (mask: Tensor) (advantages: Tensor) (oldLogProbs: Tensor) (entropy: Tensor option) : MiniBatchContext =
+    use _ = torch.no_grad()
+    let tau =
+        if needsEntropy o then
+            match entropy with
+            | Some h -> requireShape "entropy" [| mask.shape[0]; mask.shape[1] |] h; batchThreshold o.Gate h mask
+            | None -> invalidArg "entropy" "a batch-level entropy gate needs the mini-batch's entropies"
+        else None
+    let kl =
+        o.KlCov |> Option.map (fun k ->
+            klCovStats k (advantages.unsqueeze(1L).expand_as(mask).to_type(oldLogProbs.dtype)) (finiteOld oldLogProbs mask) mask)
+    { Normaliser = selfNormaliser mask; BatchThreshold = tau; KlCov = kl; Rows = None }
+
+/// One micro-batch, with the context of its whole mini-batch.
 type PolicyBatch =
     { /// [B; T; V] current-policy logits; position t is the distribution that produced Tokens[t].
       Logits: Tensor
@@ -72,14 +116,9 @@ type PolicyBatch =
       Mask: Tensor
       /// [B] one advantage per response (from `Advantages.compute` over the whole batch).
       Advantages: Tensor
-      /// counts of the whole mini-batch (SPEC §7.8).
-      Normaliser: Normaliser
-      /// τ of a `BatchQuantile` entropy gate: a scalar, the q-quantile of the entropy over every
-      /// valid token of the whole mini-batch (`Gates.batchThreshold`), taken before the mini-batch
-      /// is split into micro-batches so that micro-batching never moves it (SPEC §3, §7.8).
-      /// `None`: taken over this batch's own valid tokens (right only when it is not split).
-      /// Ignored by the per-response and all-token gates.
-      BatchThreshold: float option }
+      /// counts, τ and KL-Cov statistics of the whole mini-batch (`context`; `selfContext Mask`
+      /// when this batch is not split).
+      Context: MiniBatchContext }
 
 /// Micro-batch metrics: means over this micro-batch's valid tokens (`Tokens` of them), so a
 /// caller combines micro-batches by a token-weighted mean.
@@ -170,7 +209,7 @@ let private lossWith (o: Objective) (stats: TokenStats.TokenStats) (b: PolicyBat
         match o.EntropyBonus with
         | Some e -> entropyAdvantage e adv0 stats.Entropy
         | None -> adv0
-    let w = gate o.Gate b.BatchThreshold stats.Entropy mask                           // [B; T]
+    let w = gate o.Gate b.Context.BatchThreshold stats.Entropy mask                           // [B; T]
     let ratio, shapedAdv, smoothed, pushed =
         match o.Shaping with
         | NoShaping -> gamma, adv, torch.zeros_like(mask), torch.zeros_like(mask)
@@ -182,7 +221,15 @@ let private lossWith (o: Objective) (stats: TokenStats.TokenStats) (b: PolicyBat
         match o.KlCov with
         | None -> clipped.Loss, torch.zeros_like(mask)
         | Some k ->
-            let sel = klCovSelection k shapedAdv stats.LogProbs mask
+            // covariance of the update's inputs (response advantages, old log-probs) with the
+            // mini-batch's means and cut-off: the same selection in any split (SPEC §7.11)
+            let covOld = finiteOld b.OldLogProbs mask
+            let st = match b.Context.KlCov with Some st -> st | None -> klCovStats k adv0 covOld mask
+            let rows =
+                match b.Context.Rows with
+                | Some r -> torch.tensor(r, device = mask.device)
+                | None -> torch.arange(mask.shape[0], device = mask.device)
+            let sel = klCovSelect st rows adv0 covOld mask
             let penalised = shapedAdv.neg() * ratio + (stats.LogProbs - oldLogp).abs() * k.Coef
             torch.where(sel.gt(sc (0.0)), penalised, clipped.Loss), sel
     let selection =
@@ -193,10 +240,10 @@ let private lossWith (o: Objective) (stats: TokenStats.TokenStats) (b: PolicyBat
         match b.RefLogProbs with
         | Some r when o.Kl.Beta > 0.0 -> Some(estimate o.Kl.Estimator stats.LogProbs (torch.where(valid, r, stats.LogProbs.detach())))
         | _ -> None
-    let policyLoss = aggregate o.Aggregation b.Normaliser (tokLoss * selection) mask
+    let policyLoss = aggregate o.Aggregation b.Context.Normaliser (tokLoss * selection) mask
     let total =
         match klTok with
-        | Some kl -> policyLoss + aggregate o.Aggregation b.Normaliser kl mask * o.Kl.Beta
+        | Some kl -> policyLoss + aggregate o.Aggregation b.Context.Normaliser kl mask * o.Kl.Beta
         | None -> policyLoss
     let metrics =
         use _ = torch.no_grad()

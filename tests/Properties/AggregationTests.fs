@@ -26,7 +26,7 @@ let tests =
                     let rows (t: torch.Tensor) = t.narrow(0L, start, len)
                     (loss o { Logits = rows leaf; Tokens = rows b.Tokens; OldLogProbs = rows b.OldLogProbs
                               RefLogProbs = None; Mask = rows b.Mask; Advantages = rows b.Advantages
-                              Normaliser = norm; BatchThreshold = None }).Loss
+                              Context = { Objective.selfContext b.Mask with Normaliser = norm } }).Loss
                 let total =
                     if cut = int64 c.B then part 0L cut
                     else part 0L cut + part cut (int64 c.B - cut)

@@ -15,8 +15,7 @@ let policyBatch (b: Built) (logits: Tensor) : PolicyBatch =
       RefLogProbs = None
       Mask = b.Mask
       Advantages = b.Advantages
-      Normaliser = Aggregation.selfNormaliser b.Mask
-      BatchThreshold = None }
+      Context = Objective.selfContext b.Mask }
 
 let reference (c: Case) (b: Built) : Reference.Batch =
     { B = c.B; T = c.T; V = c.V
@@ -52,17 +51,16 @@ let referenceSettings alpha k lambda q : Reference.Settings =
 
 /// Loss and gradient w.r.t. the logits of the batch cut into micro-batches at the row indices
 /// `cuts` (ascending, inside 1..B−1), each evaluated with the whole batch's normaliser and the gate
-/// threshold `tau` (as the trainer hands them down), the micro-batch losses summed.
-let microBatchLossAndGrad (o: Objective) (b: Built) (cuts: int64 list) (tau: float option) : float * Tensor =
+/// threshold and KL-Cov statistics of `context` (as the trainer hands them down), the micro-batch losses summed.
+let microBatchLossAndGrad (o: Objective) (b: Built) (cuts: int64 list) (context: MiniBatchContext) : float * Tensor =
     let leaf = b.Logits.detach().clone().requires_grad_(true)
-    let norm = Aggregation.selfNormaliser b.Mask
     let rowsTotal = b.Mask.shape[0]
     let bounds = 0L :: cuts @ [ rowsTotal ]
     let total =
         bounds |> List.pairwise |> List.map (fun (start, stop) ->
             let rows (t: Tensor) = t.narrow(0L, start, stop - start)
             (loss o { Logits = rows leaf; Tokens = rows b.Tokens; OldLogProbs = rows b.OldLogProbs; RefLogProbs = None
-                      Mask = rows b.Mask; Advantages = rows b.Advantages; Normaliser = norm; BatchThreshold = tau }).Loss)
+                      Mask = rows b.Mask; Advantages = rows b.Advantages; Context = { context with Rows = Some [| start .. stop - 1L |] } }).Loss)
         |> List.reduce (+)
     total.backward()
     Tensors.value total, leaf.grad.detach().clone()
@@ -71,3 +69,7 @@ let microBatchLossAndGrad (o: Objective) (b: Built) (cuts: int64 list) (tau: flo
 let batchThresholdOf (o: Objective) (b: Built) =
     let stats = TokenStats.compute 1 b.Logits b.Tokens
     Gates.batchThreshold o.Gate stats.Entropy b.Mask
+
+/// The mini-batch context of the whole built batch (the trainer's statistics pass).
+let contextOf (o: Objective) (b: Built) : MiniBatchContext =
+    Objective.context o b.Mask b.Advantages b.OldLogProbs (Some (TokenStats.compute 1 b.Logits b.Tokens).Entropy)

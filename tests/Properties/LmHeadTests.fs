@@ -122,7 +122,7 @@ let tests =
             let k = min (Objective.topKNeeded o) c.V
             let batch logits : Objective.PolicyBatch =
                 { Logits = logits; Tokens = x.Tokens; OldLogProbs = old; RefLogProbs = None; Mask = mask
-                  Advantages = adv; Normaliser = Aggregation.selfNormaliser mask; BatchThreshold = None }
+                  Advantages = adv; Context = Objective.selfContext mask }
             let full () =
                 let h = x.Hidden.detach().clone().requires_grad_(true)
                 let w = x.Weight.detach().clone().requires_grad_(true)

@@ -29,21 +29,26 @@ let probabilityInsteadOfRatio (alpha: float) (gamma: Tensor) (topK: Tensor) =
 let private case = { Groups = 2; G = 3; T = 4; V = 6; Scale = 1.0; OffPolicy = 0.1; Seed = 11L }
 
 /// Largest |difference| between the whole batch's gradient and the summed micro-batch gradients
-/// (cut after row 2 and row 4) when each micro-batch gets `normaliser` of its rows and `tau`.
-let private microBatchDeviation (o: Objective.Objective) (perMicroBatch: bool) (tau: Tensor -> float option) =
+/// (cut after row 2 and row 4) when each micro-batch gets the context `contextFor b rows`.
+let private microBatchDeviationWith (o: Objective.Objective) (contextFor: Built -> (Tensor -> Tensor) -> int64 -> int64 -> Objective.MiniBatchContext) =
     let b = build { Groups = 2; G = 3; T = 6; V = 7; Scale = 1.0; OffPolicy = 0.1; Seed = 5L }
     let _, whole = lossAndGrad o b
     let leaf = b.Logits.detach().clone().requires_grad_(true)
     let total =
         [ 0L, 2L; 2L, 2L; 4L, 2L ] |> List.map (fun (start, len) ->
             let rows (t: Tensor) = t.narrow(0L, start, len)
-            let norm = if perMicroBatch then Aggregation.selfNormaliser (rows b.Mask) else Aggregation.selfNormaliser b.Mask
             (Objective.loss o { Logits = rows leaf; Tokens = rows b.Tokens; OldLogProbs = rows b.OldLogProbs; RefLogProbs = None
-                                Mask = rows b.Mask; Advantages = rows b.Advantages; Normaliser = norm
-                                BatchThreshold = tau (rows b.Mask) }).Loss)
+                                Mask = rows b.Mask; Advantages = rows b.Advantages
+                                Context = contextFor b rows start len }).Loss)
         |> List.reduce (+)
     total.backward()
     value ((leaf.grad - whole).abs().max())
+
+/// `microBatchDeviationWith` where each micro-batch gets the normaliser of its own rows
+/// (`perMicroBatch`) or of the whole batch, and the gate threshold `tau`.
+let private microBatchDeviation (o: Objective.Objective) (perMicroBatch: bool) (tau: Tensor -> float option) =
+    microBatchDeviationWith o (fun b rows _ _ ->
+        { Objective.selfContext (if perMicroBatch then rows b.Mask else b.Mask) with BatchThreshold = tau (rows b.Mask) })
 
 let private forking = Methods.objective (Methods.Forking { Common = Methods.commonDefaults; Q = 0.8 })
 
@@ -64,6 +69,13 @@ let tests =
             let tau = batchThresholdOf forking b
             Expect.isLessThan (microBatchDeviation forking false (fun _ -> tau)) 1e-12 "with the mini-batch's threshold"
             Expect.isGreaterThan (microBatchDeviation forking false (fun _ -> None)) 1e-4 "with each micro-batch's own threshold"
+        testCase "KL-Cov selecting per micro-batch (its own means and top-k cut) moves the gradient (the micro-batch invariance of 7.11 catches it)" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            let o = Methods.objective (Methods.KlCov { Common = Methods.commonDefaults; KlCov = { Ratio = 0.2; Coef = 1.0 } })
+            let miniBatch b (_: Tensor -> Tensor) (start: int64) (len: int64) = { contextOf o b with Rows = Some [| start .. start + len - 1L |] }
+            let perMicro (b: Built) (_: Tensor -> Tensor) (_: int64) (_: int64) = Objective.selfContext b.Mask     // KlCov = None: the micro-batch's own
+            Expect.isLessThan (microBatchDeviationWith o miniBatch) 1e-12 "with the mini-batch's means and cut-off"
+            Expect.isGreaterThan (microBatchDeviationWith o perMicro) 1e-4 "with each micro-batch's own means and cut-off"
         testCase "micro-batch losses averaged (each normalised by its own token count) move the gradient (7.8 catches it)" <| fun () ->
             use _ = torch.NewDisposeScope()
             let o = simko 0.2 3 1.3 0.5

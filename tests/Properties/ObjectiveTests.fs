@@ -36,11 +36,11 @@ let tests =
                 | Aggregation.SeqMeanTokenSumNorm _ -> yield name, o
                 | _ -> for agg in [ Aggregation.TokenMean; Aggregation.SeqMeanTokenMean ] -> name, { o with Aggregation = agg } ]
         for name, o in cases do
-            testPropertyWithConfig (config 40) (sprintf "%s, %s: micro-batch gradients with the mini-batch's counts and threshold sum to the whole batch's (7.8, 7.11)" name (Aggregation.name o.Aggregation)) (fun (c: Case) (x: byte) (y: byte) ->
+            testPropertyWithConfig (config 40) (sprintf "%s, %s: micro-batch gradients with the mini-batch's context (counts, threshold, KL-Cov statistics) sum to the whole batch's (7.8, 7.11)" name (Aggregation.name o.Aggregation)) (fun (c: Case) (x: byte) (y: byte) ->
                 use _ = torch.NewDisposeScope()
                 let b = build c
                 let full, gFull = lossAndGrad o b
-                let parts, gParts = microBatchLossAndGrad o b (cutsOf c.B x y) (batchThresholdOf o b)
+                let parts, gParts = microBatchLossAndGrad o b (cutsOf c.B x y) (contextOf o b)
                 allClose "loss" 1e-12 1e-10 [| full |] [| parts |]
                 tensorsClose "gradient" 1e-12 1e-10 gFull gParts)
     ]

@@ -41,12 +41,12 @@ let tests =
             let l, g = lossAndGrad o b
             let rb = reference c b
             let n = c.B * c.T
-            let logp = Array.init n (fun j -> (Reference.logSoftmax (Array.sub rb.Logits (j * c.V) c.V)).[rb.Tokens.[j]])
             let valid = [| for j in 0 .. n - 1 do if rb.Mask.[j] > 0.0 then yield j |]
             let meanA = valid |> Array.averageBy (fun j -> rb.Adv.[j / c.T])
-            let meanL = valid |> Array.averageBy (fun j -> logp.[j])
+            // the covariance is taken on the old log-probs (the update's inputs, SPEC §7.11)
+            let meanL = valid |> Array.averageBy (fun j -> rb.Old.[j])
             let k = max 1 (int (ceil (settings.Ratio * float valid.Length)))
-            let cov j = (rb.Adv.[j / c.T] - meanA) * (logp.[j] - meanL)
+            let cov j = (rb.Adv.[j / c.T] - meanA) * (rb.Old.[j] - meanL)
             let ranked = valid |> Array.sortByDescending cov
             // Tokens whose covariance ties the k-th one (to rounding: two responses of one token
             // each have equal covariances by symmetry) may be chosen either way; the CPU's
@@ -54,8 +54,8 @@ let tests =
             // selection the implementation made is taken once it is checked to be a tie.
             let boundary = cov ranked.[k - 1]
             let tied j = abs (cov j - boundary) <= 1e-6 * (1.0 + abs boundary)
-            let lpNow = b.Logits.log_softmax(-1L).gather(-1L, b.Tokens.unsqueeze(-1L)).squeeze(-1L)   // [B; T] current log-probs
-            let implSel = toArray (Regularisers.klCovSelection settings (b.Advantages.unsqueeze(1L).expand_as(b.Mask)) lpNow b.Mask)
+            let oldLp = torch.where(b.Mask.gt(sc 0.0), b.OldLogProbs, torch.zeros_like(b.OldLogProbs))
+            let implSel = toArray (Regularisers.klCovSelection settings (b.Advantages.unsqueeze(1L).expand_as(b.Mask)) oldLp b.Mask)
             let sure = ranked |> Array.filter (fun j -> cov j > boundary && not (tied j)) |> Set.ofArray
             let fromTie = valid |> Array.filter (fun j -> tied j && implSel.[j] > 0.5) |> Set.ofArray
             Expect.equal (sure.Count + fromTie.Count) k "the implementation fills the tie up to k tokens"

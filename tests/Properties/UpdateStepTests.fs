@@ -40,7 +40,9 @@ let private simko = Methods.objective (Methods.Simko { Methods.simkoDefaults wit
 let private gated =
     [ "simko, per-response gate", simko
       "simko, batch gate", Methods.objective (Methods.Simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5; BatchGate = true })
-      "forking, top 20 % of the batch", Methods.objective (Methods.Forking { Common = Methods.commonDefaults; Q = 0.8 }) ]
+      "forking, top 20 % of the batch", Methods.objective (Methods.Forking { Common = Methods.commonDefaults; Q = 0.8 })
+      // ratio 0.2: several selected tokens, spread over micro-batches (issue 19 §4)
+      "kl-cov, selection over the mini-batch", Methods.objective (Methods.KlCov { Common = Methods.commonDefaults; KlCov = { Ratio = 0.2; Coef = 1.0 } }) ]
 
 let private run (objective: Objective.Objective) micro (policy: ToyPolicy) =
     let p = policy :> IPolicy
@@ -70,8 +72,7 @@ let private trainerGradient (objective: Objective.Objective) (micro: int) =
     let direct =
         Objective.loss objective
             { Logits = logits; Tokens = batch.ResponseTokens; OldLogProbs = old; RefLogProbs = None; Mask = batch.ResponseMask
-              Advantages = adv.to_type(torch.ScalarType.Float32); Normaliser = Aggregation.selfNormaliser batch.ResponseMask
-              BatchThreshold = None }
+              Advantages = adv.to_type(torch.ScalarType.Float32); Context = Objective.selfContext batch.ResponseMask }
     direct.Loss.backward()
     grads, policy.NamedParameters |> Seq.map (fun struct (_, t) -> t.grad.detach().clone()) |> Array.ofSeq
 

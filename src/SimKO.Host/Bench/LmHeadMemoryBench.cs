@@ -51,7 +51,7 @@ public static class LmHeadMemoryBench
                 {
                     using var scope = NewDisposeScope();
                     var stats = LmHead.tokenStats(chunked ? Chunk : 0, k, h, weight, ids);
-                    var batch = new Objective.PolicyBatch(Objective.noLogits, ids, old, FSharpOption<Tensor>.None, mask, adv, Aggregation.selfNormaliser(mask), FSharpOption<double>.None);
+                    var batch = new Objective.PolicyBatch(Objective.noLogits, ids, old, FSharpOption<Tensor>.None, mask, adv, Objective.selfContext(mask));
                     Objective.lossOfStats(objective, stats, batch).Loss.backward();
                     weight.grad!.zero_();
                     h.grad!.zero_();

@@ -41,7 +41,7 @@ public static class LossOverheadBench
             using var scope = NewDisposeScope();
             var logits = hiddenStates.matmul(head);                                // [B, T, V]
             var adv = Advantages.compute(o.Advantage, 2, rewards);
-            var b = new Objective.PolicyBatch(logits, tokens, old, FSharpOption<Tensor>.None, mask, adv, Aggregation.selfNormaliser(mask), FSharpOption<double>.None);
+            var b = new Objective.PolicyBatch(logits, tokens, old, FSharpOption<Tensor>.None, mask, adv, Objective.selfContext(mask));
             Objective.loss(o, b).Loss.backward();
             head.grad!.zero_();
         }

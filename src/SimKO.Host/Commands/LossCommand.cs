@@ -87,7 +87,7 @@ public static class LossCommand
         var batch = new Objective.PolicyBatch(
             logitsT, tokensT, Flat2(old, b, t),
             refLogp is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(Flat2(refLogp, b, t)),
-            maskT, advantages, Aggregation.selfNormaliser(maskT), FSharpOption<double>.None);
+            maskT, advantages, Objective.selfContext(maskT));
         var output = Objective.loss(objective, batch);
         output.Loss.backward();
         var grad = logitsT.grad!.data<double>().ToArray();

@@ -139,9 +139,7 @@ public static class PolicyUpdate
         Action<Objective.LossMetrics> onMetrics, Action<string> onProblem,
         int maxTokens = 0, int logitsChunk = 0, AdamW? optimizer = null, Action<long, long>? onTokens = null)
     {
-        var miniMask = batch.ResponseMask.narrow(0, rowStart, rows);
-        var norm = new Aggregation.Normaliser(miniMask.sum().item<float>(), rows);
-        var tau = BatchThreshold(objective.Gate, policy, batch, rowStart, rows, microBatchSize);
+        var context = Context(objective, policy, batch, advantages, oldLogProbs, rowStart, rows, microBatchSize, maxTokens, logitsChunk);
         var miniRows = Enumerable.Range((int)rowStart, (int)rows).ToArray();
         foreach (var mb in MicroBatches.Split(miniRows, MicroBatches.Lengths(batch), microBatchSize, maxTokens))
         {
@@ -157,13 +155,13 @@ public static class PolicyUpdate
                 refLogProbs is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(refLogProbs.index_select(0, index).narrow(1, 0, width)),
                 sub.ResponseMask,
                 advantages.index_select(0, index).to(ScalarType.Float32),
-                norm,
-                tau);
+                new Objective.MiniBatchContext(context.Normaliser, context.BatchThreshold, context.KlCov,
+                    FSharpOption<long[]>.Some(mb.Select(r => (long)(r - rowStart)).ToArray())));
             var stats = Statistics(policy, sub, Objective.validTokens(sub.ResponseTokens, sub.ResponseMask), Objective.topKNeeded(objective), logitsChunk);
             var output = stats is not null
                 ? Objective.lossOfStats(objective, stats, pb)
                 : Objective.loss(objective, new Objective.PolicyBatch(sub.ResponseLogits(policy.Logits(sub.Ids, sub.Attention)).to(ScalarType.Float32),
-                    pb.Tokens, pb.OldLogProbs, pb.RefLogProbs, pb.Mask, pb.Advantages, pb.Normaliser, pb.BatchThreshold));
+                    pb.Tokens, pb.OldLogProbs, pb.RefLogProbs, pb.Mask, pb.Advantages, pb.Context));
             var lossValue = output.Loss.item<float>();
             if (!float.IsFinite(lossValue))
             {
@@ -179,26 +177,58 @@ public static class PolicyUpdate
         return true;
     }
 
-    /// <summary>τ of a batch-level entropy gate over every valid response token of the mini-batch of rows
-    /// [<paramref name="rowStart"/>, <paramref name="rowStart"/> + <paramref name="rows"/>), from the current
-    /// policy without gradient, micro-batched like the loss (same rows, so the same entropies); None for the
-    /// other gates, which need no forward pass here.</summary>
-    public static FSharpOption<double> BatchThreshold(Gates.EntropyGate gate, IPolicy policy, PackedBatch batch, long rowStart, long rows, int microBatchSize)
+    /// <summary>The statistics pass of the mini-batch of rows [<paramref name="rowStart"/>, <paramref name="rowStart"/> + <paramref name="rows"/>):
+    /// its counts, the τ of a batch-level entropy gate and KL-Cov's means and cut-off, computed once over
+    /// the whole mini-batch and handed to every micro-batch (<see cref="Objective.context"/>, SPEC §7.11).
+    /// KL-Cov's statistics come from the advantages and old log-probs (no forward pass); only a batch-level
+    /// gate forwards the current policy, through <see cref="BatchEntropy"/>.</summary>
+    public static Objective.MiniBatchContext Context(Objective.Objective objective, IPolicy policy, PackedBatch batch, Tensor advantages,
+        Tensor oldLogProbs, long rowStart, long rows, int microBatchSize, int maxTokens = 0, int logitsChunk = 0)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var mask = batch.ResponseMask.narrow(0, rowStart, rows);
+        var entropy = Objective.needsEntropy(objective)
+            ? FSharpOption<Tensor>.Some(BatchEntropy(policy, batch, rowStart, rows, microBatchSize, maxTokens, logitsChunk))
+            : FSharpOption<Tensor>.None;
+        return Objective.context(objective, mask, advantages.narrow(0, rowStart, rows).to(ScalarType.Float32),
+            oldLogProbs.narrow(0, rowStart, rows).to(ScalarType.Float32), entropy);
+    }
+
+    /// <summary>τ of a batch-level entropy gate over every valid response token of the mini-batch (None for the
+    /// other gates, which need no forward pass).</summary>
+    public static FSharpOption<double> BatchThreshold(Gates.EntropyGate gate, IPolicy policy, PackedBatch batch, long rowStart, long rows,
+        int microBatchSize, int maxTokens = 0, int logitsChunk = 0)
     {
         if (!gate.IsBatchQuantile) return FSharpOption<double>.None;
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var parts = new List<Tensor>();
-        for (long m0 = rowStart; m0 < rowStart + rows; m0 += microBatchSize)
+        return Gates.batchThreshold(gate, BatchEntropy(policy, batch, rowStart, rows, microBatchSize, maxTokens, logitsChunk),
+            batch.ResponseMask.narrow(0, rowStart, rows));
+    }
+
+    /// <summary>Entropy [rows, R] of the current policy at every response position of the mini-batch, without
+    /// gradient, in the very micro-batches of the loss (<see cref="MicroBatches.Split"/> with the same row count
+    /// and token budget, so the entropies are the loss's own) and through the fused LM head in chunks of
+    /// <paramref name="logitsChunk"/> tokens when given: at most one micro-batch's [b, r, d] hidden states and
+    /// one chunk's [c, V] logits exist at a time, never [rows, R, V]. Without a chunk (or a policy that does
+    /// not expose its hidden states) one micro-batch's logits, as the loss itself takes them.</summary>
+    public static Tensor BatchEntropy(IPolicy policy, PackedBatch batch, long rowStart, long rows, int microBatchSize, int maxTokens = 0, int logitsChunk = 0)
+    {
+        using var _ = no_grad();
+        var all = zeros([rows, batch.ResponseLength], ScalarType.Float32, batch.Ids.device);
+        var miniRows = Enumerable.Range((int)rowStart, (int)rows).ToArray();
+        foreach (var mb in MicroBatches.Split(miniRows, MicroBatches.Lengths(batch), microBatchSize, maxTokens))
         {
-            long len = System.Math.Min(microBatchSize, rowStart + rows - m0);
-            using var micro = NewDisposeScope();                                        // logits die per micro-batch
-            var logits = batch.ResponseLogits(policy.Logits(batch.Ids.narrow(0, m0, len), batch.Attention.narrow(0, m0, len))).to(ScalarType.Float32);
-            // the sampled tokens do not change the entropy: any valid index will do
-            var stats = TokenStats.compute(1, logits, zeros(logits.shape[0], logits.shape[1], ScalarType.Int64));
-            parts.Add(stats.Entropy.MoveToOuterDisposeScope());                         // [len, R]
+            using var micro = NewDisposeScope();                                        // activations die per micro-batch
+            var index = tensor(mb.Select(r => (long)r).ToArray(), device: batch.Ids.device);
+            using var sub = batch.Select(index, trim: maxTokens > 0);
+            var tokens = Objective.validTokens(sub.ResponseTokens, sub.ResponseMask);  // entropy does not depend on them
+            var entropy = Statistics(policy, sub, tokens, 1, logitsChunk)?.Entropy
+                          ?? TokenStats.compute(1, sub.ResponseLogits(policy.Logits(sub.Ids, sub.Attention)).to(ScalarType.Float32), tokens).Entropy;
+            all.narrow(1, 0, sub.ResponseLength).index_copy_(0, index - rowStart, entropy.to(ScalarType.Float32));
         }
-        return Gates.batchThreshold(gate, cat(parts, 0), batch.ResponseMask.narrow(0, rowStart, rows));
+        return all;
     }
 
     static void Accumulate(Dictionary<string, double> sums, Objective.LossMetrics m, ref double weight)
