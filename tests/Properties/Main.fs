@@ -56,6 +56,7 @@ let all =
         ]
         ServeTests.tests
         RolloutClientTests.tests
+        HostileTests.tests
         TrainOnServerTests.tests
         CollectiveTests.tests
         SimKO.Data.Tests.All.tests

@@ -105,9 +105,10 @@ let tests =
                 expectError (post url (json [ "prompt", jv (String('a', 70000)) ]) (Some "k")) 413 "larger than"
                 expectError (post url (json [ "prompt", jv "ab" ]) None) 401 "API key"
                 expectError (post url (json [ "prompt", jv "ab" ]) (Some "wrong")) 401 "API key"
+                // more sequences than the queue holds can never be queued: 400, not 429 (issue 24 §3)
                 let status, body, retry = post url (json [ "prompt", jv "ab"; "n", jv 2 ]) (Some "k")
-                expectError (status, body, retry) 429 "queue"
-                Expect.equal retry "1" "Retry-After"
+                expectError (status, body, retry) 400 "queue holds at most 1"
+                Expect.isNull retry "no Retry-After"
                 expectError (post (server.Url + "/update_weights_from_disk") (json [ "model_path", jv "/nonexistent/folder" ]) (Some "k")) 400 "/nonexistent/folder"
                 let status, body, _ = post url (json [ "prompt", jv "ab"; "max_tokens", jv 3 ]) (Some "k")
                 Expect.equal status 200 (string body)

@@ -181,4 +181,31 @@ let tests =
             SimKO.Tests.Checks.allClose "lr at steps 0..5 (lr·(s+1)/4, then lr)" 1e-15 1e-12 (Array.ofList expected) [| for s in 0L .. 5L -> t.LearningRate s |]
             let flat = Trainer(settings simko (tempDir "nowarmup") 10, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
             SimKO.Tests.Checks.allClose "no warm-up: constant lr" 0.0 0.0 [| 1e-2; 1e-2 |] [| flat.LearningRate 0L; flat.LearningRate 9L |]
+        // issue 24 (items 6 and 9): careless checkpoints
+        testCase "a trainer.json with wrong fields but a matching checksum is an error naming the file and field" <| fun () ->
+            let out = tempDir "badstate"
+            Trainer(settings simko out 2, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore
+            let ckpt = Path.Combine(out, "checkpoints", "step-00000002")
+            let state = Path.Combine(ckpt, Trainer.StateFile)
+            File.WriteAllText(state, """{"seed": 7, "skipped_updates": 0}""")
+            // the manifest is rewritten to match: the file was written wrong, not damaged afterwards
+            let manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(ckpt, CheckpointStore.Manifest)))
+            let sha = System.Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes state))
+            manifest.["files"].[Trainer.StateFile].["sha256"] <- System.Text.Json.Nodes.JsonValue.Create sha
+            manifest.["files"].[Trainer.StateFile].["bytes"] <- System.Text.Json.Nodes.JsonValue.Create((FileInfo state).Length)
+            File.WriteAllText(Path.Combine(ckpt, CheckpointStore.Manifest), manifest.ToJsonString())
+            CheckpointStore.Verify ckpt
+            Expect.throwsC (fun () -> Trainer(settings simko out 4, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(true) |> ignore) (fun e ->
+                Expect.isTrue (e :? InvalidDataException) (sprintf "an InvalidDataException, got %s: %s" (e.GetType().Name) e.Message)
+                Expect.stringContains e.Message state "names the file"
+                Expect.stringContains e.Message "'steps_done'" "names the field")
+        testCase "a checkpoint folder without its manifest.json is named in a warning, never skipped silently" <| fun () ->
+            let out = tempDir "nomanifest"
+            Trainer(settings simko out 4, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore
+            let manifest = Path.Combine(out, "checkpoints", "step-00000004", CheckpointStore.Manifest)
+            File.Delete manifest
+            let log = RecordingLogger()
+            let r = Trainer(settings simko out 4, parts (ToyPolicy(10L, 8L, 3L)), log).Run(true)
+            Expect.equal r.StepsDone 4L "resumed from step 2 and finished"
+            Expect.exists log.Warnings (fun w -> w.Contains manifest) (sprintf "a warning names the missing manifest: %A" log.Warnings)
     ]

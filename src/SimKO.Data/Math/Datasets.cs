@@ -262,6 +262,25 @@ public static class Datasets
         return new MathProblem(id, question, answer);
     }
 
+    /// <summary>The frame of a Parquet file, checked before the reader trusts it: "PAR1" at both ends and a
+    /// footer length (the 4-byte little-endian integer before the closing magic) that fits in the file.
+    /// A forged length (0x7fffffff) would otherwise make the reader allocate 2 GiB and end the process.</summary>
+    static void CheckParquetFooter(FileStream stream, string path)
+    {
+        long length = stream.Length;
+        if (length < 12) throw new DatasetException($"{path}: not a Parquet file: {length} bytes, fewer than the 12 of an empty file's frame");
+        Span<byte> head = stackalloc byte[4], tail = stackalloc byte[8];
+        stream.ReadExactly(head);
+        stream.Seek(-8, SeekOrigin.End);
+        stream.ReadExactly(tail);
+        stream.Seek(0, SeekOrigin.Begin);
+        if (!head.SequenceEqual("PAR1"u8) || !tail[4..].SequenceEqual("PAR1"u8))
+            throw new DatasetException($"{path}: not a Parquet file: it does not start and end with the magic bytes 'PAR1'");
+        long footer = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(tail[..4]);
+        if (footer == 0 || footer > length - 12)
+            throw new DatasetException($"{path}: damaged Parquet file: the footer length is {footer} bytes, but only {length - 12} bytes lie between the magic bytes");
+    }
+
     /// <summary>A Parquet file: its columns are checked against the options once (a missing one is
     /// an error for the whole file, skipping or not), then each row, numbered from 1 across row
     /// groups, is turned into a JSON object of every column and read by <see cref="ParseRow"/>.</summary>
@@ -271,6 +290,7 @@ public static class Datasets
         try
         {
             using var stream = File.OpenRead(path);
+            CheckParquetFooter(stream, path);
             table = ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult();
         }
         catch (Exception e) when (e is not OutOfMemoryException)

@@ -97,10 +97,9 @@ public static class HfFolder
         if (File.Exists(single)) return SafeTensors.Read(single);
         var index = Path.Combine(folder, Index);
         if (!File.Exists(index)) throw new FileNotFoundException($"{folder}: neither {Weights} nor {Index} is there");
-        var map = (JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as JsonObject)
-            ?? throw new InvalidDataException($"{index}: missing 'weight_map'");
+        var map = WeightMap(folder, index);
         var result = new Dictionary<string, Tensor>();
-        foreach (var file in map.Select(kv => kv.Value!.GetValue<string>()).Distinct())
+        foreach (var file in map.Values.Distinct())
             foreach (var (name, t) in SafeTensors.Read(Path.Combine(folder, file)))
                 result[name] = t;
         var missing = map.Select(kv => kv.Key).Where(k => !result.ContainsKey(k)).ToList();
@@ -162,6 +161,7 @@ public static class HfFolder
                 foreach (var e in entries)
                     if (expected.TryGetValue(e.Name, out var p)) SafeTensors.ReadInto(f, path, dataStart, e, p);
             }
+            CheckFinite(expected.Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value)), folder);
         }
         catch { model.Dispose(); throw; }
         return model;
@@ -174,13 +174,53 @@ public static class HfFolder
         if (File.Exists(single)) return [single];
         var index = Path.Combine(folder, Index);
         if (!File.Exists(index)) throw new FileNotFoundException($"{folder}: neither {Weights} nor {Index} is there");
-        JsonObject map;
-        try { map = (JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as JsonObject) ?? throw new InvalidDataException($"{index}: missing 'weight_map'"); }
-        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{index}: not valid JSON ({e.Message})"); }
-        var files = map.Select(kv => kv.Value!.GetValue<string>()).Distinct().ToList();
+        var files = WeightMap(folder, index).Values.Distinct().ToList();
         var absent = files.Where(f => !File.Exists(Path.Combine(folder, f))).ToList();
         if (absent.Count > 0) throw new FileNotFoundException($"{index}: shard(s) named in weight_map are missing: {string.Join(", ", absent)}");
         return files.Select(f => Path.Combine(folder, f)).ToList();
+    }
+
+    /// <summary>An index's weight_map (tensor → shard file); every file must be a plain relative name
+    /// inside <paramref name="folder"/> (no absolute path, no "..", no link out of it).</summary>
+    static Dictionary<string, string> WeightMap(string folder, string index)
+    {
+        JsonObject map;
+        try { map = (JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as JsonObject) ?? throw new InvalidDataException($"{index}: missing 'weight_map'"); }
+        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{index}: not valid JSON ({e.Message})"); }
+        var root = Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
+        var result = new Dictionary<string, string>();
+        try
+        {
+            foreach (var (name, node) in map)
+            {
+                if (node is not JsonValue v || !v.TryGetValue<string>(out var file) || file.Length == 0)
+                    throw new InvalidDataException($"{index}: weight_map['{name}'] must be a shard file name");
+                var full = Path.GetFullPath(Path.Combine(folder, file));
+                if (Path.IsPathRooted(file) || !full.StartsWith(root, StringComparison.Ordinal))
+                    throw new InvalidDataException($"{index}: weight_map['{name}'] names '{file}', outside the model folder {folder}");
+                if (File.Exists(full) && new FileInfo(full).ResolveLinkTarget(true) is { } target && !Path.GetFullPath(target.FullName).StartsWith(root, StringComparison.Ordinal))
+                    throw new InvalidDataException($"{index}: weight_map['{name}'] names '{file}', a link to {target.FullName} outside the model folder {folder}");
+                result[name] = file;
+            }
+        }
+        catch (ArgumentException e) { throw new InvalidDataException($"{index}: weight_map is not valid ({e.Message})"); }
+        return result;
+    }
+
+    /// <summary>Every floating-point tensor must be finite: a NaN or Inf weight would make every sampled
+    /// request fail. Throws naming the first bad tensor and how many of its values are not finite.</summary>
+    public static void CheckFinite(IEnumerable<KeyValuePair<string, Tensor>> tensors, string source)
+    {
+        using var _ = no_grad();
+        foreach (var (name, t) in tensors)
+        {
+            if (!t.is_floating_point()) continue;
+            using var finite = isfinite(t);
+            using var all = finite.all();
+            if (all.item<bool>()) continue;
+            using var bad = finite.logical_not().sum();
+            throw new InvalidDataException($"{source}: tensor '{name}' holds {bad.item<long>()} non-finite values (NaN or Inf); the weights were not loaded");
+        }
     }
 
     /// <summary>The tokenizer saved in a folder: a character tokenizer of a built-in task, or an HF byte-level BPE (tokenizer.json).</summary>

@@ -53,16 +53,19 @@ public static class SafeTensors
                 continue;
             }
             if (node is not JsonObject o) throw Bad(path, $"tensor '{name}': header entry is not an object");
-            var dtype = o["dtype"]?.GetValue<string>() ?? throw Bad(path, $"tensor '{name}': missing dtype");
+            var dtype = o["dtype"] is JsonValue dv && dv.TryGetValue<string>(out var ds) ? ds : throw Bad(path, $"tensor '{name}': dtype is missing or not a string");
             if (!DTypes.TryGetValue(dtype, out var dt)) throw Bad(path, $"tensor '{name}': unknown dtype '{dtype}' (known: {string.Join(", ", DTypes.Keys)})");
             if (o["shape"] is not JsonArray shapeArr || shapeArr.Any(x => x is not JsonValue v || !v.TryGetValue<long>(out var d) || d < 0))
                 throw Bad(path, $"tensor '{name}': shape must be a list of non-negative integers");
             var shape = shapeArr.Select(x => x!.GetValue<long>()).ToArray();
             if (o["data_offsets"] is not JsonArray offs || offs.Count != 2) throw Bad(path, $"tensor '{name}': data_offsets must be [begin, end]");
-            long begin = offs[0]!.GetValue<long>(), end = offs[1]!.GetValue<long>();
+            if (offs[0] is not JsonValue bv || !bv.TryGetValue<long>(out var begin) || offs[1] is not JsonValue ev || !ev.TryGetValue<long>(out var end))
+                throw Bad(path, $"tensor '{name}': data_offsets must be two integers [begin, end], got {offs.ToJsonString()}");
             if (begin < 0 || end < begin || end > dataLength)
                 throw Bad(path, $"tensor '{name}': data_offsets [{begin}, {end}] are outside the data section ({dataLength} bytes)");
-            long expected = shape.Aggregate(1L, (a, b) => checked(a * b)) * dt.Size;
+            long expected;
+            try { expected = checked(shape.Aggregate(1L, (a, b) => checked(a * b)) * dt.Size); }
+            catch (OverflowException) { throw Bad(path, $"tensor '{name}': shape [{string.Join(", ", shape)}] × {dtype} overflows a 64-bit byte count"); }
             if (end - begin != expected)
                 throw Bad(path, $"tensor '{name}': shape [{string.Join(", ", shape)}] × {dtype} needs {expected} bytes, data_offsets give {end - begin}");
             entries.Add(new Entry(name, dtype, shape, begin, end));

@@ -30,6 +30,17 @@ public sealed record ModelConfig(
     public static ModelConfig Tiny(int vocab, int dModel = 128, int layers = 2, int heads = 4, int kvHeads = 4, int? ffn = null, int maxPositions = 256) =>
         new("qwen2", vocab, dModel, ffn ?? 4 * dModel, layers, heads, kvHeads, 1e-6, 10000.0, true, true, maxPositions);
 
+    /// <summary>Throws when a prompt of <paramref name="promptTokens"/> plus <paramref name="maxNewTokens"/>
+    /// new tokens would not fit the model's context (max_position_embeddings): checked before the KV
+    /// cache for them is allocated (1e9 new tokens would ask for terabytes).</summary>
+    public void CheckSequenceLength(long promptTokens, long maxNewTokens, string setting = "max_new_tokens")
+    {
+        if (maxNewTokens < 0) throw new ArgumentException($"{setting} is {maxNewTokens}; expected >= 0");
+        if (promptTokens + maxNewTokens > MaxPositionEmbeddings)
+            throw new ArgumentException($"{setting} = {maxNewTokens} with prompts of up to {promptTokens} tokens needs {promptTokens + maxNewTokens} positions; " +
+                $"the model's context (max_position_embeddings) is {MaxPositionEmbeddings}: lower {setting} to at most {System.Math.Max(0, MaxPositionEmbeddings - promptTokens)}");
+    }
+
     /// <summary>Every problem at once (empty = valid).</summary>
     public List<string> Validate()
     {
@@ -56,24 +67,57 @@ public sealed record ModelConfig(
         { throw new InvalidDataException($"{path}: cannot read the model config ({e.Message})"); }
         int Int(string k, int? def = null) => o[k] is JsonValue v && v.TryGetValue<int>(out var x) ? x
             : def ?? throw new InvalidDataException($"{path}: missing integer field '{k}'");
-        double Num(string k, double def) => o[k] is JsonValue v && v.TryGetValue<double>(out var x) ? x : def;
-        var type = o["model_type"]?.GetValue<string>() ?? throw new InvalidDataException($"{path}: missing field 'model_type'");
+        double Num(string k, double def) => o[k] switch
+        {
+            null => def,
+            JsonValue v when v.TryGetValue<double>(out var x) => x,
+            _ => throw new InvalidDataException($"{path}: field '{k}' must be a number"),
+        };
+        string? Text(JsonObject from, string k, string field) => from[k] switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue<string>(out var x) => x,
+            _ => throw new InvalidDataException($"{path}: field '{field}' must be a string"),
+        };
+        bool? Flag(string k) => o[k] switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue<bool>(out var x) => x,
+            _ => throw new InvalidDataException($"{path}: field '{k}' must be true or false"),
+        };
+        var type = Text(o, "model_type", "model_type") ?? throw new InvalidDataException($"{path}: missing field 'model_type'");
         RopeScaling? scaling = null;
         if (o["rope_scaling"] is JsonObject rs)
         {
-            var kind = rs["rope_type"]?.GetValue<string>() ?? rs["type"]?.GetValue<string>();
+            var kind = Text(rs, "rope_type", "rope_scaling.rope_type") ?? Text(rs, "type", "rope_scaling.type");
+            double Scale(string k) => rs[k] is JsonValue v && v.TryGetValue<double>(out var x) && double.IsFinite(x) && x > 0 ? x
+                : throw new InvalidDataException($"{path}: rope_scaling (llama3) needs a positive number 'rope_scaling.{k}'{(rs[k] is null ? ", which is missing" : $", got {rs[k]!.ToJsonString()}")}");
             if (kind == "llama3")
-                scaling = new RopeScaling(rs["factor"]!.GetValue<double>(), rs["low_freq_factor"]!.GetValue<double>(),
-                    rs["high_freq_factor"]!.GetValue<double>(), rs["original_max_position_embeddings"]!.GetValue<int>());
+            {
+                var original = Scale("original_max_position_embeddings");
+                if (original != System.Math.Floor(original) || original > int.MaxValue)
+                    throw new InvalidDataException($"{path}: field 'rope_scaling.original_max_position_embeddings' must be an integer, got {original}");
+                scaling = new RopeScaling(Scale("factor"), Scale("low_freq_factor"), Scale("high_freq_factor"), (int)original);
+            }
             else if (kind is not null and not "default")
                 throw new InvalidDataException($"{path}: rope_scaling type '{kind}' is not supported (llama3)");
         }
-        int? eos = o["eos_token_id"] switch { JsonValue v when v.TryGetValue<int>(out var e) => e, JsonArray a when a.Count > 0 => a[0]!.GetValue<int>(), _ => null };
+        else if (o["rope_scaling"] is { } other && other.GetValueKind() != System.Text.Json.JsonValueKind.Null)
+            throw new InvalidDataException($"{path}: field 'rope_scaling' must be an object or null");
+        int? eos = o["eos_token_id"] switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue<int>(out var e) => e,
+            JsonArray a when a.Count > 0 && a[0] is JsonValue a0 && a0.TryGetValue<int>(out var e0) => e0,
+            JsonArray { Count: 0 } => null,
+            var x when x.GetValueKind() == System.Text.Json.JsonValueKind.Null => null,
+            _ => throw new InvalidDataException($"{path}: field 'eos_token_id' must be an integer or a list of integers"),
+        };
         var heads = Int("num_attention_heads");
         var cfg = new ModelConfig(type, Int("vocab_size"), Int("hidden_size"), Int("intermediate_size"), Int("num_hidden_layers"),
             heads, Int("num_key_value_heads", heads), Num("rms_norm_eps", 1e-6), Num("rope_theta", 10000),
-            o["tie_word_embeddings"]?.GetValue<bool>() ?? false,
-            o["attention_bias"]?.GetValue<bool>() ?? type == "qwen2",
+            Flag("tie_word_embeddings") ?? false,
+            Flag("attention_bias") ?? type == "qwen2",
             Int("max_position_embeddings", 4096), scaling,
             o["bos_token_id"] is JsonValue b && b.TryGetValue<int>(out var bi) ? bi : null, eos);
         var problems = cfg.Validate();

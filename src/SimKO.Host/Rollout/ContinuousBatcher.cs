@@ -14,7 +14,11 @@ public sealed record SamplingSettings(double Temperature, double TopP, int TopK,
 /// <summary>One sequence to generate: its prompt ids, sampling settings and its own seed (the seed
 /// alone fixes its tokens, whatever else is in the batch). <paramref name="PromptLogProbs"/> asks for
 /// log p(prompt[t] | prompt[:t]) under the raw model (temperature 1), as an echo needs.</summary>
-public sealed record SequenceJob(int[] Prompt, SamplingSettings Sampling, long Seed, bool PromptLogProbs = false);
+public sealed record SequenceJob(int[] Prompt, SamplingSettings Sampling, long Seed, bool PromptLogProbs = false)
+{
+    /// <summary>Cancelled when the client goes away: the sequence leaves the queue or its slot at the next step.</summary>
+    public CancellationToken Cancellation { get; init; }
+}
 
 public enum FinishReason { Stop, Length }
 
@@ -25,6 +29,9 @@ public sealed record SequenceResult(int[] Tokens, float[] LogProbs, FinishReason
 
 /// <summary>The queue of waiting sequences is full; the caller should retry later.</summary>
 public sealed class QueueFullException(string message) : Exception(message);
+
+/// <summary>One sequence failed on its own (e.g. its tokens cannot be decoded for a stop string); the others go on.</summary>
+public sealed class SequenceFaultException(string message, Exception inner) : Exception(message, inner);
 
 /// <summary>What the engine has done so far (for tests and the bench).</summary>
 public sealed record BatcherStats(int MaxActiveRows, long Admitted, long SlotReuses, long DecodeSteps, long GeneratedTokens, long Compactions, long FrontDrops);
@@ -93,12 +100,42 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
         lock (_lock)
         {
             if (_stopping) throw new ObjectDisposedException(nameof(ContinuousBatcher));
+            DropCancelledQueued();
             if (bounded && _queue.Count + rows.Count > MaxQueue)
                 throw new QueueFullException($"the queue holds {_queue.Count} sequences waiting (max {MaxQueue}); {rows.Count} more do not fit");
             foreach (var r in rows) _queue.Enqueue(r);
             Monitor.PulseAll(_lock);
         }
+        // a cancelled request wakes the engine, which frees its queue places and slots at once
+        foreach (var t in jobs.Select(j => j.Cancellation).Where(c => c.CanBeCanceled).Distinct())
+            t.Register(() => { lock (_lock) { _cancelled = true; Monitor.PulseAll(_lock); } });
         return rows.Select(r => r.Done.Task).ToList();
+    }
+
+    bool _cancelled;
+
+    /// <summary>Remove queued sequences whose request was cancelled (under the lock).</summary>
+    void DropCancelledQueued()
+    {
+        if (!_queue.Any(r => r.Job.Cancellation.IsCancellationRequested)) return;
+        var keep = _queue.Where(r => !r.Job.Cancellation.IsCancellationRequested).ToList();
+        foreach (var r in _queue.Where(r => r.Job.Cancellation.IsCancellationRequested)) r.Done.TrySetCanceled(r.Job.Cancellation);
+        _queue.Clear();
+        foreach (var r in keep) _queue.Enqueue(r);
+    }
+
+    /// <summary>Free the slots of running sequences whose request was cancelled (engine thread).</summary>
+    void DropCancelledRows()
+    {
+        bool any = false;
+        for (int i = 0; i < _rows.Length; i++)
+            if (_rows[i] is { } r && r.Job.Cancellation.IsCancellationRequested)
+            {
+                r.Done.TrySetCanceled(r.Job.Cancellation);
+                _rows[i] = null;
+                any = true;
+            }
+        if (any && Active == 0) ResetCache();
     }
 
     /// <summary>Run <paramref name="load"/> on the engine thread once no sequence is in flight (new ones
@@ -136,6 +173,7 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
         if (j.Prompt.Length == 0) throw new ArgumentException("every prompt needs at least one token");
         var s = j.Sampling;
         if (s.MaxNewTokens < 0) throw new ArgumentException($"max new tokens is {s.MaxNewTokens}, expected ≥ 0");
+        _model.Config.CheckSequenceLength(j.Prompt.Length, s.MaxNewTokens);
         if (!(s.Temperature >= 0)) throw new ArgumentException($"temperature is {s.Temperature}, expected ≥ 0");
         if (!(s.TopP > 0 && s.TopP <= 1)) throw new ArgumentException($"top_p is {s.TopP}, expected in (0, 1]");
         if (s.TopK < 0) throw new ArgumentException($"top_k is {s.TopK}, expected ≥ 0 (0 = off)");
@@ -164,6 +202,7 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
         public long Start;              // first cache column of this sequence (its prompt's first token)
         public string? StopString;
         public bool Finished;
+        public Exception? Fault;        // set when this sequence alone failed (it completes with this error)
     }
 
     void Loop()
@@ -176,6 +215,7 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
             {
                 while (!_stopping && Active == 0 && _queue.Count == 0 && _swaps.Count == 0) Monitor.Wait(_lock);
                 if (_stopping) break;
+                if (_cancelled) { _cancelled = false; DropCancelledQueued(); }
                 if (_swaps.Count > 0 && Active == 0) swap = _swaps.Dequeue();
                 admitted = [];
                 if (_swaps.Count == 0 && swap is null)
@@ -194,6 +234,7 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
                     continue;
                 }
                 using var _ = no_grad();
+                DropCancelledRows();
                 if (admitted.Count > 0) Admit(admitted);
                 if (Active > 0) DecodeStep();
             }
@@ -365,8 +406,13 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
         if (s.StopTokenIds.Contains(token)) r.Finished = true;
         else if (s.StopStrings.Count > 0)
         {
-            var text = _decode!(r.Tokens);
-            r.StopString = s.StopStrings.FirstOrDefault(text.EndsWith);
+            // a fault of one sequence (its text cannot be decoded) ends that sequence alone, never the batch
+            try
+            {
+                var text = _decode!(r.Tokens);
+                r.StopString = s.StopStrings.FirstOrDefault(text.EndsWith);
+            }
+            catch (Exception e) { r.Fault = e; r.Finished = true; return; }
             if (r.StopString is not null) r.Finished = true;
         }
         if (r.Tokens.Count >= s.MaxNewTokens) r.Finished = true;
@@ -378,6 +424,11 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
         var version = WeightsVersion;
         void Complete(Row r)
         {
+            if (r.Fault is { } fault)
+            {
+                r.Done.TrySetException(new SequenceFaultException($"sequence {r.Job.Seed}: {fault.Message}", fault));
+                return;
+            }
             var s = r.Job.Sampling;
             bool stopped = r.StopString is not null || (r.Tokens.Count > 0 && s.StopTokenIds.Contains(r.Tokens[^1]));
             r.Done.TrySetResult(new SequenceResult(r.Tokens.ToArray(), r.LogProbs.ToArray(), stopped ? FinishReason.Stop : FinishReason.Length,

@@ -22,6 +22,7 @@ public sealed class KvCacheSampler(CausalLM model, int padId, bool useCache = tr
     {
         if (request.Prompts.Count == 0) return [];
         if (request.Prompts.Any(p => p.Length == 0)) throw new ArgumentException("every prompt needs at least one token");
+        model.Config.CheckSequenceLength(request.Prompts.Max(p => p.Length), request.MaxNewTokens);
         if (request.StopStrings.Count > 0 && decode is null)
             throw new ArgumentException("stop strings need the sampler to be given the tokenizer's decode function");
         // sample j of prompt i draws from its own stream (RolloutSeeds.Sequence), as in ContinuousBatcher and simko serve

@@ -39,8 +39,84 @@ public static class OpenAiRequests
         JsonNode? node;
         try { node = JsonNode.Parse(body); }
         catch (System.Text.Json.JsonException e) { throw new RequestException(400, $"the request body is not valid JSON: {e.Message}"); }
-        return node as JsonObject ?? throw new RequestException(400, "the request body must be a JSON object");
+        var o = node as JsonObject ?? throw new RequestException(400, "the request body must be a JSON object");
+        try { CheckTree(o, ""); }
+        catch (DuplicateKeyException)
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(body);
+            var (path, key) = DuplicateKey(doc.RootElement, "") ?? ("", "?");
+            var field = path.Length == 0 ? "the request body" : $"field '{path}'";
+            throw new RequestException(400, $"{field} has a duplicate key '{key}'; each key may appear once", path.Length == 0 ? key : path);
+        }
+        return o;
     }
+
+    /// <summary>Every key of every object once (JsonObject throws on a duplicate only when first read,
+    /// deep inside a handler) and every string valid UTF-16 (a lone surrogate cannot be encoded or
+    /// written back): a 400 naming the field instead of a 500.</summary>
+    static void CheckTree(JsonNode? node, string path)
+    {
+        static string Field(string path) => path.Length == 0 ? "the request body" : $"field '{path}'";
+        switch (node)
+        {
+            case JsonObject o:
+                List<KeyValuePair<string, JsonNode?>> members;
+                try { members = o.ToList(); }
+                catch (ArgumentException) { throw new DuplicateKeyException(); }
+                foreach (var (k, v) in members)
+                {
+                    var child = path.Length == 0 ? k : $"{path}.{k}";
+                    if (!Utf16Valid(k)) throw new RequestException(400, $"{Field(path)} has a key with a lone surrogate (invalid UTF-16)", path.Length == 0 ? null : path);
+                    CheckTree(v, child);
+                }
+                break;
+            case JsonArray a:
+                for (int i = 0; i < a.Count; i++) CheckTree(a[i], $"{path}[{i}]");
+                break;
+            case JsonValue v:
+                bool valid;
+                // System.Text.Json refuses to read a string with a lone surrogate escape (\ud800) at all
+                try { valid = !v.TryGetValue<string>(out var s) || Utf16Valid(s); }
+                catch (InvalidOperationException) { valid = false; }
+                if (!valid) throw new RequestException(400, $"{Field(path)} holds a lone surrogate (invalid UTF-16 text)", path);
+                break;
+        }
+    }
+
+    sealed class DuplicateKeyException : Exception;
+
+    /// <summary>The first duplicate key of a document, as (object path, key), read from the raw text.</summary>
+    static (string Path, string Key)? DuplicateKey(System.Text.Json.JsonElement e, string path)
+    {
+        if (e.ValueKind == System.Text.Json.JsonValueKind.Object)
+        {
+            var seen = new HashSet<string>();
+            foreach (var p in e.EnumerateObject())
+            {
+                if (!seen.Add(p.Name)) return (path, p.Name);
+                if (DuplicateKey(p.Value, path.Length == 0 ? p.Name : $"{path}.{p.Name}") is { } d) return d;
+            }
+        }
+        else if (e.ValueKind == System.Text.Json.JsonValueKind.Array)
+        {
+            int i = 0;
+            foreach (var x in e.EnumerateArray()) if (DuplicateKey(x, $"{path}[{i++}]") is { } d) return d;
+        }
+        return null;
+    }
+
+    static bool Utf16Valid(string s)
+    {
+        for (int i = 0; i < s.Length; i++)
+        {
+            if (char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1])) { i++; continue; }
+            if (char.IsSurrogate(s[i])) return false;
+        }
+        return true;
+    }
+
+    /// <summary>Temperatures below this sample greedily (vLLM's _SAMPLING_EPS): 1/T would overflow the logits.</summary>
+    public const double GreedyBelow = 1e-5;
 
     public static CompletionRequest Completion(JsonObject o, RequestLimits limits, Func<string, int[]> encode, int vocab)
     {
@@ -66,7 +142,7 @@ public static class OpenAiRequests
             string content = m["content"] switch
             {
                 JsonValue v when v.TryGetValue<string>(out var s) => s,
-                JsonArray parts => string.Concat(parts.Select((p, k) => p is JsonObject po && po["type"]?.GetValue<string>() == "text" && po["text"] is JsonValue t && t.TryGetValue<string>(out var ts) ? ts
+                JsonArray parts => string.Concat(parts.Select((p, k) => p is JsonObject po && po["type"] is JsonValue pt && pt.TryGetValue<string>(out var ptype) && ptype == "text" && po["text"] is JsonValue t && t.TryGetValue<string>(out var ts) ? ts
                     : throw new RequestException(400, $"field 'messages[{i}].content[{k}]' must be a text part {{\"type\": \"text\", \"text\": …}}", $"messages[{i}].content[{k}]"))),
                 _ => throw new RequestException(400, $"field 'messages[{i}].content' is missing or not a string", $"messages[{i}].content"),
             };
@@ -129,6 +205,7 @@ public static class OpenAiRequests
         if (promptTokens + maxTokens > limits.MaxContext)
             throw new RequestException(400, $"field '{maxField}': {promptTokens} prompt tokens + {maxTokens} new tokens exceed the model's context of {limits.MaxContext}", maxField);
         double temperature = Num(o, "temperature", 1.0, 0, 100);
+        if (temperature < GreedyBelow) temperature = 0;
         double topP = Num(o, "top_p", 1.0, 0, 1);
         if (topP == 0) throw new RequestException(400, "field 'top_p' is 0; expected a value in (0, 1]", "top_p");
         int topK = Int(o, "top_k", 0, -1, int.MaxValue);

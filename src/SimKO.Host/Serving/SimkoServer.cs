@@ -61,7 +61,7 @@ public sealed class SimkoServer : IAsyncDisposable
         var context = model.Config.MaxPositionEmbeddings;
         _limits = new RequestLimits(MaxPromptTokens: context, MaxNewTokens: System.Math.Min(options.MaxNewTokens, context),
             MaxSequences: options.MaxSequencesPerRequest, MaxContext: context);
-        Engine = new ContinuousBatcher(model, tokenizer.PadId, options.MaxBatch, options.MaxQueue, ids => tokenizer.Decode(ids));
+        Engine = new ContinuousBatcher(model, tokenizer.PadId, options.MaxBatch, options.MaxQueue, ids => Decode(ids));
     }
 
     /// <summary>Start serving <paramref name="model"/> (already on its device, in eval mode) on the options' host and port.</summary>
@@ -109,6 +109,7 @@ public sealed class SimkoServer : IAsyncDisposable
                 if (_options.ApiKey is { } key && ctx.Request.Path != "/health"
                     && ctx.Request.Headers.Authorization.ToString() != "Bearer " + key)
                     throw new RequestException(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'", null, "authentication_error");
+                if (HttpMethods.IsPost(ctx.Request.Method)) CheckMutatingRequest(ctx.Request);
                 await next(ctx);
             }
             catch (RequestException e) { await Error(ctx, e); }
@@ -120,6 +121,17 @@ public sealed class SimkoServer : IAsyncDisposable
             catch (BadHttpRequestException e) when (e.StatusCode == 413)
             {
                 await Error(ctx, new RequestException(413, $"the request body is larger than {_options.MaxRequestBytes} bytes"));
+            }
+            catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+            {
+                _log.LogDebug("{Method} {Path}: the client went away", ctx.Request.Method, ctx.Request.Path);
+            }
+            catch (Exception e)
+            {
+                // every 500 is logged with its exception; the client gets the type and message, never an empty body
+                _log.LogError(e, "{Method} {Path}: internal error", ctx.Request.Method, ctx.Request.Path);
+                if (!ctx.Response.HasStarted)
+                    await Error(ctx, new RequestException(500, $"internal error ({e.GetType().Name}): {e.Message}", null, "internal_error"));
             }
         });
         _app.MapGet("/health", () => Results.Json(new JsonObject { ["status"] = "ok", ["weights_version"] = Engine.WeightsVersion }));
@@ -135,6 +147,22 @@ public sealed class SimkoServer : IAsyncDisposable
         _app.MapPost("/v1/completions", Completions);
         _app.MapPost("/v1/chat/completions", ChatCompletions);
         _app.MapPost("/update_weights_from_disk", UpdateWeights);
+    }
+
+    /// <summary>A browser page of another site can POST to a loopback server (a "simple" request with
+    /// Content-Type text/plain needs no preflight): every POST must say application/json (which a
+    /// cross-site page cannot send without a CORS preflight this server never grants), and one that
+    /// carries an Origin other than this server's own is refused.</summary>
+    static void CheckMutatingRequest(HttpRequest request)
+    {
+        var type = request.ContentType;
+        if (type is null || !type.Split(';')[0].Trim().Equals("application/json", StringComparison.OrdinalIgnoreCase))
+            throw new RequestException(415, $"header 'Content-Type' is '{type ?? "(none)"}'; POST bodies must be sent as application/json", "Content-Type");
+        var origin = request.Headers.Origin.ToString();
+        if (origin.Length > 0 && !(Uri.TryCreate(origin, UriKind.Absolute, out var o) && o.Authority.Equals(request.Host.Value, StringComparison.OrdinalIgnoreCase)))
+            throw new RequestException(403, $"header 'Origin' is '{origin}'; cross-origin requests are refused (this server is {request.Scheme}://{request.Host})", "Origin", "permission_error");
+        if (request.Headers["Sec-Fetch-Site"].ToString() is "cross-site" or "same-site")
+            throw new RequestException(403, "header 'Sec-Fetch-Site' says the request comes from another site; cross-origin requests are refused", "Sec-Fetch-Site", "permission_error");
     }
 
     static Task Error(HttpContext ctx, RequestException e)
@@ -177,18 +205,25 @@ public sealed class SimkoServer : IAsyncDisposable
 
     /// <summary>Queue prompt × n sequences (all or none) and wait for them; sample j of a prompt is seeded
     /// with <see cref="RolloutSeeds.Sample"/>(seed, j), the request's seed or a random one.</summary>
-    async Task<SequenceResult[]> Run(IReadOnlyList<int[]> prompts, SamplingSettings settings, SamplingFields f, bool promptLogProbs)
+    async Task<SequenceResult[]> Run(IReadOnlyList<int[]> prompts, SamplingSettings settings, SamplingFields f, bool promptLogProbs, CancellationToken aborted)
     {
         var jobs = new List<SequenceJob>();
         foreach (var p in prompts)
         {
             long seed = f.Seed ?? Random.Shared.NextInt64(0, 0x7FFFFFFF);
-            for (int j = 0; j < f.N; j++) jobs.Add(new SequenceJob(p, settings, RolloutSeeds.Sample(seed, j), promptLogProbs));
+            for (int j = 0; j < f.N; j++) jobs.Add(new SequenceJob(p, settings, RolloutSeeds.Sample(seed, j), promptLogProbs) { Cancellation = aborted });
         }
+        if (jobs.Count > Engine.MaxQueue)
+            throw new RequestException(400, $"field 'n': {prompts.Count} prompt(s) × n = {f.N} asks for {jobs.Count} sequences; this server's queue holds at most {Engine.MaxQueue} (--max-queue), so the request can never be queued", "n");
         IReadOnlyList<Task<SequenceResult>> tasks;
         try { tasks = Engine.SubmitAll(jobs); }
         catch (ArgumentException e) { throw new RequestException(400, e.Message); }
-        return await Task.WhenAll(tasks);
+        try { return await Task.WhenAll(tasks); }
+        catch (SequenceFaultException e)
+        {
+            _log.LogError(e, "a request's sequence failed on its own");
+            throw new RequestException(500, $"this request failed (the others go on): {e.Message}", null, "internal_error");
+        }
     }
 
     async Task Completions(HttpContext ctx)
@@ -198,7 +233,7 @@ public sealed class SimkoServer : IAsyncDisposable
         CheckModel(r.Model);
         var settings = Settings(r.Sampling, []);
         bool wantPrompt = r.Echo && r.Logprobs is not null;
-        var results = await Run(r.Prompts.Select(p => p.Ids).ToList(), settings, r.Sampling, wantPrompt);
+        var results = await Run(r.Prompts.Select(p => p.Ids).ToList(), settings, r.Sampling, wantPrompt, ctx.RequestAborted);
         var choices = new JsonArray();
         int promptTokens = 0, completionTokens = 0;
         for (int i = 0; i < r.Prompts.Count; i++)
@@ -213,7 +248,7 @@ public sealed class SimkoServer : IAsyncDisposable
                 var choice = new JsonObject
                 {
                     ["index"] = i * r.Sampling.N + j,
-                    ["text"] = r.Echo ? (ptext ?? _tokenizer.Decode(pids)) + text : text,
+                    ["text"] = r.Echo ? (ptext ?? Decode(pids)) + text : text,
                     ["logprobs"] = r.Logprobs is null ? null : CompletionLogprobs(r.Echo ? pids : [], res.PromptLogProbs, res, r.TokensAsIds, r.Logprobs.Value),
                     ["finish_reason"] = res.Finish == FinishReason.Stop ? "stop" : "length",
                     ["stop_reason"] = StopReason(res, r.Sampling),
@@ -245,7 +280,7 @@ public sealed class SimkoServer : IAsyncDisposable
         int maxTokens = System.Math.Min(r.Sampling.MaxTokens, _limits.MaxContext - ids.Length);
         var fields = r.Sampling with { MaxTokens = maxTokens };
         var settings = Settings(fields, _chat.StopTokenIds);
-        var results = await Run([ids], settings, fields, false);
+        var results = await Run([ids], settings, fields, false, ctx.RequestAborted);
         var choices = new JsonArray();
         for (int j = 0; j < results.Length; j++)
         {
@@ -302,6 +337,8 @@ public sealed class SimkoServer : IAsyncDisposable
             if (config with { EosTokenId = _model.Config.EosTokenId, BosTokenId = _model.Config.BosTokenId } != _model.Config with { })
                 throw new InvalidDataException($"{Path.Combine(path, HfFolder.Config)} describes another architecture than the served model");
             tensors = HfFolder.ReadWeights(path);
+            try { HfFolder.CheckFinite(tensors, path); }
+            catch { foreach (var t in tensors.Values) t.Dispose(); throw; }
         }
         catch (Exception e) when (e is IOException or InvalidDataException or JsonException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
         {
@@ -348,12 +385,16 @@ public sealed class SimkoServer : IAsyncDisposable
         IEnumerable<int> ids = res.Tokens;
         if (res.Finish == FinishReason.Stop && res.StopString is null && res.Tokens.Length > 0 && s.StopTokenIds.Contains(res.Tokens[^1]))
             ids = res.Tokens[..^1];
-        var text = _tokenizer.Decode(ids);
+        var text = Decode(ids);
         if (res.StopString is { } stop && text.EndsWith(stop, StringComparison.Ordinal)) text = text[..^stop.Length];
         return text;
     }
 
-    string TokenText(int id, bool asIds) => asIds ? $"token_id:{id}" : _tokenizer.Decode([id]);
+    string TokenText(int id, bool asIds) => asIds ? $"token_id:{id}" : Decode([id]);
+
+    /// <summary>Text of ids; ids the tokenizer lacks (a real model's vocabulary is padded past the
+    /// tokenizer's, e.g. Qwen's 151,936 rows for 151,665 tokens) decode to nothing, as in vLLM.</summary>
+    string Decode(IEnumerable<int> ids) => _tokenizer.Decode(ids.Where(i => i >= 0 && i < _tokenizer.VocabSize));
 
     /// <summary>The legacy completions logprobs object: tokens, token_logprobs, top_logprobs, text_offset
     /// (echoed prompt tokens first, the first one's log-prob null). top_logprobs lists the sampled token only.</summary>

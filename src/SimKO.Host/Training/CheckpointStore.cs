@@ -59,23 +59,33 @@ public sealed class CheckpointStore(string directory)
     }
 
     /// <summary>Complete checkpoints (those with a manifest), oldest first, as (step, folder).</summary>
-    public IReadOnlyList<(long Step, string Path)> List()
+    public IReadOnlyList<(long Step, string Path)> List() =>
+        Folders().Where(d => File.Exists(System.IO.Path.Combine(d.Path, Manifest))).ToList();
+
+    /// <summary>Every step-N folder, with or without a manifest, oldest first.</summary>
+    IReadOnlyList<(long Step, string Path)> Folders()
     {
         if (!System.IO.Directory.Exists(Directory)) return [];
         return System.IO.Directory.GetDirectories(Directory, Prefix + "*")
             .Select(d => (Name: System.IO.Path.GetFileName(d), Path: d))
-            .Where(d => long.TryParse(d.Name.AsSpan(Prefix.Length), out _) && File.Exists(System.IO.Path.Combine(d.Path, Manifest)))
+            .Where(d => long.TryParse(d.Name.AsSpan(Prefix.Length), out _))
             .Select(d => (long.Parse(d.Name.AsSpan(Prefix.Length)), d.Path))
             .OrderBy(d => d.Item1).ToList();
     }
 
     /// <summary>The newest checkpoint that verifies, and every newer one that did not (each with the
-    /// reason, newest first); Path is null when none is intact.</summary>
+    /// reason, newest first; a step folder without its manifest.json is named too, never skipped
+    /// silently); Path is null when none is intact.</summary>
     public (string? Path, IReadOnlyList<string> Damaged) LatestIntact()
     {
         var damaged = new List<string>();
-        foreach (var (_, path) in List().Reverse())
+        foreach (var (_, path) in Folders().Reverse())
         {
+            if (!File.Exists(System.IO.Path.Combine(path, Manifest)))
+            {
+                damaged.Add($"incomplete checkpoint: {System.IO.Path.Combine(path, Manifest)} is missing (a checkpoint without its manifest cannot be verified)");
+                continue;
+            }
             try
             {
                 Verify(path);
@@ -120,6 +130,26 @@ public sealed class CheckpointStore(string directory)
         if (!System.IO.Directory.Exists(Directory)) return;
         foreach (var d in System.IO.Directory.GetDirectories(Directory, $".{Prefix}*.partial-*"))
             if (!d.EndsWith($".partial-{Environment.ProcessId}")) System.IO.Directory.Delete(d, true);
+    }
+
+    /// <summary>What trainer.json of a checkpoint says, read field by field: a missing or mistyped field is
+    /// an error naming the file and the field (its checksum may match: the file was written wrong).</summary>
+    public sealed record TrainerState(long StepsDone, int Seed, int SkippedUpdates);
+
+    public static TrainerState ReadTrainerState(string path)
+    {
+        JsonObject o;
+        try { o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException("not a JSON object"); }
+        catch (Exception e) when (e is JsonException or InvalidDataException)
+        { throw new InvalidDataException($"{path}: not a valid trainer state ({e.Message})"); }
+        long Field(string name, long min, long max, long? dflt = null)
+        {
+            if (o[name] is null && dflt is long d) return d;
+            if (o[name] is JsonValue v && v.TryGetValue<long>(out var x) && x >= min && x <= max) return x;
+            throw new InvalidDataException($"{path}: field '{name}' is {(o[name] is null ? "missing" : o[name]!.ToJsonString())}; expected an integer in [{min}, {max}]");
+        }
+        return new TrainerState(Field("steps_done", 0, long.MaxValue), (int)Field("seed", int.MinValue, int.MaxValue),
+            (int)Field("skipped_updates", 0, int.MaxValue, 0));
     }
 
     static string Sha256(string path)

@@ -282,9 +282,8 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
 
     (long Step, int BadSteps) Restore(string checkpoint, AdamW optimizer)
     {
-        var state = JsonNode.Parse(File.ReadAllText(Path.Combine(checkpoint, StateFile)))!;
-        var steps = state["steps_done"]!.GetValue<long>();
-        var seed = state["seed"]!.GetValue<int>();
+        var state = CheckpointStore.ReadTrainerState(Path.Combine(checkpoint, StateFile));
+        var (steps, seed) = (state.StepsDone, state.Seed);
         if (seed != settings.Seed)
             throw new InvalidOperationException($"{checkpoint}: written with seed {seed}, this run has seed {settings.Seed}; resume with the same configuration");
         if (state["config"] is JsonObject written)
@@ -296,6 +295,6 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         optimizer.LoadMasterWeights(parts.ReadTensors(Path.Combine(checkpoint, ModelFile)), Path.Combine(checkpoint, ModelFile));
         optimizer.Load(parts.ReadTensors(Path.Combine(checkpoint, OptimizerFile)), Path.Combine(checkpoint, OptimizerFile));
         log.LogInformation("resumed from {Checkpoint} (step {Step})", checkpoint, steps);
-        return (steps, state["skipped_updates"]?.GetValue<int>() ?? 0);
+        return (steps, state.SkippedUpdates);
     }
 }
