@@ -2,6 +2,8 @@ using System.Collections;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using SimKO.Data.Json;
 using Parquet.Schema;
 using Parquet.Serialization;
 
@@ -135,12 +137,9 @@ public static class Datasets
     {
         var rows = new List<MathProblem>();
         var skipped = new List<string>();
-        int lineNo = 0;
-        foreach (var line in File.ReadLines(path, Encoding.UTF8))
+        foreach (var (lineNo, obj) in JsonLines.File(path, "a JSON object", m => new DatasetException(m)))
         {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            try { rows.Add(ParseLine(p, idPrefix, path, lineNo, line, answerField ?? p.AnswerField)); }
+            try { rows.Add(ParseObject(p, idPrefix, path, lineNo, obj, answerField ?? p.AnswerField)); }
             catch (DatasetException e) when (skipBadRows) { skipped.Add(e.Message); }
         }
         return Result(path, rows, skipped);
@@ -153,27 +152,19 @@ public static class Datasets
         return new LoadResult(rows, skipped);
     }
 
-    static MathProblem ParseLine(Preset p, string idPrefix, string path, int lineNo, string line, string answerField)
+    static MathProblem ParseObject(Preset p, string idPrefix, string path, int lineNo, JsonObject node, string answerField)
     {
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(line); }
-        catch (JsonException e) { throw new DatasetException($"{path}:{lineNo}: not valid JSON: {e.Message}"); }
-        using (doc)
+        var obj = JsonSerializer.SerializeToElement(node);
+        string where = $"{path}:{lineNo}";
+        string Present() => $"(fields present: {string.Join(", ", obj.EnumerateObject().Select(o => o.Name))})";
+        string Missing(string[] fields)
         {
-            var obj = doc.RootElement;
-            if (obj.ValueKind != JsonValueKind.Object)
-                throw new DatasetException($"{path}:{lineNo}: expected a JSON object, got {KindName(obj)}");
-            string where = $"{path}:{lineNo}";
-            string Present() => $"(fields present: {string.Join(", ", obj.EnumerateObject().Select(o => o.Name))})";
-            string Missing(string[] fields)
-            {
-                var nulls = fields.Where(f => obj.TryGetProperty(f, out var v) && v.ValueKind == JsonValueKind.Null).ToList();
-                return nulls.Count > 0
-                    ? $"{where}: field '{string.Join("' and '", nulls)}' is null {Present()}"
-                    : $"{where}: missing field '{string.Join("' or '", fields)}' {Present()}";
-            }
-            return ParseRow(p, idPrefix, new Row(obj, where, "field", Missing), lineNo, answerField);
+            var nulls = fields.Where(f => obj.TryGetProperty(f, out var v) && v.ValueKind == JsonValueKind.Null).ToList();
+            return nulls.Count > 0
+                ? $"{where}: field '{string.Join("' and '", nulls)}' is null {Present()}"
+                : $"{where}: missing field '{string.Join("' or '", fields)}' {Present()}";
         }
+        return ParseRow(p, idPrefix, new Row(obj, where, "field", Missing), lineNo, answerField);
     }
 
     /// <summary>One row of either reader as a JSON object (a Parquet row is turned into one), with
