@@ -7,6 +7,7 @@ open SimKO.Cli.RunSpec
 
 type EvalArgs =
     | [<Mandatory>] Model of folder: string
+    | Adapter of folder: string
     | Task of name: string
     | Data of path: string
     | Question_Field of name: string
@@ -31,6 +32,7 @@ type EvalArgs =
         member a.Usage =
             match a with
             | Model _ -> "HF model folder (config.json, model.safetensors, tokenizer)."
+            | Adapter _ -> "a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) applied on the base folder."
             | Task _ ->
                 sprintf "a built-in task (%s: its held-out split), a math preset (%s), bbh (its 27 tasks), bbh/<task> or humaneval; repeat for several, reported per benchmark and averaged (default countdown unless --data is given)."
                     (builtins |> List.map builtinName |> String.concat ", ") (String.concat ", " SimKO.Data.Math.Datasets.Names)
@@ -108,6 +110,7 @@ let toSpec (r: ParseResults<EvalArgs>) : Result<EvalSpec, string list> =
     let device = parseDevice (r.GetResult(Device, defaultValue = "cpu")) |> Result.mapError (sprintf "--device: %s") |> ok
     let spec =
         { Model = r.GetResult Model
+          Adapter = r.TryGetResult Adapter
           Tasks = tasks
           Template = defaultArg template Chat
           SkipBadRows = r.Contains Skip_Bad_Rows

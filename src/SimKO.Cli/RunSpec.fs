@@ -113,6 +113,31 @@ type MemorySpec =
       /// keep fp32 master weights and AdamW moments in host memory and update there.
       OptimizerOffload: bool }
 
+/// What `final/` holds for a LoRA run (issue 22).
+type LoraExport =
+    /// the merged HF folder only (PEFT's merge_and_unload).
+    | Merged
+    /// the PEFT adapter only (final/adapter/).
+    | AdapterOnly
+    /// both: final/ merged, final/adapter/ the adapter.
+    | Both
+
+/// LoRA adapters on the decoder's projections (PEFT's LoraConfig; issue 22). Rank 0 = full fine-tuning.
+type LoraSpec =
+    { /// r (0 = off).
+      Rank: int
+      /// α: the update is scaled by α / r (α / √r with rsLoRA).
+      Alpha: float
+      /// projections that get an adapter (default all seven).
+      TargetModules: string list
+      /// dropout on the adapters' input in training.
+      Dropout: float
+      /// rank-stabilised scaling α / √r.
+      UseRslora: bool
+      /// a PEFT adapter folder to continue from (None: fresh adapters).
+      Adapter: string option
+      Export: LoraExport }
+
 /// AdamW and its schedule.
 type OptimizerSpec =
     { LearningRate: float
@@ -148,6 +173,7 @@ type TrainSpec =
       /// the dtype of the final HF export (default: the compute dtype).
       ExportDType: DType
       Memory: MemorySpec
+      Lora: LoraSpec
       Rollout: RolloutSource
       /// run policy-written code without isolation (only where no sandbox can start; never the default).
       UnsafeNoSandbox: bool
@@ -169,6 +195,8 @@ type EvalTask =
 /// One evaluation.
 type EvalSpec =
     { Model: string
+      /// a PEFT LoRA adapter applied on the model folder (issue 22).
+      Adapter: string option
       Tasks: EvalTask list
       Template: PromptTemplate
       SkipBadRows: bool
@@ -240,6 +268,12 @@ let serverName (k: ServerKind) =
     | Vllm -> "vllm"
     | Sglang -> "sglang"
     | SimkoServer -> "simko"
+
+let loraExportName (e: LoraExport) =
+    match e with
+    | Merged -> "merged"
+    | AdapterOnly -> "adapter"
+    | Both -> "both"
 
 let answerSourceName (a: AnswerSource) =
     match a with

@@ -13,6 +13,7 @@ type ServeArgs =
     | Device of device: string
     | DType of dtype: string
     | Served_Model_Name of name: string
+    | Adapter of folder: string
     interface IArgParserTemplate with
         member a.Usage =
             match a with
@@ -25,10 +26,13 @@ type ServeArgs =
             | Device _ -> "cpu (default), cuda or cuda:N."
             | DType _ -> "float32 (default) or bfloat16 (CUDA only)."
             | Served_Model_Name _ -> "the model id of /v1/models and the 'model' field (default: the folder's name)."
+            | Adapter _ -> "a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) applied on the base folder."
 
 type ServeOptions =
     { Model: string; Host: string; Port: int; ApiKey: string option; MaxBatch: int; MaxQueue: int
-      Device: RunSpec.Device; DType: RunSpec.DType; ServedModelName: string option }
+      Device: RunSpec.Device; DType: RunSpec.DType; ServedModelName: string option
+      /// a PEFT adapter on the base folder (issue 22).
+      Adapter: string option }
 
 /// The options, or every problem with them at once.
 let toOptions (r: ParseResults<ServeArgs>) : Result<ServeOptions, string list> =
@@ -47,7 +51,8 @@ let toOptions (r: ParseResults<ServeArgs>) : Result<ServeOptions, string list> =
           MaxQueue = r.GetResult(Max_Queue, defaultValue = 1024)
           Device = defaultArg device RunSpec.Cpu
           DType = defaultArg dtype RunSpec.Float32
-          ServedModelName = r.TryGetResult Served_Model_Name }
+          ServedModelName = r.TryGetResult Served_Model_Name
+          Adapter = r.TryGetResult Adapter }
     if o.Port < 0 || o.Port > 65535 then problems.Add(sprintf "--port must be in [0, 65535], got %d" o.Port)
     if o.MaxBatch < 1 then problems.Add(sprintf "--max-batch must be >= 1, got %d" o.MaxBatch)
     if o.MaxQueue < 0 then problems.Add(sprintf "--max-queue must be >= 0, got %d" o.MaxQueue)

@@ -43,6 +43,8 @@ let defaults : TrainSpec =
       MaxBadSteps = 3
       Seed = 0; Device = Cpu; DType = Float32; ExportDType = Float32
       Memory = { GradientCheckpointing = false; LogitsChunkTokens = 0; MaxTokensPerMicroBatch = 0; OptimizerOffload = false }
+      Lora = { Rank = 0; Alpha = 16.0; TargetModules = [ "q_proj"; "k_proj"; "v_proj"; "o_proj"; "gate_proj"; "up_proj"; "down_proj" ]
+               Dropout = 0.0; UseRslora = false; Adapter = None; Export = Both }
       Rollout = InProcess
       UnsafeNoSandbox = false
       Out = "runs/train"; CheckpointEvery = 50; KeepCheckpoints = 2; Tensorboard = true }
@@ -114,6 +116,7 @@ let private choice name doc (nameOf: 'T -> string) (cases: 'T list) (get: Draft 
 let private opt (f: OptimizerSpec -> OptimizerSpec) (s: TrainSpec) = { s with Optimizer = f s.Optimizer }
 let private mem (f: MemorySpec -> MemorySpec) (s: TrainSpec) = { s with Memory = f s.Memory }
 let private server (f: RolloutServer -> RolloutServer) (d: Draft) = { d with Server = f d.Server }
+let private lora (f: LoraSpec -> LoraSpec) (s: TrainSpec) = { s with Lora = f s.Lora }
 
 /// Every setting, in the order `--help` lists them.
 let fields : Field list =
@@ -172,6 +175,18 @@ let fields : Field list =
           (fun s -> s.Memory.LogitsChunkTokens) (fun v -> mem (fun m -> { m with LogitsChunkTokens = v }))
       boolean "optimizer_offload" "keep fp32 master weights and AdamW moments in host memory and update there (verl's optimizer offload)"
           (fun s -> s.Memory.OptimizerOffload) (fun v -> mem (fun m -> { m with OptimizerOffload = v }))
+      // LoRA (issue 22; PEFT's LoraConfig, verl's lora_rank / lora_alpha / target_modules)
+      integer "lora_rank" "LoRA rank r on the decoder's projections; the base weights are frozen (0 = full fine-tuning)" (fun s -> s.Lora.Rank) (fun v -> lora (fun l -> { l with Rank = v }))
+      float' "lora_alpha" "LoRA α: the adapters' update is scaled by α / r (verl 16; PEFT 8)" (fun s -> s.Lora.Alpha) (fun v -> lora (fun l -> { l with Alpha = v }))
+      { Name = "lora_target_modules"; Doc = "projections that get an adapter, comma-separated (default all seven)"
+        Show = (fun d -> String.concat "," d.Spec.Lora.TargetModules)
+        Set = fun v d -> Ok { d with Spec = lora (fun l -> { l with TargetModules = v.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray }) d.Spec } }
+      float' "lora_dropout" "dropout on the adapters' input in training (PEFT 0)" (fun s -> s.Lora.Dropout) (fun v -> lora (fun l -> { l with Dropout = v }))
+      boolean "use_rslora" "rank-stabilised LoRA: scale α / √r instead of α / r" (fun s -> s.Lora.UseRslora) (fun v -> lora (fun l -> { l with UseRslora = v }))
+      optStr "adapter" "a PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to continue training from; sets the LoRA settings from its config"
+          (fun d -> d.Spec.Lora.Adapter) (fun v d -> { d with Spec = lora (fun l -> { l with Adapter = v }) d.Spec })
+      choice "export" "LoRA runs: final/ merged (HF folder), adapter (final/adapter/, PEFT) or both" loraExportName [ Merged; AdapterOnly; Both ]
+          (fun d -> d.Spec.Lora.Export) (fun v d -> { d with Spec = lora (fun l -> { l with Export = v }) d.Spec })
       str "rollout_url" "an inference server's base URL for rollouts, e.g. http://127.0.0.1:8000 (empty = the in-process sampler)"
           (fun d -> d.Server.Url) (fun v -> server (fun r -> { r with Url = v }))
       choice "rollout_server" "the server at rollout_url: vllm, sglang or simko (simko serve)" serverName [ Vllm; Sglang; SimkoServer ]
@@ -251,6 +266,18 @@ let private checks (s: TrainSpec) =
       if s.MaxBadSteps < 1 then yield sprintf "max_bad_steps must be >= 1, got %d" s.MaxBadSteps
       if s.CheckpointEvery < 1 then yield sprintf "checkpoint_every must be >= 1, got %d" s.CheckpointEvery
       if s.KeepCheckpoints < 1 then yield sprintf "keep_checkpoints must be >= 1, got %d" s.KeepCheckpoints
+      let l = s.Lora
+      let projections = [ "q_proj"; "k_proj"; "v_proj"; "o_proj"; "gate_proj"; "up_proj"; "down_proj" ]
+      if l.Rank < 0 then yield sprintf "lora_rank must be >= 0 (0 = off), got %d" l.Rank
+      if not (l.Alpha > 0.0) then yield sprintf "lora_alpha must be > 0, got %g" l.Alpha
+      if not (l.Dropout >= 0.0 && l.Dropout < 1.0) then yield sprintf "lora_dropout must be in [0, 1), got %g" l.Dropout
+      if l.TargetModules.IsEmpty then yield sprintf "lora_target_modules is empty; name some of %s" (String.concat "," projections)
+      for m in l.TargetModules do
+          if not (List.contains m projections) then yield sprintf "lora_target_modules: '%s' is not one of %s" m (String.concat ", " projections)
+      if l.Rank > 0 && l.Dropout > 0.0 && s.Memory.GradientCheckpointing then
+          yield "lora_dropout > 0 with gradient_checkpointing: the recomputed layer would draw other dropout masks; set one of them off"
+      if l.Rank > 0 && s.Rollout <> InProcess then
+          yield "lora_rank > 0 with rollout_url: adapter weight sync is not built yet; train LoRA with the in-process sampler"
       match s.Rollout with
       | InProcess -> ()
       | Server r ->

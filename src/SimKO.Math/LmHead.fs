@@ -64,6 +64,8 @@ type internal FusedHeadFunction() =
         let logp, topLogp, topIdx, entropy = cat 0, cat 1, cat 2, cat 3
         ctx.save_for_backward(List [ hidden; weight; tokens; topIdx ])
         ctx.save_data("chunk", box chunk)
+        // a frozen head (LoRA) needs no ∂W: neither its [V; d] accumulator nor the matmuls
+        ctx.save_data("weightGrad", box weight.requires_grad)
         ctx.mark_non_differentiable(List [ topIdx; entropy ])
         List [ logp; topLogp; topIdx; entropy ]
 
@@ -72,12 +74,13 @@ type internal FusedHeadFunction() =
         let saved = ctx.get_saved_variables()
         let hidden, weight, tokens, topIdx = saved[0], saved[1], saved[2], saved[3]
         let chunk = ctx.get_data("chunk") :?> int64
+        let weightGrad = ctx.get_data("weightGrad") :?> bool
         let acc = accumulationType hidden
         let gLogp = grads[0].to_type(acc)                                                // [N]
         let gTop = grads[1].to_type(acc)                                                 // [N; K]
         let n = hidden.shape[0]
         let dHidden = torch.empty_like(hidden)                                           // [N; d]
-        let dWeight = torch.zeros(weight.shape, dtype = acc, device = weight.device)     // [V; d]
+        let dWeight = if weightGrad then torch.zeros(weight.shape, dtype = acc, device = weight.device) else null // [V; d]
         for start in 0L .. chunk .. n - 1L do
             let len = min chunk (n - start)
             use scope = torch.NewDisposeScope()
@@ -93,8 +96,8 @@ type internal FusedHeadFunction() =
             dz.scatter_add_(-1L, tokens.narrow(0L, start, len).unsqueeze(-1L), gy.unsqueeze(-1L)) |> ignore
             dz.scatter_add_(-1L, topIdx.narrow(0L, start, len), gk) |> ignore
             dHidden.narrow(0L, start, len).copy_(dz.matmul(weight.to_type(acc)).to_type(hidden.dtype)) |> ignore
-            dWeight.addmm_(dz.t(), h.to_type(acc)) |> ignore                             // += ∂zᵀ · h   [V; d]
-        let dW = if dWeight.dtype = weight.dtype then dWeight else dWeight.to_type(weight.dtype)
+            if weightGrad then dWeight.addmm_(dz.t(), h.to_type(acc)) |> ignore          // += ∂zᵀ · h   [V; d]
+        let dW = if not weightGrad then null elif dWeight.dtype = weight.dtype then dWeight else dWeight.to_type(weight.dtype)
         List [ dHidden; dW; null; null; null ]
 
 /// Token statistics of the policy at `hidden [B; T; d]` (final, normed hidden states of the

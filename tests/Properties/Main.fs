@@ -49,6 +49,7 @@ let all =
             HfFolderShardTests.tests
             MemoryPlanTests.tests
             MixedPrecisionTests.tests
+            LoraTests.tests
             RunSpecTests.tests
         ]
         ServeTests.tests

@@ -66,7 +66,9 @@ let tests =
             Expect.isTrue (b.["return_tokens_as_token_ids"].GetValue<bool>()) "token ids"
             Expect.equal (b.["top_k"].GetValue<int>()) 20 "top_k"
             Expect.equal (b.["stop_token_ids"].ToJsonString()) "[151645]" "stop ids"
-            Expect.isTrue (b.["ignore_eos"].GetValue<bool>()) "the trainer names every stop token"
+            Expect.isTrue (b.["ignore_eos"].GetValue<bool>()) "the trainer names every stop token (vLLM's check_stop still tests stop_token_ids)"
+            Expect.equal [ for f in [ "repetition_penalty"; "presence_penalty"; "frequency_penalty"; "min_p" ] -> b.[f].GetValue<float>() ] [ 1.0; 0.0; 0.0; 0.0 ]
+                "neutral penalties and min_p, whatever generation_config.json says"
             Expect.equal ((ServerRolloutClient.CompletionBody("m", [| 1 |], GenerateRequest([| [| 1 |] |], 1, 1.0, 1.0, 0, 4, 0L), 1L)).["top_k"].GetValue<int>()) -1 "top_k off is -1"
 
         testCase "vLLM: the answer parses into ids and log-probs in choice-index order" <| fun () ->
@@ -95,6 +97,11 @@ let tests =
             Expect.isTrue (b.["return_logprob"].GetValue<bool>()) "log-probs"
             let sp = b.["sampling_params"].AsArray()
             Expect.equal (sp.[0].["max_new_tokens"].GetValue<int>()) 16 "max_new_tokens"
+            for x in sp do
+                Expect.isFalse (x.["ignore_eos"].GetValue<bool>()) "SGLang's check_finished skips stop_token_ids when ignore_eos is set"
+                Expect.equal (x.["stop_token_ids"].ToJsonString()) "[151645]" "stop ids"
+                Expect.equal [ for f in [ "repetition_penalty"; "presence_penalty"; "frequency_penalty"; "min_p" ] -> x.[f].GetValue<float>() ] [ 1.0; 0.0; 0.0; 0.0 ]
+                    "neutral penalties and min_p"
             Expect.notEqual (sp.[0].["sampling_seed"].GetValue<int64>()) (sp.[1].["sampling_seed"].GetValue<int64>()) "a seed per sample"
             let parsed = ServerRolloutClient.ParseSglangGenerate(JsonNode.Parse sglangAnswer, 2, "u")
             Expect.equal (ids parsed.[0]) [| 19; 151645 |] "ids from the (logprob, id, text) triples"
@@ -117,6 +124,97 @@ let tests =
             use c2 = client RolloutServer.Vllm refuse
             Expect.throwsT<RolloutServerException> (fun () -> c2.Generate(request) |> ignore) "a 400 is an error"
             Expect.equal refuse.Bodies.Count 2 "a 400 is not retried (one request per prompt)"
+
+        testCase "every response is cut after its first stop token, whatever the server returned" <| fun () ->
+            // a server that ignored the stop token: the text past it must never reach the trainer
+            let past = sglangAnswer.Replace("\"output_ids\": [19, 151645]", "\"output_ids\": [19, 151645, 7, 8]")
+                                   .Replace("[[-0.25, 19, null], [-0.125, 151645, null]]", "[[-0.25, 19, null], [-0.125, 151645, null], [-3.0, 7, null], [-4.0, 8, null]]")
+            use sg = client RolloutServer.Sglang (new Fake(fun _ _ -> 200, past))
+            let out = sg.Generate(GenerateRequest([| [| 5; 6; 7 |] |], 2, 1.0, 1.0, 0, 16, 1L, StopTokenIds = [| 151645 |]))
+            Expect.equal out.[0].Tokens [| 19; 151645 |] "cut after the stop token"
+            Expect.equal out.[0].SamplerLogProbs [| -0.25f; -0.125f |] "log-probs cut with it"
+            Expect.equal out.[1].Tokens [| 18 |] "a response without a stop token is kept whole"
+            let vpast = vllmAnswer.Replace("\"tokens\": [\"token_id:18\"]", "\"tokens\": [\"token_id:151645\"]").Replace("\"token_id:19\", \"token_id:151645\"", "\"token_id:151645\", \"token_id:19\"")
+            use vl = client RolloutServer.Vllm (new Fake(fun _ _ -> 200, vpast))
+            let out = vl.Generate(GenerateRequest([| [| 5 |] |], 2, 1.0, 1.0, 0, 16, 1L, StopTokenIds = [| 151645 |]))
+            Expect.equal [ for g in out -> g.Tokens ] [ [| 151645 |]; [| 151645 |] ] "vLLM answers are cut too"
+            Expect.equal (ServerRolloutClient.CutAtFirstStop([| 1; 2 |], [| -1.0f; -2.0f |], [||]).ToTuple() |> fst) [| 1; 2 |] "no stop tokens: unchanged"
+
+        testCase "an aborted answer is retried, and fails the step naming the request when the retries run out" <| fun () ->
+            let aborted = vllmAnswer.Replace("\"finish_reason\": \"length\"", "\"finish_reason\": \"abort\"")
+            let mutable calls = 0
+            let once = new Fake(fun _ _ -> if Threading.Interlocked.Increment(&calls) = 1 then 200, aborted else 200, vllmAnswer)
+            use c = client RolloutServer.Vllm once
+            let out = c.Generate(GenerateRequest([| [| 5; 6 |] |], 2, 1.0, 1.0, 0, 16, 1L))
+            Expect.equal once.Bodies.Count 2 "the aborted request was sent again"
+            Expect.equal [ for g in out -> g.Tokens ] [ [| 18 |]; [| 19; 151645 |] ] "the finished answer is used"
+            let check server (answer: string) (want: string) =
+                let always = new Fake(fun _ _ -> 200, answer)
+                use c = client server always
+                try
+                    c.Generate(GenerateRequest([| [| 5; 6 |] |], 2, 1.0, 1.0, 0, 16, 1L)) |> ignore
+                    failtest "expected an error"
+                with :? RolloutServerException as e ->
+                    Expect.stringContains e.Message "prompt 0" "names the request"
+                    Expect.stringContains e.Message "3 attempts" "after the retries (Retries = 2)"
+                    Expect.stringContains e.Message want "says why"
+                Expect.equal always.Bodies.Count 3 "one request and two retries"
+            check RolloutServer.Vllm aborted "'abort'"
+            // SGLang returns an abort without an error status as 200 (tokenizer_manager._handle_abort_finish_reason)
+            let sgAbort = sglangAnswer.Replace("{\"type\": \"length\", \"length\": 1}", "{\"type\": \"abort\", \"message\": \"Abort before prefill\", \"status_code\": null}")
+            check RolloutServer.Sglang sgAbort "abort"
+
+        testCase "vLLM: every reload resets the prefix cache, and the probe catches KV kept from the old weights" <| fun () ->
+            use model = loadModel (tinyModel.Force())
+            let policy = ModelPolicy(model)
+            let probe = [| 65; 66; 67; 68 |]
+            let generated = [| 69; 70; 71; 72 |]
+            // a fake vLLM: prompt log-prob (echo) requests skip the prefix cache and are always right; generated
+            // tokens read the cached prefix, whose KV is the old weights' from the reload until the cache is reset
+            let fake (resetWorks: bool) =
+                let mutable stale = false
+                let token (i: int) = JsonValue.Create(sprintf "token_id:%d" i) :> JsonNode
+                let num (x: float32) = JsonValue.Create(float x) :> JsonNode
+                new Fake(fun path body ->
+                    match path with
+                    | "/collective_rpc" -> stale <- true; 200, """{"results": [null]}"""
+                    | "/reset_prefix_cache" -> (if resetWorks then stale <- false); 200, ""
+                    | "/v1/completions" ->
+                        let prompt = [| for x in body.["prompt"].AsArray() -> x.GetValue<int>() |]
+                        let tokens, values =
+                            if not (isNull body.["echo"]) && body.["echo"].GetValue<bool>() then
+                                Array.append prompt [| 0 |], Array.append [| nanf |] (Array.append (SequenceScores.LogProbs(policy, prompt)) [| -1.0f |])
+                            else
+                                let all = SequenceScores.LogProbs(policy, Array.append prompt generated)
+                                generated, all.[all.Length - generated.Length ..] |> Array.map (fun v -> if stale then v - 0.7f else v)
+                        let lp = JsonObject()
+                        lp.["tokens"] <- JsonArray(tokens |> Array.map token)
+                        lp.["token_logprobs"] <- JsonArray(values |> Array.mapi (fun i v -> if Single.IsNaN v then null else num v))
+                        let choice = JsonObject()
+                        choice.["index"] <- JsonValue.Create 0
+                        choice.["logprobs"] <- lp
+                        choice.["finish_reason"] <- JsonValue.Create "length"
+                        200, JsonObject(dict [ "choices", (JsonArray(choice) :> JsonNode) ]).ToJsonString()
+                    | other -> 404, sprintf """{"error": "no route %s"}""" other)
+            let sync (f: Fake) =
+                let c = client RolloutServer.Vllm f
+                RolloutWeightSync(c, IO.Path.Combine(root, sprintf "vllm-sync-%d" (f.GetHashCode())), (fun dir -> IO.Directory.CreateDirectory dir |> ignore),
+                                  policy, probe, 1e-4, NullLogger.Instance)
+            let good = fake true
+            let s = sync good
+            for v in 1L .. 2L do Expect.equal (s.Sync v) v "version"
+            let paths = [ for p, _ in good.Bodies -> p ]
+            Expect.equal (paths |> List.filter (fun p -> p <> "/v1/completions")) [ "/collective_rpc"; "/reset_prefix_cache"; "/collective_rpc"; "/reset_prefix_cache" ]
+                "each reload is followed by a prefix-cache reset (its empty 200 body is success)"
+            Expect.isLessThan s.LastGeneratedDifference 1e-4 "the generated tokens' log-probs were compared"
+            // negative control: a reset that leaves the cache in place is caught, though the prompt log-probs agree
+            let broken = sync (fake false)
+            try
+                broken.Sync 1L |> ignore
+                failtest "expected the probe to fail"
+            with :? StaleWeightsException as e ->
+                Expect.stringContains e.Message "prefix" "says the prefix cache holds the old weights' KV"
+                Expect.isLessThan broken.LastProbeDifference 1e-4 "the prompt log-probs alone cannot see it"
 
         testCase "an unreachable server is an error naming the URL after the retries" <| fun () ->
             use c = new ServerRolloutClient(RolloutClientOptions("http://127.0.0.1:9", RolloutServer.Simko, Model = "m", Retries = 1, BackoffSeconds = 0.01, TimeoutSeconds = 5.0))

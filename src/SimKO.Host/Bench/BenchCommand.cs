@@ -31,6 +31,7 @@ public static class BenchCommand
         ("serve", ServeBench.Run),
         ("activation-memory", ActivationMemoryBench.Run),
         ("lm-head-memory", LmHeadMemoryBench.Run),
+        ("lora", LoraBench.Run),
     ];
 
     public static int Run(bool quick, string outDir, IReadOnlyList<string> only, string deviceName, ILogger log, bool full = false)

@@ -23,6 +23,7 @@ public static class EvalCommand
             var device = DeviceSelection.Resolve(o.Device);
             SharedSandbox.AllowUnisolated(o.UnsafeNoSandbox);
             using var model = HfFolder.LoadModel(o.Model, device, ScalarType.Float32);
+            if (Microsoft.FSharp.Core.FSharpOption<string>.get_IsSome(o.Adapter)) PeftAdapter.Apply(model, o.Adapter.Value);
             model.eval();
             SimKO.Data.Tokenizers.ITokenizer? tokenizer = null;
             SimKO.Data.Tokenizers.ITokenizer Tokenizer() => tokenizer ??= HfFolder.LoadTokenizer(o.Model);

@@ -28,7 +28,25 @@ public static class PlanCommand
     }
 
     /// <summary>The JSON of a plan: exactly parameters, components (bytes), total_bytes, gpu_memory_bytes, fits.</summary>
-    public static JsonObject Json(MemoryPlanResult plan) => new()
+    public static JsonObject Json(MemoryPlanResult plan)
+    {
+        var json = Plain(plan);
+        // LoRA plans add the trained adapter parameters after parameters
+        if (plan.AdapterParameters > 0)
+        {
+            var ordered = new JsonObject();
+            foreach (var (k, v) in json.ToList())
+            {
+                json.Remove(k);
+                ordered[k] = v;
+                if (k == "parameters") ordered["adapter_parameters"] = plan.AdapterParameters;
+            }
+            return ordered;
+        }
+        return json;
+    }
+
+    static JsonObject Plain(MemoryPlanResult plan) => new()
     {
         ["parameters"] = plan.Parameters,
         ["components"] = new JsonObject
@@ -52,18 +70,22 @@ public static class PlanCommand
         t.AppendLine($"Memory plan: {c.ModelType}, {N(plan.Parameters)} parameters (d {c.HiddenSize}, {c.NumHiddenLayers} layers, {c.NumAttentionHeads} heads / {c.NumKeyValueHeads} KV, MLP {c.IntermediateSize}, V {N(c.VocabSize)}, {(c.TieWordEmbeddings ? "tied" : "untied")} head)");
         t.AppendLine($"Settings: dtype={dtype}, optimizer_offload={Lower(s.OptimizerOffload)}, gradient_checkpointing={Lower(s.GradientCheckpointing)}, logits_chunk_tokens={s.LogitsChunkTokens}, " +
                      $"{N(s.MicroBatchTokens)} tokens per micro-batch ({N(s.ResponseTokens)} response), rollout {N(s.RolloutRows)} rows × {N(s.SequenceTokens)} tokens");
+        if (s.LoraRank > 0)
+            t.AppendLine($"LoRA: r {s.LoraRank} on {string.Join(",", s.LoraTargets ?? SimKO.Host.Model.LoraSettings.AllProjections)}: {N(plan.AdapterParameters)} adapter parameters trained " +
+                         $"({100.0 * plan.AdapterParameters / plan.Parameters:0.00} % of the base); the base is frozen in {dtype} (no master, gradient or moments), the KL reference is the base (adapters off). " +
+                         "Below, \"parameters\" in master_weights, gradients and optimizer_state means the adapter parameters.");
         t.AppendLine();
         t.AppendLine("| component | bytes | GiB | what |");
         t.AppendLine("|---|---:|---:|---|");
         void Row(string name, long bytes, string what) => t.AppendLine($"| {name} | {N(bytes)} | {Gib(bytes)} | {what} |");
-        Row("weights", k.Weights, $"parameters × {s.ComputeBytes} B ({dtype}){(s.ReferenceModel ? " × 2 (policy + frozen reference)" : "")}");
+        Row("weights", k.Weights, $"{(s.LoraRank > 0 ? "(base + adapter) " : "")}parameters × {s.ComputeBytes} B ({dtype}){(s.ReferenceModel ? " × 2 (policy + frozen reference)" : "")}");
         Row("master_weights", k.MasterWeights, s.OptimizerOffload ? "fp32 copy in host memory (offload)" : s.ComputeBytes == 4 ? "the float32 weights are the master weights" : "parameters × 4 B (fp32)");
         Row("gradients", k.Gradients, s.ComputeBytes == 4 ? "parameters × 4 B (fp32, accumulated in place)" : s.OptimizerOffload ? $"parameters × {s.ComputeBytes} B of backward; fp32 sums in host memory" : $"parameters × {s.ComputeBytes} B of backward + parameters × 4 B fp32 sums");
         Row("optimizer_state", k.OptimizerState, s.OptimizerOffload ? "AdamW moments in host memory (offload)" : "AdamW m and v, parameters × 8 B (fp32)");
         Row("activations", k.Activations, s.GradientCheckpointing
             ? $"layer inputs ({c.NumHiddenLayers} × d) + one layer recomputed, per token; without checkpointing: {MemoryPlan.Gib(plan.ActivationsWithoutCheckpointing)}"
             : $"{N(MemoryPlan.ActivationBytesPerTokenPerLayer(c, s.ComputeBytes))} B per token per layer; with checkpointing: {MemoryPlan.Gib(plan.ActivationsWithCheckpointing)}");
-        Row("logits", k.Logits, s.LogitsChunkTokens > 0 ? $"3 × {N(System.Math.Min(s.LogitsChunkTokens, s.ResponseTokens))} tokens × V × 4 B + fp32 ∂W (V × d × 4 B)" : "4 × response tokens × V × 4 B (whole micro-batch)");
+        Row("logits", k.Logits, s.LogitsChunkTokens > 0 ? $"3 × {N(System.Math.Min(s.LogitsChunkTokens, s.ResponseTokens))} tokens × V × 4 B{(s.LoraRank > 0 ? " (frozen head: no ∂W)" : " + fp32 ∂W (V × d × 4 B)")}" : "4 × response tokens × V × 4 B (whole micro-batch)");
         Row("kv_cache", k.KvCache, s.RolloutRows > 0 ? $"{N(s.RolloutRows)} rows × {N(s.SequenceTokens)} tokens × {c.NumHiddenLayers} layers × 2 × {c.NumKeyValueHeads * c.HeadDim} × {s.ComputeBytes} B" : "rollouts from a server (rollout_url)");
         t.AppendLine($"| **total** | **{N(plan.TotalBytes)}** | **{Gib(plan.TotalBytes)}** | GPU: {N(plan.GpuMemoryBytes)} B ({MemoryPlan.Gib(plan.GpuMemoryBytes)}) |");
         if (plan.HostBytes > 0) t.AppendLine($"\nHost memory for the offloaded optimizer: {MemoryPlan.Gib(plan.HostBytes)} (fp32 master weights{(s.ComputeBytes == 4 ? "" : ", fp32 gradient sums")} and AdamW moments).");

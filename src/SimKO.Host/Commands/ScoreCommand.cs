@@ -25,6 +25,7 @@ public static class ScoreCommand
             var device = DeviceSelection.Resolve(o.Device);
             var tokenizer = HfFolder.LoadTokenizer(o.Model);
             using var model = HfFolder.LoadModel(o.Model, device, TorchSharp.torch.ScalarType.Float32);
+            if (Microsoft.FSharp.Core.FSharpOption<string>.get_IsSome(o.Adapter)) PeftAdapter.Apply(model, o.Adapter.Value);
             model.eval();
             var policy = new ModelPolicy(model);
             var output = OptionModule.ToObj(o.Output);

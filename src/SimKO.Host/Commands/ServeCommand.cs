@@ -20,6 +20,7 @@ public static class ServeCommand
                 log.LogWarning("dtype bfloat16 on the CPU: correct but ~100x slower than float32 here (no hardware bf16); use it on CUDA");
             var tokenizer = HfFolder.LoadTokenizer(o.Model);
             using var model = HfFolder.LoadModel(o.Model, device, dtype);
+            if (Microsoft.FSharp.Core.FSharpOption<string>.get_IsSome(o.Adapter)) PeftAdapter.Apply(model, o.Adapter.Value);
             model.eval();
             var chat = ChatMarkup.FromFolder(o.Model, tokenizer);
             if (chat.Unsupported is { } why) log.LogWarning("/v1/chat/completions is off: {Why}", why);

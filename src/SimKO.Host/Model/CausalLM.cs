@@ -29,13 +29,13 @@ public sealed class RMSNorm : Module<Tensor, Tensor>
 /// <summary>SwiGLU feed-forward: down(silu(gate(x)) · up(x)).</summary>
 public sealed class Mlp : Module<Tensor, Tensor>
 {
-    readonly Linear gate_proj, up_proj, down_proj;
+    public readonly LoraLinear gate_proj, up_proj, down_proj;
 
     public Mlp(long dim, long hidden, Device? device = null, ScalarType? dtype = null) : base(nameof(Mlp))
     {
-        gate_proj = Linear(dim, hidden, hasBias: false, device: device, dtype: dtype);
-        up_proj = Linear(dim, hidden, hasBias: false, device: device, dtype: dtype);
-        down_proj = Linear(hidden, dim, hasBias: false, device: device, dtype: dtype);
+        gate_proj = new LoraLinear(dim, hidden, hasBias: false, device: device, dtype: dtype);
+        up_proj = new LoraLinear(dim, hidden, hasBias: false, device: device, dtype: dtype);
+        down_proj = new LoraLinear(hidden, dim, hasBias: false, device: device, dtype: dtype);
         RegisterComponents();
     }
 
@@ -169,16 +169,16 @@ public sealed class KvCache(int layers, int capacity = 0) : IDisposable
 /// <summary>Grouped-query self-attention with rotary embeddings (optional q/k/v biases, Qwen2).</summary>
 public sealed class Attention : Module
 {
-    readonly Linear q_proj, k_proj, v_proj, o_proj;
+    public readonly LoraLinear q_proj, k_proj, v_proj, o_proj;
     readonly int _heads, _kvHeads, _headDim;
 
     public Attention(ModelConfig c, Device? device = null, ScalarType? dtype = null) : base(nameof(Attention))
     {
         _heads = c.NumAttentionHeads; _kvHeads = c.NumKeyValueHeads; _headDim = c.HeadDim;
-        q_proj = Linear(c.HiddenSize, _heads * _headDim, hasBias: c.AttentionBias, device: device, dtype: dtype);
-        k_proj = Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias, device: device, dtype: dtype);
-        v_proj = Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias, device: device, dtype: dtype);
-        o_proj = Linear(_heads * _headDim, c.HiddenSize, hasBias: false, device: device, dtype: dtype);
+        q_proj = new LoraLinear(c.HiddenSize, _heads * _headDim, hasBias: c.AttentionBias, device: device, dtype: dtype);
+        k_proj = new LoraLinear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias, device: device, dtype: dtype);
+        v_proj = new LoraLinear(c.HiddenSize, _kvHeads * _headDim, hasBias: c.AttentionBias, device: device, dtype: dtype);
+        o_proj = new LoraLinear(_heads * _headDim, c.HiddenSize, hasBias: false, device: device, dtype: dtype);
         RegisterComponents();
     }
 
@@ -216,8 +216,8 @@ public sealed class Attention : Module
 public sealed class DecoderLayer : Module
 {
     readonly RMSNorm input_layernorm, post_attention_layernorm;
-    readonly Attention self_attn;
-    readonly Mlp mlp;
+    public readonly Attention self_attn;
+    public readonly Mlp mlp;
 
     public DecoderLayer(ModelConfig c, Device? device = null, ScalarType? dtype = null) : base(nameof(DecoderLayer))
     {
@@ -337,6 +337,9 @@ public sealed class CausalLM : Module
         // a padded query row would see no key at all (NaN in softmax): let it see itself
         mask = mask.logical_or(keyPos.eq(queryPos));
         bool checkpoint = GradientCheckpointing && cache is null && is_grad_enabled();
+        // a frozen embedding (LoRA) gives an input without gradient: the checkpointed layer would then
+        // have none either and its adapters no gradient (PEFT's enable_input_require_grads)
+        if (checkpoint && !x.requires_grad) x = x.detach().requires_grad_(true);
         for (int i = 0; i < model.layers.Count; i++)
         {
             var layer = model.layers[i];
@@ -352,6 +355,77 @@ public sealed class CausalLM : Module
             }
         }
         return model.norm.forward(x);
+    }
+
+    /// <summary>The decoder's linear projections by HF name (model.layers.i.self_attn.q_proj, …), in layer order.</summary>
+    public IReadOnlyList<(string Name, string Module, LoraLinear Layer)> Projections()
+    {
+        var list = new List<(string, string, LoraLinear)>();
+        for (int i = 0; i < model.layers.Count; i++)
+        {
+            var l = model.layers[i];
+            foreach (var (module, layer) in new[] { ("q_proj", l.self_attn.q_proj), ("k_proj", l.self_attn.k_proj), ("v_proj", l.self_attn.v_proj), ("o_proj", l.self_attn.o_proj) })
+                list.Add(($"model.layers.{i}.self_attn.{module}", module, layer));
+            foreach (var (module, layer) in new[] { ("gate_proj", l.mlp.gate_proj), ("up_proj", l.mlp.up_proj), ("down_proj", l.mlp.down_proj) })
+                list.Add(($"model.layers.{i}.mlp.{module}", module, layer));
+        }
+        return list;
+    }
+
+    /// <summary>The adapters' settings, or null when the model has none.</summary>
+    public LoraSettings? Lora { get; private set; }
+
+    /// <summary>
+    /// Attach LoRA adapters to the targeted projections (PEFT's initialisation from <paramref name="seed"/>:
+    /// A Kaiming-uniform, B = 0, so the model's outputs are unchanged) and freeze every base weight
+    /// (no gradient: backward computes none for them, and the optimizer is given only the adapters).
+    /// Attach after moving the model to its device and dtype; the adapters are created there.
+    /// </summary>
+    public void AttachLora(LoraSettings settings, long seed)
+    {
+        if (settings.Rank < 1) throw new ArgumentException($"lora rank must be >= 1, got {settings.Rank}");
+        var unknown = settings.TargetModules.Where(m => !LoraSettings.AllProjections.Contains(m)).ToList();
+        if (unknown.Count > 0) throw new ArgumentException($"lora target modules {string.Join(", ", unknown)} are not projections of the decoder ({string.Join(", ", LoraSettings.AllProjections)})");
+        var gen = new Generator((ulong)seed);
+        foreach (var (_, module, layer) in Projections())
+        {
+            if (settings.TargetModules.Contains(module)) layer.AttachAdapter(settings.Rank, settings.Scaling, settings.Dropout, gen);
+            else layer.DetachAdapter();
+        }
+        foreach (var p in parameters()) p.requires_grad = false;
+        Lora = settings;
+    }
+
+    /// <summary>Adapter tensors by name (&lt;projection&gt;.lora_A.weight [r, in], &lt;projection&gt;.lora_B.weight [out, r];
+    /// PEFT's file adds the prefix base_model.model.); empty without adapters.</summary>
+    public IReadOnlyList<(string Name, Parameter Param)> LoraParameters()
+    {
+        var list = new List<(string, Parameter)>();
+        foreach (var (name, _, layer) in Projections())
+            if (layer.LoraA is { } a && layer.LoraB is { } b)
+            {
+                list.Add(($"{name}.lora_A.weight", a));
+                list.Add(($"{name}.lora_B.weight", b));
+            }
+        return list;
+    }
+
+    /// <summary>Whether the adapters take part in forward; off, the model is its base (the KL reference
+    /// of a LoRA run, without a second copy of the weights).</summary>
+    public bool AdaptersEnabled
+    {
+        get => Projections().All(p => p.Layer.AdapterEnabled);
+        set { foreach (var (_, _, layer) in Projections()) layer.AdapterEnabled = value; }
+    }
+
+    /// <summary>Parameters by HF name with every adapter merged in (W + s·B·A, PEFT's merge_and_unload),
+    /// in float32; the other parameters as they are.</summary>
+    public Dictionary<string, Tensor> MergedWeights()
+    {
+        var merged = Projections().Where(p => p.Layer.LoraA is not null).ToDictionary(p => p.Name + ".weight", p => p.Layer.MergedWeight());
+        var result = new Dictionary<string, Tensor>();
+        foreach (var (name, p) in NamedParameters()) result[name] = merged.TryGetValue(name, out var w) ? w : p;
+        return result;
     }
 
     /// <summary>Position ids from an attention mask [B, T]: cumulative count of real tokens − 1 (0 on padding).</summary>

@@ -13,9 +13,12 @@ namespace SimKO.Host.Planning;
 /// <param name="ResponseTokens">response tokens of one micro-batch (the LM head sees only these)</param>
 /// <param name="RolloutRows">sequences sampled together by the in-process sampler (0: a rollout server)</param>
 /// <param name="SequenceTokens">longest prompt + response</param>
-/// <param name="ReferenceModel">a frozen reference copy is held (KL penalty)</param>
+/// <param name="ReferenceModel">a frozen reference copy is held (KL penalty; never with LoRA, whose reference is the base)</param>
+/// <param name="LoraRank">LoRA rank r (0: full fine-tuning)</param>
+/// <param name="LoraTargets">projections with an adapter (null: all seven)</param>
 public sealed record PlanSettings(int ComputeBytes, bool OptimizerOffload, bool GradientCheckpointing, long LogitsChunkTokens,
-    long MicroBatchTokens, long ResponseTokens, long RolloutRows, long SequenceTokens, bool ReferenceModel);
+    long MicroBatchTokens, long ResponseTokens, long RolloutRows, long SequenceTokens, bool ReferenceModel,
+    int LoraRank = 0, IReadOnlyList<string>? LoraTargets = null);
 
 /// <summary>Bytes of each part of a run's GPU memory.</summary>
 public sealed record MemoryComponents(long Weights, long MasterWeights, long Gradients, long OptimizerState, long Activations, long Logits, long KvCache)
@@ -28,6 +31,10 @@ public sealed record MemoryComponents(long Weights, long MasterWeights, long Gra
 public sealed record MemoryPlanResult(long Parameters, MemoryComponents Components, long HostBytes,
     long ActivationsWithCheckpointing, long ActivationsWithoutCheckpointing, long GpuMemoryBytes, IReadOnlyList<string> Advice)
 {
+    /// <summary>LoRA adapter parameters, the only trained ones (0: full fine-tuning trains all).</summary>
+    public long AdapterParameters { get; init; }
+    public long TrainableParameters => AdapterParameters > 0 ? AdapterParameters : Parameters;
+
     public long TotalBytes => Components.Total;
     public bool Fits => TotalBytes <= GpuMemoryBytes;
 }
@@ -57,6 +64,10 @@ public sealed record MemoryPlanResult(long Parameters, MemoryComponents Componen
 ///   plus the fused head's float32 ∂W accumulator (V·d·4); unchunked: the whole micro-batch's
 ///   response tokens take the chunk's place and autograd keeps logits, log-softmax and gradient
 ///   (4 × tokens × V × 4) with no separate accumulator;</item>
+/// <item>LoRA (lora_rank r > 0, issue 22): the base weights are frozen in the compute dtype (no master,
+///   no gradient, no moments); the adapters' r·(in + out) parameters per targeted projection count
+///   in weights and get the master, gradient and moment terms above; activations add the r values
+///   of A x per token per targeted projection; the frozen head needs no fp32 ∂W accumulator;</item>
 /// <item>kv_cache: rows × (prompt + response) × layers × 2 × kv·hd × compute bytes for the
 ///   in-process sampler (0 when rollouts come from a server).</item>
 /// </list>
@@ -75,6 +86,20 @@ public static class MemoryPlan
         return embed + c.NumHiddenLayers * (attention + mlp + norms) + d + (c.TieWordEmbeddings ? 0 : v * d);
     }
 
+    /// <summary>LoRA adapter parameters, exactly: r·(in + out) per targeted projection per layer.</summary>
+    public static long LoraParameters(ModelConfig c, int rank, IReadOnlyList<string>? targets = null)
+    {
+        long d = c.HiddenSize, inter = c.IntermediateSize, hd = c.HeadDim;
+        long q = (long)c.NumAttentionHeads * hd, kv = (long)c.NumKeyValueHeads * hd;
+        var dims = new Dictionary<string, (long In, long Out)>
+        {
+            ["q_proj"] = (d, q), ["k_proj"] = (d, kv), ["v_proj"] = (d, kv), ["o_proj"] = (q, d),
+            ["gate_proj"] = (d, inter), ["up_proj"] = (d, inter), ["down_proj"] = (inter, d),
+        };
+        long perLayer = (targets ?? LoraSettings.AllProjections).Sum(t => rank * (dims[t].In + dims[t].Out));
+        return c.NumHiddenLayers * perLayer;
+    }
+
     /// <summary>Bytes of activations one token keeps in one layer (see the class comment).</summary>
     public static long ActivationBytesPerTokenPerLayer(ModelConfig c, int computeBytes)
     {
@@ -85,19 +110,24 @@ public static class MemoryPlan
     /// <summary>The plan of a model under settings, against a GPU of <paramref name="gpuMemoryBytes"/>.</summary>
     public static MemoryPlanResult Compute(ModelConfig c, PlanSettings s, long gpuMemoryBytes)
     {
-        long p = Parameters(c), b = s.ComputeBytes, d = c.HiddenSize, v = c.VocabSize;
+        long total = Parameters(c), b = s.ComputeBytes, d = c.HiddenSize, v = c.VocabSize;
         bool fp32 = b == 4;
-        long weights = p * b * (s.ReferenceModel ? 2 : 1);
+        bool lora = s.LoraRank > 0;
+        long adapters = lora ? LoraParameters(c, s.LoraRank, s.LoraTargets) : 0;
+        // p: the trained parameters (all, or the adapters with a frozen base)
+        long p = lora ? adapters : total;
+        long weights = (total + adapters) * b * (s.ReferenceModel && !lora ? 2 : 1);
         long master = fp32 ? 0 : p * 4;
         long moments = p * 8;
         // the gradients backward writes: in float32 they are also the sums across micro-batches;
         // in bf16 an fp32 sum buffer is added (on the host when offloading)
         long backwardGrads = fp32 ? p * 4 : p * b, sums = fp32 ? 0 : p * 4;
-        long perLayer = ActivationBytesPerTokenPerLayer(c, s.ComputeBytes);
+        long perLayer = ActivationBytesPerTokenPerLayer(c, s.ComputeBytes)
+            + (lora ? (long)s.LoraRank * (s.LoraTargets ?? LoraSettings.AllProjections).Count * b : 0);
         long without = s.MicroBatchTokens * perLayer * c.NumHiddenLayers;
         long with = s.MicroBatchTokens * (c.NumHiddenLayers * d * b + perLayer);
         long logits = s.LogitsChunkTokens > 0
-            ? 3 * System.Math.Min(s.LogitsChunkTokens, s.ResponseTokens) * v * 4 + v * d * 4
+            ? 3 * System.Math.Min(s.LogitsChunkTokens, s.ResponseTokens) * v * 4 + (lora ? 0 : v * d * 4)
             : 4 * s.ResponseTokens * v * 4;
         long kvPerToken = (long)c.NumHiddenLayers * 2 * c.NumKeyValueHeads * c.HeadDim * b;
         long kv = s.RolloutRows * s.SequenceTokens * kvPerToken;
@@ -107,7 +137,7 @@ public static class MemoryPlan
             : new MemoryComponents(weights, master, backwardGrads + sums, moments, activations, logits, kv);
         // offloaded: an fp32 master copy (even when computing in float32), the fp32 sums and the moments
         long host = s.OptimizerOffload ? p * 4 + sums + moments : 0;
-        var plan = new MemoryPlanResult(p, components, host, with, without, gpuMemoryBytes, []);
+        var plan = new MemoryPlanResult(total, components, host, with, without, gpuMemoryBytes, []) { AdapterParameters = adapters };
         return plan with { Advice = Advise(c, s, plan) };
     }
 
@@ -120,7 +150,7 @@ public static class MemoryPlan
         var options = new List<(long Saving, string Text)>();
         var k = plan.Components;
         if (!s.OptimizerOffload)
-            options.Add((k.MasterWeights + k.OptimizerState + (s.ComputeBytes == 4 ? 0 : plan.Parameters * 4), "optimizer_offload=true (master weights, fp32 gradient sums and AdamW moments to host memory)"));
+            options.Add((k.MasterWeights + k.OptimizerState + (s.ComputeBytes == 4 ? 0 : plan.TrainableParameters * 4), "optimizer_offload=true (master weights, fp32 gradient sums and AdamW moments to host memory)"));
         if (!s.GradientCheckpointing)
             options.Add((plan.ActivationsWithoutCheckpointing - plan.ActivationsWithCheckpointing, "gradient_checkpointing=true"));
         if (s.ComputeBytes == 4)
@@ -148,7 +178,8 @@ public static class MemoryPlan
         long response = m.MaxTokensPerMicroBatch > 0 ? (long)System.Math.Ceiling(tokens * (double)spec.MaxNewTokens / seq) : (long)spec.MicroBatchSize * spec.MaxNewTokens;
         long rows = spec.Rollout.IsInProcess ? System.Math.Min(KvCacheSampler.DefaultMaxRows, (long)spec.PromptsPerStep * spec.SamplesPerPrompt) : 0;
         return new PlanSettings(spec.DType.IsBFloat16 ? 2 : 4, m.OptimizerOffload, m.GradientCheckpointing, m.LogitsChunkTokens,
-            tokens, response, rows, seq, SimKO.Math.Methods.common(spec.Method).Kl.Beta > 0);
+            tokens, response, rows, seq, SimKO.Math.Methods.common(spec.Method).Kl.Beta > 0 && spec.Lora.Rank == 0,
+            spec.Lora.Rank, spec.Lora.TargetModules.ToList());
     }
 
     public static string Gib(long bytes) => (bytes / 1073741824.0).ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) + " GiB";

@@ -11,7 +11,10 @@ public sealed class StaleWeightsException(string message) : InvalidOperationExce
 /// <c>&lt;out&gt;/rollout-weights/&lt;version&gt;/</c> (the last two are kept), tell the server to load it,
 /// then probe: the server's log-probs of one fixed sequence must match the trainer's within
 /// <paramref name="tolerance"/> (mean absolute difference), else the run stops — vLLM has shipped reloads
-/// that kept serving stale weights (vllm-project/vllm#32718).
+/// that kept serving stale weights (vllm-project/vllm#32718). The probe also asks for a seeded completion of the
+/// same sequence and compares the log-probs of its generated tokens: the previous probe left that prefix in the
+/// server's prefix cache, and vLLM answers prompt log-prob requests without reading the cache, so only generated
+/// tokens show KV kept from the old weights (a reload without a prefix-cache reset).
 /// </summary>
 /// <param name="exportHf">writes the current policy as an HF folder</param>
 /// <param name="probeIds">the fixed sequence (≥ 2 tokens) whose log-probs are compared</param>
@@ -26,6 +29,13 @@ public sealed class RolloutWeightSync(ServerRolloutClient client, string outDir,
 
     /// <summary>The last probe's mean absolute log-prob difference.</summary>
     public double LastProbeDifference { get; private set; }
+
+    /// <summary>The last probe's mean absolute log-prob difference over the generated tokens of its seeded completion.</summary>
+    public double LastGeneratedDifference { get; private set; }
+
+    /// <summary>New tokens of the probe's seeded completion, and its seed (fixed, so every sync asks the same).</summary>
+    public const int ProbeNewTokens = 4;
+    public const long ProbeSeed = 0x5EED;
 
     /// <summary>Export, load on the server, probe; returns the new version.</summary>
     public long Sync(long version)
@@ -45,9 +55,22 @@ public sealed class RolloutWeightSync(ServerRolloutClient client, string outDir,
                 $"{client.Options.Url}: after loading {dir} (weights version {version}) the server's log-probs of the probe sequence differ from the trainer's " +
                 $"by {LastProbeDifference:G3} on average (tolerance {tolerance:G3}): the server is serving other weights than the trainer's (stale reload, see vllm-project/vllm#32718), " +
                 "or it computes in a lower precision (raise the tolerance for a bf16 server)");
+        var completion = client.ProbeCompletion(probeIds, ProbeNewTokens, ProbeSeed);
+        if (completion.Tokens.Length > 0)
+        {
+            var full = SequenceScores.LogProbs(policy, [.. probeIds, .. completion.Tokens]);
+            var generated = full[^completion.Tokens.Length..];
+            LastGeneratedDifference = completion.SamplerLogProbs.Zip(generated, (a, b) => System.Math.Abs((double)a - b)).Average();
+            if (!(LastGeneratedDifference <= tolerance))
+                throw new StaleWeightsException(
+                    $"{client.Options.Url}: after loading {dir} (weights version {version}) the server's log-probs of the {completion.Tokens.Length} tokens it generated " +
+                    $"after the cached probe prefix differ from the trainer's by {LastGeneratedDifference:G3} on average (tolerance {tolerance:G3}), while the prompt " +
+                    $"log-probs agree ({LastProbeDifference:G3}): the server reuses prefix-cache KV computed with the old weights (vLLM: the reload was not " +
+                    "followed by a working POST /reset_prefix_cache)");
+        }
         Version = version;
-        log.LogInformation("rollout weights version {Version} loaded by {Url}{Server} (probe |Δ log p| {Diff:G3})", version, client.Options.Url,
-            reported is long r ? $" (server version {r})" : "", LastProbeDifference);
+        log.LogInformation("rollout weights version {Version} loaded by {Url}{Server} (probe |Δ log p| {Diff:G3}, generated {Gen:G3})", version, client.Options.Url,
+            reported is long r ? $" (server version {r})" : "", LastProbeDifference, LastGeneratedDifference);
         foreach (var old in Directory.EnumerateDirectories(root)
                      .Select(d => (Dir: d, V: long.TryParse(Path.GetFileName(d), out var v) ? v : long.MaxValue))
                      .Where(x => x.V <= version - 2))

@@ -26,6 +26,9 @@ public sealed record RolloutClientOptions(string Url, RolloutServer Server)
     /// <summary>vLLM's reload route (<c>VLLM_SERVER_DEV_MODE=1</c>): <c>POST /collective_rpc</c> with
     /// <c>{"method": "reload_weights", "kwargs": {"weights_path": folder, "is_checkpoint_format": true}}</c>.</summary>
     public string VllmReloadRoute { get; init; } = "/collective_rpc";
+    /// <summary>vLLM's prefix-cache reset (dev mode), called after every reload: V1 caches prefixes by default and
+    /// <c>reload_weights</c> keeps them, so shared prompt prefixes would reuse KV of the old weights.</summary>
+    public string VllmResetPrefixCacheRoute { get; init; } = "/reset_prefix_cache";
 }
 
 /// <summary>The server's answer had the wrong shape, or the server refused; the message names the URL.</summary>
@@ -40,7 +43,11 @@ public sealed class RolloutServerException(string message, Exception? inner = nu
 /// <c>output_ids</c> with <c>meta_info.output_token_logprobs</c> as (logprob, id, text) triples; the
 /// group is sent as n copies of the prompt with per-sample <c>sampling_seed</c>s (SGLang's radix cache
 /// shares the prefix). Bounded concurrency, timeouts, retries with backoff on connection errors, 429 and
-/// 5xx; any other failure or a wrong-shaped answer is an error naming the URL.
+/// 5xx; any other failure or a wrong-shaped answer is an error naming the URL. An answer whose finish reason is
+/// neither stop nor length (vLLM's <c>abort</c>, SGLang's <c>{"type": "abort"}</c>, which SGLang's
+/// tokenizer_manager returns as 200 unless the abort carries a 400/500/503 status) is retried like a 5xx and fails
+/// the step, naming the request, when the retries run out. Every response is cut after its first stop token,
+/// whatever the server returned.
 /// </summary>
 public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
 {
@@ -81,18 +88,66 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
     async Task<List<(int[] Tokens, float[] LogProbs)>> OneGroup(GenerateRequest r, int index)
     {
         var seed = RolloutSeeds.Prompt(r.Seed, index);
-        if (_o.Server == RolloutServer.Sglang)
+        bool sglang = _o.Server == RolloutServer.Sglang;
+        var url = _o.Url + (sglang ? "/generate" : "/v1/completions");
+        var body = sglang ? SglangGenerateBody(r.Prompts[index], r, seed) : CompletionBody(_model, r.Prompts[index], r, seed);
+        for (int attempt = 0; ; attempt++)
         {
-            var url = _o.Url + "/generate";
-            var body = SglangGenerateBody(r.Prompts[index], r, seed);
-            return ParseSglangGenerate(await Post(url, body), r.SamplesPerPrompt, url);
+            var answer = await Post(url, body);
+            var unfinished = sglang ? SglangUnfinished(answer) : CompletionUnfinished(answer);
+            if (unfinished is null)
+            {
+                var parsed = sglang ? ParseSglangGenerate(answer, r.SamplesPerPrompt, url) : ParseCompletion(answer, r.SamplesPerPrompt, url);
+                return parsed.Select(x => CutAtFirstStop(x.Tokens, x.LogProbs, r.StopTokenIds)).ToList();
+            }
+            if (attempt >= _o.Retries)
+                throw new RolloutServerException(
+                    $"{url}: the request for prompt {index} of the batch (seed {seed}, n = {r.SamplesPerPrompt}) came back unfinished " +
+                    $"after {attempt + 1} attempt{(attempt == 0 ? "" : "s")}: {unfinished}; its partial responses are not trained on");
+            await Task.Delay(TimeSpan.FromSeconds(_o.BackoffSeconds * System.Math.Pow(2, attempt)));
         }
-        else
+    }
+
+    /// <summary>The response up to and including its first stop token (all of it when it has none): a server
+    /// that ran past a stop token must not hand the trainer text past the end.</summary>
+    public static (int[] Tokens, float[] LogProbs) CutAtFirstStop(int[] tokens, float[] logProbs, IReadOnlyList<int> stopTokenIds)
+    {
+        if (stopTokenIds.Count == 0) return (tokens, logProbs);
+        int end = Array.FindIndex(tokens, t => stopTokenIds.Contains(t));
+        return end < 0 || end == tokens.Length - 1 ? (tokens, logProbs) : (tokens[..(end + 1)], logProbs[..(end + 1)]);
+    }
+
+    /// <summary>Why a completions answer is not a finished sampling of every choice ("choices[k] finished 'abort'"),
+    /// or null when every choice stopped or reached its length. vLLM's finish reasons are stop, length, abort, error
+    /// and repetition (vllm/v1/engine/__init__.py, FINISH_REASON_STRINGS); only the first two are complete.</summary>
+    public static string? CompletionUnfinished(JsonNode answer)
+    {
+        if (answer["choices"] is not JsonArray choices) return null;   // the parser names the shape error
+        for (int k = 0; k < choices.Count; k++)
         {
-            var url = _o.Url + "/v1/completions";
-            var body = CompletionBody(_model, r.Prompts[index], r, seed);
-            return ParseCompletion(await Post(url, body), r.SamplesPerPrompt, url);
+            var reason = choices[k]?["finish_reason"] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+            if (reason is not ("stop" or "length"))
+                return $"choices[{k}].finish_reason is {(reason is null ? "missing" : $"'{reason}'")} (expected 'stop' or 'length')";
         }
+        return null;
+    }
+
+    /// <summary>Why an SGLang /generate answer is not finished (meta_info.finish_reason.type other than stop or
+    /// length, e.g. an abort without an error status, or the scheduler's "NaN happened" stop), or null.</summary>
+    public static string? SglangUnfinished(JsonNode answer)
+    {
+        var items = answer as JsonArray ?? (answer is JsonObject ? new JsonArray(answer.DeepClone()) : null);
+        if (items is null) return null;
+        for (int k = 0; k < items.Count; k++)
+        {
+            var reason = items[k]?["meta_info"]?["finish_reason"];
+            if (reason is null && items[k]?["meta_info"] is null) return null;   // the parser names the shape error
+            var type = reason?["type"] is JsonValue tv && tv.TryGetValue<string>(out var t) ? t : null;
+            var matched = reason?["matched"] is JsonValue mv && mv.TryGetValue<string>(out var m) ? m : null;
+            if (type is not ("stop" or "length") || matched == "NaN happened")
+                return $"[{k}].meta_info.finish_reason is {reason?.ToJsonString() ?? "missing"} (expected type 'stop' or 'length')";
+        }
+        return null;
     }
 
     async Task EnsureModel()
@@ -122,10 +177,12 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
             ["return_tokens_as_token_ids"] = true,
             ["include_stop_str_in_output"] = true,
             ["skip_special_tokens"] = false,
-            // the trainer names every stop token itself (EOS included), as in-process sampling does
+            // the trainer names every stop token itself (EOS included), as in-process sampling does; vLLM's
+            // check_stop (vllm/v1/core/sched/utils.py) tests stop_token_ids whatever ignore_eos says
             ["ignore_eos"] = true,
             ["stop_token_ids"] = Ints(r.StopTokenIds),
         };
+        AddNeutralPenalties(body);
         if (model is not null) body["model"] = model;
         if (r.StopStrings.Count > 0) body["stop"] = new JsonArray(r.StopStrings.Select(s => (JsonNode)s).ToArray());
         return body;
@@ -180,9 +237,12 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
                 ["stop_token_ids"] = Ints(r.StopTokenIds),
                 ["skip_special_tokens"] = false,
                 ["no_stop_trim"] = true,
-                ["ignore_eos"] = true,
+                // not ignore_eos: SGLang's Req.check_finished (python/sglang/srt/managers/schedule_batch.py) skips
+                // stop_token_ids too when ignore_eos is set, so every response would run to max_new_tokens
+                ["ignore_eos"] = false,
                 ["sampling_seed"] = RolloutSeeds.Sample(seed, j) & 0x7FFFFFFF,
             };
+            AddNeutralPenalties(s);
             if (r.StopStrings.Count > 0) s["stop"] = new JsonArray(r.StopStrings.Select(x => (JsonNode)x).ToArray());
             sampling.Add(s);
         }
@@ -218,6 +278,19 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
         return result;
     }
 
+    /// <summary>Penalties off and min_p 0, so the server samples the distribution the trainer's log-probs assume.
+    /// Both servers otherwise fill unset fields from the model's generation_config.json (vLLM:
+    /// CompletionRequest.to_sampling_params, user → server default → OpenAI default, in
+    /// vllm/entrypoints/openai/completion/protocol.py; SGLang: ModelConfig.get_default_sampling_params). The
+    /// field names are both servers' SamplingParams (vllm/sampling_params.py, python/sglang/srt/sampling/sampling_params.py).</summary>
+    static void AddNeutralPenalties(JsonObject sampling)
+    {
+        sampling["repetition_penalty"] = 1.0;
+        sampling["presence_penalty"] = 0.0;
+        sampling["frequency_penalty"] = 0.0;
+        sampling["min_p"] = 0.0;
+    }
+
     static JsonArray Ints(IEnumerable<int> xs) => new(xs.Select(x => (JsonNode)x).ToArray());
 
     static RolloutServerException Shape(string url, string what) => new($"{url}: unexpected answer: {what}");
@@ -242,10 +315,31 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
             body = new JsonObject { ["model_path"] = full };
         }
         var answer = Post(url, body).GetAwaiter().GetResult();
+        if (_o.Server == RolloutServer.Vllm) ResetPrefixCache();
         if (_o.Server != RolloutServer.Vllm && answer["success"] is JsonValue ok && ok.TryGetValue<bool>(out var success) && !success)
             throw new RolloutServerException($"{url}: the server did not load {full}: {answer["message"]?.ToJsonString()}");
         return answer["weights_version"] is JsonValue v && v.TryGetValue<long>(out var version) ? version : null;
     }
+
+    /// <summary>vLLM: <c>POST /reset_prefix_cache</c>. Its route (vllm/entrypoints/serve/dev/cache/api_router.py) answers
+    /// an empty 200; a JSON body saying <c>false</c> or <c>{"success": false}</c> is a refusal.</summary>
+    void ResetPrefixCache()
+    {
+        var url = _o.Url + _o.VllmResetPrefixCacheRoute;
+        var answer = Send(() => new HttpRequestMessage(HttpMethod.Post, url), url, emptyIsSuccess: true).GetAwaiter().GetResult();
+        bool refused = answer is JsonValue b && b.TryGetValue<bool>(out var ok) && !ok
+            || answer["success"] is JsonValue sv && sv.TryGetValue<bool>(out var success) && !success;
+        if (refused)
+            throw new RolloutServerException($"{url}: the server did not reset its prefix cache after the reload ({Clip(answer.ToJsonString())}); " +
+                "cached prefixes would keep the old weights' KV");
+    }
+
+    /// <summary>One seeded completion of <paramref name="prefix"/> at temperature 1 with no filtering: its tokens and
+    /// the server's log-prob of each. The stale-weight probe sends the same prefix after every reload, so the server
+    /// has it cached from the previous weights; vLLM skips its prefix cache only for prompt log-prob requests
+    /// (SamplingParams.skip_reading_prefix_cache, vllm/sampling_params.py), so only generated tokens can show stale KV.</summary>
+    public Generated ProbeCompletion(int[] prefix, int newTokens, long seed) =>
+        Generate(new GenerateRequest([prefix], 1, 1.0, 1.0, 0, newTokens, seed)).Single();
 
     /// <summary>The server's log p(ids[t] | ids[:t]) for t ≥ 1 at temperature 1 (echo + logprobs on
     /// /v1/completions; SGLang: /generate with logprob_start_len 0 → input_token_logprobs).</summary>
@@ -301,7 +395,7 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
 
     /// <summary>One request with bounded concurrency, a timeout, and retries with exponential backoff on
     /// connection errors, timeouts, 429 (honouring Retry-After) and 5xx.</summary>
-    async Task<JsonNode> Send(Func<HttpRequestMessage> make, string url)
+    async Task<JsonNode> Send(Func<HttpRequestMessage> make, string url, bool emptyIsSuccess = false)
     {
         await _slots.WaitAsync();
         try
@@ -318,6 +412,7 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
                     int status = (int)response.StatusCode;
                     if (response.IsSuccessStatusCode)
                     {
+                        if (emptyIsSuccess && string.IsNullOrWhiteSpace(text)) return new JsonObject();
                         try { return JsonNode.Parse(text) ?? throw new RolloutServerException($"{url}: the answer is JSON null"); }
                         catch (System.Text.Json.JsonException e) { throw new RolloutServerException($"{url}: the answer is not JSON: {e.Message}: {Clip(text)}"); }
                     }

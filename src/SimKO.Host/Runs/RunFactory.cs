@@ -55,8 +55,10 @@ public static class RunFactory
         CausalLM Load() => folder is null ? TinyModel.Create(task, spec.Seed) : HfFolder.LoadModel(folder, device, dtype);
         var model = Load().MoveTo(device, dtype);
         model.GradientCheckpointing = spec.Memory.GradientCheckpointing;
+        var lora = AttachLora(model, spec, log);
         CausalLM? reference = null;
-        if (SimKO.Math.Methods.common(spec.Method).Kl.Beta > 0)
+        bool kl = SimKO.Math.Methods.common(spec.Method).Kl.Beta > 0;
+        if (kl && lora is null)
         {
             reference = Load().MoveTo(device, dtype);
             reference.eval();
@@ -72,16 +74,61 @@ public static class RunFactory
             PadId = task.Tokenizer.PadId,
             WriteTensors = (s, t) => SafeTensors.Write(s, t),
             ReadTensors = SafeTensors.Read,
-            ExportHf = dir => HfFolder.Save(model, task.Tokenizer, dir, dtype: DeviceSelection.ScalarTypeOf(spec.ExportDType)),
-            ExportHfWeights = (dir, weights) => HfFolder.Save(model, task.Tokenizer, dir, dtype: DeviceSelection.ScalarTypeOf(spec.ExportDType), weights: weights),
-            Reference = reference is null ? null : new ModelPolicy(reference),
+            ExportHf = lora is null
+                ? dir => HfFolder.Save(model, task.Tokenizer, dir, dtype: DeviceSelection.ScalarTypeOf(spec.ExportDType))
+                : dir => ExportLora(model, task, spec, dir, null),
+            ExportHfWeights = lora is null
+                ? (dir, weights) => HfFolder.Save(model, task.Tokenizer, dir, dtype: DeviceSelection.ScalarTypeOf(spec.ExportDType), weights: weights)
+                : (dir, weights) => ExportLora(model, task, spec, dir, weights),
+            // LoRA: the reference is the same model with its adapters off (no second copy of the weights)
+            Reference = reference is not null ? new ModelPolicy(reference) : kl && lora is not null ? new AdaptersOffPolicy(model) : null,
         };
         log.LogInformation("{Method} on {Task}: {Params:N0} parameters on {Device} ({DType})", SimKO.Math.Methods.name(spec.Method), task.Name,
             model.parameters().Sum(p => p.numel()), device, RunSpec.dtypeName(spec.DType));
+        if (lora is not null)
+            log.LogInformation("LoRA r {Rank}, α {Alpha} on {Targets}: {Adapter:N0} trainable adapter parameters, base frozen", lora.Rank, lora.Alpha,
+                string.Join(",", lora.TargetModules), model.LoraParameters().Sum(p => p.Param.numel()));
         ServerRolloutClient? client = null;
         if (spec.Rollout is RunSpec.RolloutSource.Server server)
             (parts, client) = ServerRollout.Attach(parts, ServerRollout.OptionsOf(server.Item), spec.Out, log);
         return new Run { Spec = spec, Task = task, Model = model, Reference = reference, Parts = parts, Trainer = new Trainer(spec, parts, log), RolloutClient = client };
+    }
+
+    /// <summary>Attach the run's adapters (none when lora_rank = 0 and no adapter folder is given): a
+    /// PEFT folder's (its config gives the settings; a lora_rank that disagrees is an error), or fresh ones.</summary>
+    static LoraSettings? AttachLora(CausalLM model, RunSpec.TrainSpec spec, ILogger log)
+    {
+        var l = spec.Lora;
+        if (Microsoft.FSharp.Core.FSharpOption<string>.get_IsSome(l.Adapter))
+        {
+            var folder = l.Adapter.Value;
+            var fromFile = PeftAdapter.ReadSettings(folder);
+            if (l.Rank > 0 && l.Rank != fromFile.Rank)
+                throw new InvalidDataException($"{Path.Combine(folder, PeftAdapter.Config)}: r = {fromFile.Rank}, but lora_rank = {l.Rank}; leave lora_rank at 0 (taken from the adapter) or make them agree");
+            var settings = PeftAdapter.Apply(model, folder, spec.Seed);
+            log.LogInformation("continuing from the PEFT adapter {Folder} (r {Rank})", folder, settings.Rank);
+            return settings;
+        }
+        if (l.Rank == 0) return null;
+        var fresh = new LoraSettings(l.Rank, l.Alpha, l.TargetModules.ToList(), l.Dropout, l.UseRslora);
+        model.AttachLora(fresh, SimKO.Host.Seeds.Mix(spec.Seed, 0x10DA, 0));
+        return fresh;
+    }
+
+    /// <summary>final/ of a LoRA run: the merged HF folder (PEFT's merge_and_unload) and/or the adapter
+    /// in final/adapter/ (from the optimizer's float32 masters when given).</summary>
+    static void ExportLora(CausalLM model, TaskBinding task, RunSpec.TrainSpec spec, string dir, IReadOnlyDictionary<string, Tensor>? adapterMasters)
+    {
+        var type = DeviceSelection.ScalarTypeOf(spec.ExportDType);
+        var baseName = spec.Model is RunSpec.ModelSource.HfFolder hf ? hf.Item : "tiny";
+        var adapterDir = Path.Combine(dir, "adapter");
+        if (!spec.Lora.Export.IsAdapterOnly)
+        {
+            using var scope = NewDisposeScope();
+            HfFolder.Save(model, task.Tokenizer, dir, dtype: type, weights: model.MergedWeights());
+        }
+        else Directory.CreateDirectory(dir);
+        if (!spec.Lora.Export.IsMerged) PeftAdapter.Save(model, adapterDir, baseName, type, adapterMasters);
     }
 }
 
