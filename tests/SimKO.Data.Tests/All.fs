@@ -9,6 +9,7 @@ let tests =
         DatasetsTests.tests
         BbhTests.tests
         ParquetTests.tests
+        VerlFormatTests.tests
         SandboxTests.tests
         HumanEvalTests.tests
         ProgramTaskTests.tests

@@ -215,7 +215,7 @@ public static class Reproduce
 
     static double[][] ReadLambdas(string metricsPath)
     {
-        var rows = File.ReadLines(metricsPath).Select(l => JsonNode.Parse(l)!).ToList();
+        var rows = SimKO.Data.Json.JsonLines.File(metricsPath, "a JSON object (one step's metrics)", m => new InvalidDataException(m)).Select(r => r.Object).ToList();
         return Enumerable.Range(1, 3).Select(k => rows.Select(r => r[$"lambda_top{k}"]?.GetValue<double>() ?? double.NaN).ToArray()).ToArray();
     }
 
