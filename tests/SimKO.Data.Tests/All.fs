@@ -11,6 +11,7 @@ let tests =
         ParquetTests.tests
         VerlFormatTests.tests
         SandboxTests.tests
+        RewardFunctionTests.tests
         HumanEvalTests.tests
         ProgramTaskTests.tests
     ]

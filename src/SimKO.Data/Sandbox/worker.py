@@ -234,6 +234,8 @@ def reward_child(req, start, tmp, out_w, res_w, nonce):
         text = "%s: %s" % (type(e).__name__, e)
         return text[:1000], ("%s:%d: %s" % (f.filename, f.lineno, (f.line or "").strip())[:300]) if f else filename
 
+    import linecache
+    linecache.cache[filename] = (len(req["source"]), None, req["source"].splitlines(True), filename)
     try:
         scope = {"__name__": "simko_reward", "__file__": filename}
         exec(compile(req["source"], filename, "exec"), scope)
