@@ -65,12 +65,13 @@ let tests =
                     Expect.stringContains e (sprintf "sample %d (data_source 'gsm8k', ground_truth '42', response '%s')" i cases.[i]) "names the sample"
                     Expect.equal results.[i].Score 0.0 "counts as 0"
                 named 1 (sprintf "%s:%d: raise ValueError(\"no answer found\")" path (lineOf source "raise ValueError")) [ "ValueError: no answer found" ]
-                named 3 path [ "timed out (no result within 3 s)" ]
+                named 3 path []
+                Expect.isTrue ((error 3).Contains "ran past its CPU time limit" || (error 3).Contains "timed out (no result within 3 s)") "an endless loop: CPU or wall limit"
                 named 4 path [ "returned str ('1.0'), expected a number" ]
                 named 5 path [ "returned nan, expected a finite number" ]
                 named 6 path [ "printed more than 65536 bytes" ]
-                named 7 (sprintf "%s:%d:" path (lineOf source "SimKO.sln")) [ "FileNotFoundError" ]
-                named 8 (sprintf "%s:%d:" path (lineOf source "create_connection")) [ "OSError"; "unreachable" ]
+                named 7 (sprintf "%s:%d" path (lineOf source "SimKO.sln")) [ "FileNotFoundError" ]
+                named 8 (sprintf "%s:%d" path (lineOf source "create_connection")) [ "OSError"; "unreachable" ]
                 let metrics = RewardFunction.Metrics results
                 Expect.equal metrics.["reward/acc"] (2.0 / 3.0) "reward/acc is the mean over the samples that returned it"
                 Expect.equal metrics.["reward/errors"] 7.0 "errors counted"

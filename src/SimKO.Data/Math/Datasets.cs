@@ -311,7 +311,7 @@ public static class Datasets
             question = messages.LastOrDefault(m => m.Role == "user")?.Content ?? messages[^1].Content;
         }
         else
-            question = q.ValueKind == JsonValueKind.String ? q.GetString()! : throw row.WrongType(name, q, "a string or a list of {\"role\", \"content\"} messages (the question)");
+            question = q.ValueKind == JsonValueKind.String ? q.GetString()! : throw row.WrongType(name, q, "a string (the question)");
 
         string answer = p.Answer switch
         {
