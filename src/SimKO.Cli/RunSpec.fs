@@ -102,6 +102,13 @@ type RolloutSource =
     | InProcess
     | Server of RolloutServer
 
+/// How the in-process rollout engine batches sequences (issue 19 §3; both sample the same tokens for a seed).
+type RolloutBatching =
+    /// a sequence joins as soon as a slot is free and leaves when it finishes (Rollout/ContinuousBatcher).
+    | Continuous
+    /// one left-padded batch decoded until its longest row finishes (Rollout/KvCacheSampler).
+    | Static
+
 /// Memory and precision of the update (SPEC §8; issue 12).
 type MemorySpec =
     { /// recompute each decoder layer in backward, keeping only layer inputs.
@@ -175,6 +182,8 @@ type TrainSpec =
       Memory: MemorySpec
       Lora: LoraSpec
       Rollout: RolloutSource
+      /// the in-process engine's batching (default continuous).
+      RolloutBatching: RolloutBatching
       /// run policy-written code without isolation (only where no sandbox can start; never the default).
       UnsafeNoSandbox: bool
       Out: string
@@ -268,6 +277,11 @@ let serverName (k: ServerKind) =
     | Vllm -> "vllm"
     | Sglang -> "sglang"
     | SimkoServer -> "simko"
+
+let rolloutBatchingName (b: RolloutBatching) =
+    match b with
+    | Continuous -> "continuous"
+    | Static -> "static"
 
 let loraExportName (e: LoraExport) =
     match e with

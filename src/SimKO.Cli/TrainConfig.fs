@@ -46,6 +46,7 @@ let defaults : TrainSpec =
       Lora = { Rank = 0; Alpha = 16.0; TargetModules = [ "q_proj"; "k_proj"; "v_proj"; "o_proj"; "gate_proj"; "up_proj"; "down_proj" ]
                Dropout = 0.0; UseRslora = false; Adapter = None; Export = Both }
       Rollout = InProcess
+      RolloutBatching = Continuous
       UnsafeNoSandbox = false
       Out = "runs/train"; CheckpointEvery = 50; KeepCheckpoints = 2; Tensorboard = true }
 
@@ -187,6 +188,8 @@ let fields : Field list =
           (fun d -> d.Spec.Lora.Adapter) (fun v d -> { d with Spec = lora (fun l -> { l with Adapter = v }) d.Spec })
       choice "export" "LoRA runs: final/ merged (HF folder), adapter (final/adapter/, PEFT) or both" loraExportName [ Merged; AdapterOnly; Both ]
           (fun d -> d.Spec.Lora.Export) (fun v d -> { d with Spec = lora (fun l -> { l with Export = v }) d.Spec })
+      choice "rollout_batching" "the in-process rollout engine: continuous (a finished sequence frees its slot at once) or static (one padded batch)"
+          rolloutBatchingName [ Continuous; Static ] (fun d -> d.Spec.RolloutBatching) (fun v d -> { d with Spec = { d.Spec with RolloutBatching = v } })
       str "rollout_url" "an inference server's base URL for rollouts, e.g. http://127.0.0.1:8000 (empty = the in-process sampler)"
           (fun d -> d.Server.Url) (fun v -> server (fun r -> { r with Url = v }))
       choice "rollout_server" "the server at rollout_url: vllm, sglang or simko (simko serve)" serverName [ Vllm; Sglang; SimkoServer ]

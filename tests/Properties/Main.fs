@@ -37,7 +37,7 @@ let all =
             ModelTests.tests
             CheckpointTests.tests
             SafeTensorsTests.tests
-            KvCacheSamplerTests.tests
+            SamplerTests.tests
             EndToEndTests.tests
             CountdownTests.tests
             OrderingTests.tests

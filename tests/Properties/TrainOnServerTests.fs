@@ -1,6 +1,7 @@
 /// A training run whose rollouts go through `simko serve` (an in-process server on loopback, chosen by
 /// the spec's rollout_url and built by the run factory) gives the same metrics.jsonl values as the same
-/// run sampling in process with the same engine (same seed, CPU), and the weights version rises every step.
+/// run sampling in process with its default engine (same seed, CPU; one sampler with per-sequence
+/// streams makes any engine give the same tokens), and the weights version rises every step.
 module SimKO.Tests.TrainOnServerTests
 
 open System.IO
@@ -31,12 +32,11 @@ let tests =
         testCase "a run through simko serve equals the in-process run, and the weights version rises every step" <| fun () ->
             let root = Path.Combine(Path.GetTempPath(), sprintf "simko-train-served-%d" System.Environment.ProcessId)
             if Directory.Exists root then Directory.Delete(root, true)
-            // in process: the continuous-batching engine over the live policy
+            // in process: the run factory's default engine over the live policy
             let outA = Path.Combine(root, "in-process")
             let specA = spec outA []
             use runA = RunFactory.Build(specA, NullLogger.Instance)
-            use engine = new ContinuousBatcher(runA.Model, runA.Task.Tokenizer.PadId, maxRows = 16)
-            Trainer(specA, ServerRollout.WithEngine(runA.Parts, engine), NullLogger.Instance).Run(false) |> ignore
+            runA.Trainer.Run(false) |> ignore
             // served: the server starts from other weights; the sync before step 0 loads the trainer's
             let outB = Path.Combine(root, "served")
             let task = TaskBinding.Create RunSpec.Countdown

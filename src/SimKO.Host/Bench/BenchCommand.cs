@@ -25,6 +25,7 @@ public static class BenchCommand
         ("loss-overhead", LossOverhead),
         ("update", ModelBench.Update),
         ("rollout", ModelBench.Rollout),
+        ("rollout-batching", RolloutBatchingBench.Run),
         ("grading", GradingBench.Run),
         ("code", CodeGradingBench.Run),
         ("memory", ModelBench.Memory),

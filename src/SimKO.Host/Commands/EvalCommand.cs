@@ -36,7 +36,8 @@ public static class EvalCommand
                 tasks.AddRange(bound);
             }
             TaskBinding.ReportSkipped(tasks, o.Out, log);
-            var sampler = new KvCacheSampler(model, tasks[0].Tokenizer.PadId, decode: tasks[0].Tokenizer.Decode);
+            var padTokenizer = tasks[0].Tokenizer;
+            using var sampler = new ContinuousBatcher(model, padTokenizer.PadId, KvCacheSampler.DefaultMaxRows, decode: ids => padTokenizer.Decode(ids));
             var rows = new List<ReportRow>();
             var json = new JsonObject { ["model"] = o.Model, ["tasks"] = new JsonArray(tasks.Select(t => (JsonNode?)t.Name).ToArray()), ["n"] = o.Samples, ["top_p"] = o.TopP };
             var byTemp = new JsonObject();

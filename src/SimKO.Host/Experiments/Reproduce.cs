@@ -202,7 +202,7 @@ public static class Reproduce
     {
         using var model = HfFolder.LoadModel(modelDir, CPU, ScalarType.Float32);
         model.eval();
-        var sampler = new KvCacheSampler(model, task.Tokenizer.PadId, decode: task.Tokenizer.Decode);
+        using var sampler = new ContinuousBatcher(model, task.Tokenizer.PadId, KvCacheSampler.DefaultMaxRows, decode: ids => task.Tokenizer.Decode(ids));
         var samples = new List<Generated>();
         var result = Evaluator.Run(task.Name, problems, sampler, s, log, samples, task.PrefetchTest);
         log.LogInformation("{What}: pass@1 {P1:F3}, pass@{N} {PN:F3}", what, result.PassAt(1), s.Samples, result.PassAt(s.Samples));

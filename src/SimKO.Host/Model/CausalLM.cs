@@ -98,65 +98,20 @@ public sealed class KvCache(int layers, int capacity = 0) : IDisposable
         }
     }
 
-    // ---- continuous batching (Rollout/ContinuousBatcher): rows are slots that sequences join and leave ----
+    // ---- for the slot operations of continuous batching (Rollout/KvCacheSlots.cs) ----
 
-    /// <summary>Batch rows of the buffers (0 before the first append).</summary>
-    public long Rows => _keys[0]?.shape[0] ?? 0;
+    /// <summary>Decoder layers held.</summary>
+    internal int Layers => _keys.Length;
 
-    /// <summary>Copy row <paramref name="sourceRow"/> of <paramref name="source"/> (its whole
-    /// <see cref="Length"/>) into row <paramref name="row"/> of this cache, right-aligned: the source's
-    /// last position lands on this cache's last. Needs <c>Length ≥ source.Length</c>.</summary>
-    public void PlaceRow(long row, KvCache source, long sourceRow)
+    /// <summary>Layer <paramref name="layer"/>'s key and value buffers [B, n_kv, capacity, hd] (null before its first append).</summary>
+    internal (Tensor? Keys, Tensor? Values) Buffers(int layer) => (_keys[layer], _values[layer]);
+
+    /// <summary>Replace layer <paramref name="layer"/>'s buffers (the old ones are disposed unless reused) and its filled length.</summary>
+    internal void Replace(int layer, Tensor keys, Tensor values, long length)
     {
-        long len = Length, n = source.Length;
-        if (n > len) throw new ArgumentException($"a source of {n} positions does not fit a cache of {len}: pad the front first");
-        using var _ = no_grad();
-        for (int i = 0; i < _keys.Length; i++)
-        {
-            _keys[i]!.narrow(0, row, 1).narrow(2, len - n, n).copy_(source._keys[i]!.narrow(0, sourceRow, 1).narrow(2, 0, n));
-            _values[i]!.narrow(0, row, 1).narrow(2, len - n, n).copy_(source._values[i]!.narrow(0, sourceRow, 1).narrow(2, 0, n));
-        }
-    }
-
-    /// <summary>Append <paramref name="n"/> empty (zero) rows.</summary>
-    public void AddRows(long n)
-    {
-        for (int i = 0; i < _keys.Length; i++)
-        {
-            _keys[i] = Extend(_keys[i]!, n);
-            _values[i] = Extend(_values[i]!, n);
-        }
-        static Tensor Extend(Tensor t, long n)
-        {
-            var grown = cat([t, zeros([n, t.shape[1], t.shape[2], t.shape[3]], t.dtype, t.device)], 0).DetachFromDisposeScope();
-            t.Dispose();
-            return grown;
-        }
-    }
-
-    /// <summary>Insert <paramref name="n"/> empty positions before the first of every row (contents move right).</summary>
-    public void PadFront(long n) => Shift(n);
-
-    /// <summary>Drop the first <paramref name="n"/> positions of every row (contents move left).</summary>
-    public void DropFront(long n) => Shift(-n);
-
-    void Shift(long by)
-    {
-        long len = Length, keep = by >= 0 ? len : len + by, from = by >= 0 ? 0 : -by, to = by >= 0 ? by : 0;
-        for (int i = 0; i < _keys.Length; i++)
-        {
-            _keys[i] = Moved(_keys[i]!);
-            _values[i] = Moved(_values[i]!);
-            _lengths[i] = keep + to;
-        }
-        Tensor Moved(Tensor t)
-        {
-            long cap = System.Math.Max(t.shape[2], keep + to);
-            var buffer = zeros([t.shape[0], t.shape[1], cap, t.shape[3]], t.dtype, t.device).DetachFromDisposeScope();
-            using (no_grad()) buffer.narrow(2, to, keep).copy_(t.narrow(2, from, keep));
-            t.Dispose();
-            return buffer;
-        }
+        if (!ReferenceEquals(_keys[layer], keys)) _keys[layer]?.Dispose();
+        if (!ReferenceEquals(_values[layer], values)) _values[layer]?.Dispose();
+        _keys[layer] = keys; _values[layer] = values; _lengths[layer] = length;
     }
 
     public void Dispose()

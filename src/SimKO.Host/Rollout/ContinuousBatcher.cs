@@ -29,24 +29,13 @@ public sealed class QueueFullException(string message) : Exception(message);
 /// <summary>What the engine has done so far (for tests and the bench).</summary>
 public sealed record BatcherStats(int MaxActiveRows, long Admitted, long SlotReuses, long DecodeSteps, long GeneratedTokens, long Compactions, long FrontDrops);
 
-/// <summary>Per-sequence seeds shared by the in-process engine and the server client, so that the same
-/// run seed gives the same tokens whichever of them samples: prompt i of a request gets
-/// <c>Prompt(seed, i)</c> (sent to a server as the request's <c>seed</c>), and sample j of a prompt
-/// gets <c>Sample(promptSeed, j)</c> (what <c>simko serve</c> derives from a request's seed and n).</summary>
-public static class RolloutSeeds
-{
-    /// <summary>A non-negative 31-bit seed (fits every server's seed field).</summary>
-    public static long Prompt(long requestSeed, int promptIndex) => Seeds.Mix(requestSeed, 0x5E7D, promptIndex) & 0x7FFFFFFF;
-    public static long Sample(long promptSeed, int sampleIndex) => Seeds.Mix(promptSeed, 0x5A4D, sampleIndex);
-}
-
 /// <summary>
 /// Continuous batching over a <see cref="CausalLM"/> with a KV cache. Each cache row is a slot: a
 /// sequence joins the running batch as soon as a slot is free (its prompt is prefilled on its own, then
 /// copied into the slot, right-aligned to the batch's time axis), and a finished sequence frees its slot
-/// at once, so short responses never wait for long ones. Every sequence draws its tokens from its own
-/// generator (SplitMix64 of its seed, one uniform per token, inverse-CDF sampling), so a seeded sequence
-/// samples the same tokens whatever else is in the batch. One thread runs the model; weight swaps run on
+/// at once, so short responses never wait for long ones. Tokens come from the shared
+/// <see cref="TokenSampler"/>, every sequence with its own <see cref="SequenceRng"/>, so a seeded
+/// sequence samples the same tokens whatever else is in the batch (and as <see cref="KvCacheSampler"/> does). One thread runs the model; weight swaps run on
 /// it between batches (when no sequence is in flight), never mid-sequence.
 /// </summary>
 public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
@@ -134,9 +123,8 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
         var jobs = new List<SequenceJob>();
         for (int i = 0; i < r.Prompts.Count; i++)
         {
-            var promptSeed = RolloutSeeds.Prompt(r.Seed, i);
             for (int j = 0; j < r.SamplesPerPrompt; j++)
-                jobs.Add(new SequenceJob(r.Prompts[i], settings, RolloutSeeds.Sample(promptSeed, j)));
+                jobs.Add(new SequenceJob(r.Prompts[i], settings, RolloutSeeds.Sequence(r.Seed, i, j)));
         }
         var tasks = SubmitAll(jobs, bounded: false);
         Task.WaitAll(tasks.ToArray());
@@ -169,26 +157,13 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
     {
         public readonly SequenceJob Job = job;
         public readonly TaskCompletionSource<SequenceResult> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        public ulong Rng = (ulong)job.Seed;
+        public readonly SequenceRng Rng = new(job.Seed);
         public readonly List<int> Tokens = [];
         public readonly List<float> LogProbs = [];
         public float?[]? PromptLogProbs;
         public long Start;              // first cache column of this sequence (its prompt's first token)
         public string? StopString;
         public bool Finished;
-
-        /// <summary>A uniform in (0, 1) from this sequence's own SplitMix64 stream.</summary>
-        public double NextUniform()
-        {
-            unchecked
-            {
-                ulong z = Rng += 0x9E3779B97F4A7C15UL;
-                z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-                z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-                z ^= z >> 31;
-                return ((z >> 11) + 0.5) / (1UL << 53);
-            }
-        }
     }
 
     void Loop()
@@ -277,17 +252,8 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
     void Prefill(List<int[]> prompts, List<Row> rows)
     {
         using var scope = NewDisposeScope();
-        int u = prompts.Count, p = prompts.Max(x => x.Length);
-        var ids = new long[u * p];
-        var att = new long[u * p];
-        Array.Fill(ids, _padId);
-        for (int i = 0; i < u; i++)
-        {
-            int off = p - prompts[i].Length;
-            for (int j = 0; j < prompts[i].Length; j++) { ids[i * p + off + j] = prompts[i][j]; att[i * p + off + j] = 1; }
-        }
-        var idsT = tensor(ids, [u, p], device: Device);
-        var mask = tensor(att, [u, p], device: Device);
+        var (idsT, mask) = LeftPadding.Pad(prompts, _padId, Device);                                    // (U, P), (U, P)
+        int p = (int)idsT.shape[1];
         var prefill = new KvCache(_model.Config.NumHiddenLayers, p);
         bool placed = false;
         try
@@ -442,61 +408,8 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
         }
     }
 
-    /// <summary>Sample one token per row from logits [S, V]: each row's temperature, top-k and top-p,
-    /// then inverse-CDF sampling with a uniform from the row's own generator. Returns the tokens and
-    /// their log-probs under the distribution sampled from (greedy rows: under the raw model).</summary>
-    static (int[] Tokens, float[] LogProbs) SampleRows(Tensor logits, IReadOnlyList<Row> rows)
-    {
-        var tokens = new int[rows.Count];
-        var logps = new float[rows.Count];
-        var device = logits.device;
-        foreach (var group in Enumerable.Range(0, rows.Count).GroupBy(k => (rows[k].Job.Sampling.Temperature, rows[k].Job.Sampling.TopK, rows[k].Job.Sampling.TopP)))
-        {
-            var idx = group.ToArray();
-            var (temperature, topK, topP) = group.Key;
-            var z = logits.index_select(0, tensor(idx.Select(i => (long)i).ToArray(), device: device));   // (G, V)
-            Tensor chosen, logp;
-            if (temperature == 0)
-            {
-                logp = z.log_softmax(-1);
-                chosen = z.argmax(-1);                                                                     // (G)
-            }
-            else
-            {
-                logp = SamplingMath.Filtered(z / temperature, topK, topP).log_softmax(-1);
-                var cdf = logp.exp().cumsum(-1);                                                           // (G, V)
-                var u = tensor(idx.Select(i => rows[i].NextUniform()).ToArray(), device: device).to(ScalarType.Float32).unsqueeze(1);
-                var target = u * cdf.narrow(1, cdf.shape[1] - 1, 1);                                      // (G, 1)
-                chosen = cdf.lt(target).sum(-1).clamp_max(cdf.shape[1] - 1);                               // (G)
-            }
-            var lp = logp.gather(-1, chosen.unsqueeze(1)).squeeze(1).cpu().data<float>().ToArray();
-            var ch = chosen.cpu().data<long>().ToArray();
-            for (int k = 0; k < idx.Length; k++) { tokens[idx[k]] = (int)ch[k]; logps[idx[k]] = lp[k]; }
-        }
-        return (tokens, logps);
-    }
-}
-
-/// <summary>The sampling distribution's filters (the same order as <see cref="KvCacheSampler.Sample"/>).</summary>
-public static class SamplingMath
-{
-    /// <summary>Logits [G, V] with every token outside the top-k and outside the top-p nucleus set to −∞
-    /// (the token that crosses p is kept). topK 0 and topP 1 leave the logits as they are.</summary>
-    public static Tensor Filtered(Tensor z, int topK, double topP)
-    {
-        if (topK > 0 && topK < z.shape[1])
-        {
-            var (vals, _) = z.topk(topK, dim: -1);
-            z = z.masked_fill(z.lt(vals.narrow(1, topK - 1, 1)), double.NegativeInfinity);
-        }
-        if (topP < 1.0)
-        {
-            var (sorted, order) = z.sort(-1, descending: true);
-            var probs = sorted.softmax(-1);
-            var removeSorted = (probs.cumsum(-1) - probs).gt(topP);
-            var remove = zeros_like(removeSorted).scatter(-1, order, removeSorted);
-            z = z.masked_fill(remove, double.NegativeInfinity);
-        }
-        return z;
-    }
+    /// <summary>Sample one token per row from logits [S, V] with each row's filter and generator.</summary>
+    static (int[] Tokens, float[] LogProbs) SampleRows(Tensor logits, IReadOnlyList<Row> rows) =>
+        TokenSampler.Sample(logits, rows.Select(r => new TokenFilter(r.Job.Sampling.Temperature, r.Job.Sampling.TopK, r.Job.Sampling.TopP)).ToList(),
+            rows.Select(r => r.Rng).ToList());
 }

@@ -20,7 +20,7 @@ public sealed class Run : IDisposable
     public CausalLM? Reference { get; init; }
     public required TrainerParts Parts { get; init; }
     public required Trainer Trainer { get; init; }
-    /// <summary>The inference-server client when rollouts run on a server.</summary>
+    /// <summary>The rollout engine to stop with the run: the inference-server client, or the continuous batcher's thread.</summary>
     public IDisposable? RolloutClient { get; init; }
 
     public void Dispose()
@@ -66,7 +66,7 @@ public static class RunFactory
         var parts = new TrainerParts
         {
             Policy = new ModelPolicy(model),
-            Rollout = new KvCacheSampler(model, task.Tokenizer.PadId, decode: task.Tokenizer.Decode),
+            Rollout = spec.Rollout.IsInProcess ? InProcessEngine(model, task.Tokenizer.PadId, task.Tokenizer.Decode, spec.RolloutBatching) : NoEngine.Instance,
             StopTokenIds = task.StopTokenIds,
             StopStrings = task.StopStrings,
             PrefetchRewards = task.PrefetchTrain,
@@ -91,7 +91,21 @@ public static class RunFactory
         ServerRolloutClient? client = null;
         if (spec.Rollout is RunSpec.RolloutSource.Server server)
             (parts, client) = ServerRollout.Attach(parts, ServerRollout.OptionsOf(server.Item), spec.Out, log);
-        return new Run { Spec = spec, Task = task, Model = model, Reference = reference, Parts = parts, Trainer = new Trainer(spec, parts, log), RolloutClient = client };
+        return new Run { Spec = spec, Task = task, Model = model, Reference = reference, Parts = parts, Trainer = new Trainer(spec, parts, log),
+                         RolloutClient = client ?? parts.Rollout as IDisposable };
+    }
+
+    /// <summary>The in-process rollout engine over the live policy (both modes sample the same tokens for a seed).</summary>
+    public static IRolloutEngine InProcessEngine(CausalLM model, int padId, Func<IReadOnlyList<int>, string> decode, RunSpec.RolloutBatching batching) =>
+        batching.IsStatic
+            ? new KvCacheSampler(model, padId, decode: decode)
+            : new ContinuousBatcher(model, padId, KvCacheSampler.DefaultMaxRows, decode: decode);
+
+    /// <summary>The rollout of a server run before the client is attached.</summary>
+    sealed class NoEngine : IRolloutEngine
+    {
+        public static readonly NoEngine Instance = new();
+        public IReadOnlyList<Generated> Generate(GenerateRequest request) => throw new InvalidOperationException("no rollout engine attached");
     }
 
     /// <summary>Attach the run's adapters (none when lora_rank = 0 and no adapter folder is given): a

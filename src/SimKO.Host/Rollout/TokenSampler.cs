@@ -1,0 +1,132 @@
+using static TorchSharp.torch;
+
+namespace SimKO.Host.Rollout;
+
+/// <summary>Per-sequence seeds shared by both in-process batching modes, <c>simko serve</c> and the
+/// server client, so that the same run seed gives the same tokens whichever of them samples: prompt i
+/// of a request gets <c>Prompt(seed, i)</c> (sent to a server as that prompt's request <c>seed</c>), and
+/// sample j of a prompt gets <c>Sample(promptSeed, j)</c> (what <c>simko serve</c> derives from a
+/// request's seed and n). A sequence's stream thus depends on (run seed, step, prompt index, sample
+/// index) only (the trainer mixes the step into the request seed), never on the batch it lands in.</summary>
+public static class RolloutSeeds
+{
+    /// <summary>A non-negative 31-bit seed (fits every server's seed field).</summary>
+    public static long Prompt(long requestSeed, int promptIndex) => Seeds.Mix(requestSeed, 0x5E7D, promptIndex) & 0x7FFFFFFF;
+    public static long Sample(long promptSeed, int sampleIndex) => Seeds.Mix(promptSeed, 0x5A4D, sampleIndex);
+    /// <summary>The seed of sample <paramref name="sampleIndex"/> of prompt <paramref name="promptIndex"/> of a request.</summary>
+    public static long Sequence(long requestSeed, int promptIndex, int sampleIndex) => Sample(Prompt(requestSeed, promptIndex), sampleIndex);
+}
+
+/// <summary>One sequence's own random stream: SplitMix64 of its seed, one uniform per sampled token.</summary>
+public sealed class SequenceRng(long seed)
+{
+    ulong _state = (ulong)seed;
+
+    /// <summary>A uniform in (0, 1).</summary>
+    public double NextUniform()
+    {
+        unchecked
+        {
+            ulong z = _state += 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            z ^= z >> 31;
+            return ((z >> 11) + 0.5) / (1UL << 53);
+        }
+    }
+}
+
+/// <summary>The sampling distribution of one sequence: temperature (0 = greedy), top-k (0 = off),
+/// top-p (1 = off), applied in that order.</summary>
+public readonly record struct TokenFilter(double Temperature, int TopK, double TopP);
+
+/// <summary>
+/// The one token sampler of every engine (static and continuous batching, hence <c>simko serve</c>):
+/// logits / temperature, then top-k (every token tied with the k-th value is kept, as HF's and vLLM's
+/// filters do), then top-p (a token is kept while the mass of the tokens before it, in descending
+/// order, is below p, so the token that crosses p is kept, as in HF and vLLM; ties are ordered by
+/// token id, so the cut is deterministic), renormalised; then inverse-CDF sampling with one uniform
+/// from each sequence's own <see cref="SequenceRng"/>, so a sequence's tokens do not depend on the
+/// other rows of its batch.
+/// </summary>
+public static class TokenSampler
+{
+    /// <summary>Logits [G, V] (already divided by the temperature) with every token outside the top-k
+    /// and outside the top-p nucleus set to −∞. topK 0 and topP 1 leave the logits as they are.</summary>
+    public static Tensor Filtered(Tensor z, int topK, double topP)
+    {
+        if (topK > 0 && topK < z.shape[1])
+        {
+            var (vals, _) = z.topk(topK, dim: -1);                                                    // (G, k)
+            z = z.masked_fill(z.lt(vals.narrow(1, topK - 1, 1)), double.NegativeInfinity);
+        }
+        if (topP < 1.0)
+        {
+            var (sorted, order) = z.sort(-1, descending: true, stable: true);                        // (G, V): ties by token id
+            var probs = sorted.softmax(-1);
+            var removeSorted = (probs.cumsum(-1) - probs).ge(topP);                                  // mass before ≥ p: cut
+            var remove = zeros_like(removeSorted).scatter(-1, order, removeSorted);
+            z = z.masked_fill(remove, double.NegativeInfinity);
+        }
+        return z;
+    }
+
+    /// <summary>Log-probs [G, V] of the distribution one filter samples from (greedy: the raw model's).</summary>
+    public static Tensor LogProbs(Tensor logits, TokenFilter f) =>
+        f.Temperature == 0 ? logits.log_softmax(-1) : Filtered(logits / f.Temperature, f.TopK, f.TopP).log_softmax(-1);
+
+    /// <summary>Sample one token per row from logits [S, V] (float32), row k with <paramref name="filters"/>[k]
+    /// and one uniform from <paramref name="rngs"/>[k] (greedy rows draw none). Returns the tokens and their
+    /// log-probs under the distribution sampled from (greedy rows: under the raw model); one host
+    /// round-trip per distinct filter.</summary>
+    public static (int[] Tokens, float[] LogProbs) Sample(Tensor logits, IReadOnlyList<TokenFilter> filters, IReadOnlyList<SequenceRng> rngs)
+    {
+        int s = filters.Count;
+        if (logits.shape[0] != s || rngs.Count != s)
+            throw new ArgumentException($"logits have {logits.shape[0]} rows for {s} filters and {rngs.Count} generators");
+        var tokens = new int[s];
+        var logps = new float[s];
+        using var scope = NewDisposeScope();
+        var device = logits.device;
+        var groups = Enumerable.Range(0, s).GroupBy(k => filters[k]).ToList();
+        foreach (var group in groups)
+        {
+            var idx = group.ToArray();
+            var f = group.Key;
+            var z = groups.Count == 1 ? logits : logits.index_select(0, tensor(idx.Select(i => (long)i).ToArray(), device: device));   // (G, V)
+            var logp = LogProbs(z, f);                                                                // (G, V)
+            Tensor chosen;
+            if (f.Temperature == 0) chosen = z.argmax(-1);                                            // (G)
+            else
+            {
+                var cdf = logp.exp().cumsum(-1);                                                      // (G, V)
+                var u = tensor(idx.Select(i => (float)rngs[i].NextUniform()).ToArray(), device: device).unsqueeze(1);   // (G, 1)
+                var target = u * cdf.narrow(1, cdf.shape[1] - 1, 1);                                 // (G, 1)
+                chosen = cdf.lt(target).sum(-1).clamp_max(cdf.shape[1] - 1);                          // (G)
+            }
+            var both = stack([chosen.to(ScalarType.Float64), logp.gather(-1, chosen.unsqueeze(1)).squeeze(1).to(ScalarType.Float64)]).cpu();  // (2, G)
+            var host = both.data<double>().ToArray();
+            for (int k = 0; k < idx.Length; k++) { tokens[idx[k]] = (int)host[k]; logps[idx[k]] = (float)host[idx.Length + k]; }
+        }
+        return (tokens, logps);
+    }
+}
+
+/// <summary>Prompts of different lengths in one batch, left-padded to the longest.</summary>
+public static class LeftPadding
+{
+    /// <summary>Ids [N, P] (padding = <paramref name="padId"/>) and attention mask [N, P] (1 on prompt tokens), P the longest prompt.</summary>
+    public static (Tensor Ids, Tensor Mask) Pad(IReadOnlyList<int[]> prompts, long padId, Device device)
+    {
+        int n = prompts.Count, p = prompts.Max(x => x.Length);
+        var ids = new long[n * p];
+        var att = new long[n * p];
+        Array.Fill(ids, padId);
+        for (int i = 0; i < n; i++)
+        {
+            int off = p - prompts[i].Length;
+            for (int j = 0; j < prompts[i].Length; j++) { ids[i * p + off + j] = prompts[i][j]; att[i * p + off + j] = 1; }
+        }
+        return (tensor(ids, [n, p], device: device), tensor(att, [n, p], device: device));
+    }
+}
