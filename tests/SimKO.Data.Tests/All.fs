@@ -9,7 +9,9 @@ let tests =
         DatasetsTests.tests
         BbhTests.tests
         ParquetTests.tests
+        VerlFormatTests.tests
         SandboxTests.tests
+        RewardFunctionTests.tests
         HumanEvalTests.tests
         ProgramTaskTests.tests
     ]

@@ -157,7 +157,7 @@ let tests =
                     """{"q": "x", "a": "1", "id": [1]}""", FieldOptions([| "q" |], "a", AnswerFrom.Answer, "id"), "field 'id' is a list of 1, expected a string or a number (the id)"
                     """{"q": "x", "final_answer": 3}""", FieldOptions([| "q" |], "", AnswerFrom.FinalAnswerList), "field 'final_answer' is a number (3), expected a list of strings"
                     """{"q": "x", "final_answer": ["1", null]}""", FieldOptions([| "q" |], "", AnswerFrom.FinalAnswerList), "field 'final_answer' item 2 is null, expected a string or a number"
-                    """{"q": ["x"], "a": "1"}""", opts [ "q" ] "a", "field 'q' is a list of 1, expected a string (the question)"
+                    """{"q": ["x"], "a": "1"}""", opts [ "q" ] "a", "field 'q' message 1: is a string (\"x\"), expected an object {\"role\", \"content\"}"
                     """{"q": "x", "a": null}""", opts [ "q" ] "a", "field 'a' is null (fields present: q, a)"
                 ]
                 for line, fields, expected in cases do

@@ -104,7 +104,7 @@ let tests =
             withFile "twice.jsonl" (fun s -> let b = Encoding.UTF8.GetBytes(row + "\n" + row + "\n") in s.Write(b, 0, b.Length)) (fun path ->
                 Expect.equal (loadError path) (path + ":2: field 'task_id': 'A/0' appears twice") "duplicate")
             withFile "broken.jsonl" (fun s -> let b = Encoding.UTF8.GetBytes(row + "\n{not json\n") in s.Write(b, 0, b.Length)) (fun path ->
-                Expect.stringStarts (loadError path) (path + ":2: not a JSON object") "bad JSON")
+                Expect.stringStarts (loadError path) (path + ":2: not valid JSON") "bad JSON")
             withFile "notgzip.jsonl.gz" (fun s -> let b = Encoding.UTF8.GetBytes(row) in s.Write(b, 0, b.Length)) (fun path ->
                 Expect.stringContains (loadError path) "not readable as gzip" "not gzip")
             Expect.stringContains (loadError "/nonexistent/HumanEval.jsonl.gz") "/nonexistent/HumanEval.jsonl.gz: HumanEval file not found" "absent"

@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+using SimKO.Data.Json;
 using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
@@ -36,38 +38,24 @@ public static class HumanEval
     {
         path ??= DefaultPath();
         if (!File.Exists(path)) throw new DatasetException($"{path}: HumanEval file not found");
-        using var file = File.OpenRead(path);
-        using Stream stream = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(file, CompressionMode.Decompress) : file;
-        using var reader = new StreamReader(stream, Encoding.UTF8);
         var problems = new List<HumanEvalProblem>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        int lineNo = 0;
-        try
+        foreach (var (lineNo, obj) in JsonLines.File(path, "a JSON object (a HumanEval problem)", m => new DatasetException(m)))
         {
-            for (string? line; (line = reader.ReadLine()) is not null;)
+            string Field(string name) =>
+                obj[name] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>()
+                : throw new DatasetException($"{path}:{lineNo}: field '{name}' is missing or not a string");
+            string canonical = obj["canonical_solution"] switch
             {
-                lineNo++;
-                if (string.IsNullOrWhiteSpace(line)) continue;
-                JsonDocument doc;
-                try { doc = JsonDocument.Parse(line); }
-                catch (JsonException e) { throw new DatasetException($"{path}:{lineNo}: not a JSON object ({e.Message})"); }
-                using (doc)
-                {
-                    if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new DatasetException($"{path}:{lineNo}: expected a JSON object, got {doc.RootElement.ValueKind}");
-                    string Field(string name) =>
-                        doc.RootElement.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()!
-                        : throw new DatasetException($"{path}:{lineNo}: field '{name}' is missing or not a string");
-                    string canonical = doc.RootElement.TryGetProperty("canonical_solution", out var cs) && cs.ValueKind != JsonValueKind.Null
-                        ? (cs.ValueKind == JsonValueKind.String ? cs.GetString()! : throw new DatasetException($"{path}:{lineNo}: field 'canonical_solution' is not a string"))
-                        : "";
-                    var p = new HumanEvalProblem(Field("task_id"), Field("prompt"), canonical, Field("test"), Field("entry_point"));
-                    if (!seen.Add(p.TaskId)) throw new DatasetException($"{path}:{lineNo}: field 'task_id': '{p.TaskId}' appears twice");
-                    if (p.EntryPoint.Length == 0) throw new DatasetException($"{path}:{lineNo}: field 'entry_point' is empty");
-                    problems.Add(p);
-                }
-            }
+                null => "",
+                JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+                _ => throw new DatasetException($"{path}:{lineNo}: field 'canonical_solution' is not a string"),
+            };
+            var p = new HumanEvalProblem(Field("task_id"), Field("prompt"), canonical, Field("test"), Field("entry_point"));
+            if (!seen.Add(p.TaskId)) throw new DatasetException($"{path}:{lineNo}: field 'task_id': '{p.TaskId}' appears twice");
+            if (p.EntryPoint.Length == 0) throw new DatasetException($"{path}:{lineNo}: field 'entry_point' is empty");
+            problems.Add(p);
         }
-        catch (InvalidDataException e) { throw new DatasetException($"{path}:{lineNo}: not readable as gzip ({e.Message})", e); }
         if (problems.Count == 0) throw new DatasetException($"{path}: no problems in the file");
         return problems;
     }

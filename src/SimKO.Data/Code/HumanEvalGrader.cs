@@ -1,3 +1,4 @@
+using SimKO.Data.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SimKO.Data.Math;
@@ -44,15 +45,8 @@ public sealed class HumanEvalGrader
     {
         var rows = new List<JsonObject>();
         var samples = new List<CodeSample>();
-        int lineNo = 0;
-        foreach (var line in lines)
+        foreach (var (lineNo, obj) in JsonLines.Objects(lines, source, "a JSON object {\"task_id\", \"completion\"}", m => new DatasetException(m)))
         {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonNode? node;
-            try { node = JsonNode.Parse(line); }
-            catch (JsonException e) { throw new DatasetException($"{source}:{lineNo}: not a JSON object ({e.Message})"); }
-            if (node is not JsonObject obj) throw new DatasetException($"{source}:{lineNo}: expected a JSON object");
             string Field(string name) =>
                 obj[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s
                 : throw new DatasetException($"{source}:{lineNo}: field '{name}' is missing or not a string");

@@ -2,13 +2,26 @@ using System.Collections;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using SimKO.Data.Json;
 using Parquet.Schema;
 using Parquet.Serialization;
 
 namespace SimKO.Data.Math;
 
-/// <summary>One evaluation or training problem: its id, the question and the reference answer.</summary>
-public sealed record MathProblem(string Id, string Question, string Answer);
+/// <summary>One message of a chat prompt (verl's <c>prompt</c> column: <c>{"role", "content"}</c>).</summary>
+public sealed record ChatMessage(string Role, string Content);
+
+/// <summary>One evaluation or training problem: its id, the question and the reference answer.
+/// A row whose question field is a list of messages (verl's <c>prompt</c>) keeps them in
+/// <see cref="Messages"/> (<see cref="Question"/> is then the last user message's content); verl's
+/// <c>data_source</c> and <c>extra_info</c> (as JSON) travel along for a reward function.</summary>
+public sealed record MathProblem(string Id, string Question, string Answer)
+{
+    public IReadOnlyList<ChatMessage>? Messages { get; init; }
+    public string? DataSource { get; init; }
+    public string? ExtraInfoJson { get; init; }
+}
 
 /// <summary>A dataset file that cannot be read as its preset says, with file, line and field.</summary>
 public sealed class DatasetException : Exception
@@ -31,13 +44,25 @@ public sealed record FieldOptions(string[] QuestionFields, string AnswerField, A
     /// of taking one of <see cref="QuestionFields"/>; null (the default) when the question is one field.</summary>
     public QuestionTemplate? QuestionTemplate { get; init; }
 
+    /// <summary>Auto (the default): verl's format when the file has verl's <c>prompt</c> and
+    /// <c>reward_model</c> columns and none of the question fields; Verl: always (an error naming
+    /// the missing columns otherwise); Fields: never.</summary>
+    public DataFormat Format { get; init; } = DataFormat.Auto;
+
     /// <summary>Options whose question is built by <paramref name="template"/>.</summary>
     public static FieldOptions FromTemplate(QuestionTemplate template, string answerField, AnswerFrom answer = AnswerFrom.Answer, string? idField = null) =>
         new([], answerField, answer, idField) { QuestionTemplate = template };
 }
 
-/// <summary>Rows read, and every row skipped (only with skipBadRows) with its reason.</summary>
-public sealed record LoadResult(IReadOnlyList<MathProblem> Problems, IReadOnlyList<string> Skipped);
+/// <summary>How a data file's rows are read: detected, verl's layout, or the named fields.</summary>
+public enum DataFormat { Auto, Verl, Fields }
+
+/// <summary>Rows read, and every row skipped (only with skipBadRows) with its reason;
+/// <see cref="Format"/> says how the file was read when it was detected (verl's format), for the log.</summary>
+public sealed record LoadResult(IReadOnlyList<MathProblem> Problems, IReadOnlyList<string> Skipped)
+{
+    public string? Format { get; init; }
+}
 
 /// <summary>
 /// Loads the math benchmarks (math500, aime24, aime25, amc23, minerva_math, olympiadbench, gsm8k)
@@ -53,6 +78,8 @@ public static class Datasets
 {
     sealed record Preset(string Folder, string[] QuestionFields, AnswerFrom Answer, string? IdField, QuestionTemplate? Template = null)
     {
+        /// <summary>verl's format: data_source and extra_info are kept for a reward function.</summary>
+        public bool Verl { get; init; }
         public string AnswerField => Answer switch { AnswerFrom.BoxedInSolution => "solution", AnswerFrom.FinalAnswerList => "final_answer", _ => "answer" };
     }
 
@@ -126,21 +153,65 @@ public static class Datasets
             throw new DatasetException($"{path}: no question field or question template given");
         var preset = new Preset("", questionFields, fields.Answer, fields.IdField, fields.QuestionTemplate);
         var idPrefix = Path.GetFileNameWithoutExtension(path);
-        return path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase)
-            ? ReadParquet(path, preset, idPrefix, skipBadRows, fields.AnswerField)
-            : Read(path, preset, idPrefix, skipBadRows, fields.AnswerField);
+        bool parquet = path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase);
+        var table = parquet ? ReadTable(path) : null;
+        var objects = parquet ? null : JsonLines.File(path, "a JSON object", m => new DatasetException(m)).ToList();
+        var names = parquet ? table!.Schema.Fields.Select(f => f.Name).ToList()
+            : objects!.Count > 0 ? objects[0].Object.Select(kv => kv.Key).ToList() : [];
+        string answerField = fields.AnswerField;
+        string? format = null;
+        if (fields.Format == DataFormat.Verl || (fields.Format == DataFormat.Auto && fields.QuestionTemplate is null
+            && !questionFields.Any(f => Has(names, f)) && VerlColumns.Take(2).All(names.Contains)))
+        {
+            var absent = VerlColumns.Take(2).Where(c => !names.Contains(c)).ToList();
+            if (absent.Count > 0)
+                throw new DatasetException($"{path}: data_format=verl needs the column '{string.Join("' and '", absent)}' ({(parquet ? "columns" : "fields of the first row")} present: {string.Join(", ", names)})");
+            // verl: the prompt is a list of messages, the answer reward_model.ground_truth (unless
+            // answer_field names another field the file has), the id extra_info.index when there is one
+            if (!Has(names, answerField)) answerField = "reward_model.ground_truth";
+            preset = new Preset("", ["prompt"], AnswerFrom.Answer, fields.IdField ?? "extra_info.index") { Verl = true };
+            format = $"data_format=verl ({(fields.Format == DataFormat.Verl ? "asked" : "detected from the columns " + string.Join(", ", names.Where(VerlColumns.Contains)))}): "
+                + $"prompt from 'prompt' (a list of messages), answer from '{answerField}'";
+        }
+        var result = parquet
+            ? ReadParquet(path, table!, preset, idPrefix, skipBadRows, answerField)
+            : Read(path, objects!, preset, idPrefix, skipBadRows, answerField);
+        return result with { Format = format };
     }
 
-    static LoadResult Read(string path, Preset p, string idPrefix, bool skipBadRows, string? answerField = null)
+    /// <summary>verl's columns; the first two make a file verl's.</summary>
+    static readonly string[] VerlColumns = ["prompt", "reward_model", "data_source", "ability", "extra_info"];
+
+    /// <summary>Whether a field (<c>a.b.c</c>: field a, its field b, …) is among the top-level names.</summary>
+    static bool Has(IReadOnlyCollection<string> names, string field) =>
+        names.Contains(field) || (field.Contains('.') && names.Contains(field.Split('.')[0]));
+
+    /// <summary>The value of <paramref name="field"/> in <paramref name="obj"/>: the field of that
+    /// exact name, else the dotted path through nested objects (<c>reward_model.ground_truth</c>).</summary>
+    internal static bool TryField(JsonElement obj, string field, out JsonElement value)
+    {
+        if (obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(field, out value)) return true;
+        value = default;
+        if (!field.Contains('.')) return false;
+        var at = obj;
+        foreach (var part in field.Split('.'))
+        {
+            if (at.ValueKind != JsonValueKind.Object || !at.TryGetProperty(part, out at)) return false;
+        }
+        value = at;
+        return true;
+    }
+
+    static LoadResult Read(string path, Preset p, string idPrefix, bool skipBadRows, string? answerField = null) =>
+        Read(path, JsonLines.File(path, "a JSON object", m => new DatasetException(m)), p, idPrefix, skipBadRows, answerField);
+
+    static LoadResult Read(string path, IEnumerable<(int Line, JsonObject Object)> objects, Preset p, string idPrefix, bool skipBadRows, string? answerField = null)
     {
         var rows = new List<MathProblem>();
         var skipped = new List<string>();
-        int lineNo = 0;
-        foreach (var line in File.ReadLines(path, Encoding.UTF8))
+        foreach (var (lineNo, obj) in objects)
         {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            try { rows.Add(ParseLine(p, idPrefix, path, lineNo, line, answerField ?? p.AnswerField)); }
+            try { rows.Add(ParseObject(p, idPrefix, path, lineNo, obj, answerField ?? p.AnswerField)); }
             catch (DatasetException e) when (skipBadRows) { skipped.Add(e.Message); }
         }
         return Result(path, rows, skipped);
@@ -153,27 +224,19 @@ public static class Datasets
         return new LoadResult(rows, skipped);
     }
 
-    static MathProblem ParseLine(Preset p, string idPrefix, string path, int lineNo, string line, string answerField)
+    static MathProblem ParseObject(Preset p, string idPrefix, string path, int lineNo, JsonObject node, string answerField)
     {
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(line); }
-        catch (JsonException e) { throw new DatasetException($"{path}:{lineNo}: not valid JSON: {e.Message}"); }
-        using (doc)
+        var obj = JsonSerializer.SerializeToElement(node);
+        string where = $"{path}:{lineNo}";
+        string Present() => $"(fields present: {string.Join(", ", obj.EnumerateObject().Select(o => o.Name))})";
+        string Missing(string[] fields)
         {
-            var obj = doc.RootElement;
-            if (obj.ValueKind != JsonValueKind.Object)
-                throw new DatasetException($"{path}:{lineNo}: expected a JSON object, got {KindName(obj)}");
-            string where = $"{path}:{lineNo}";
-            string Present() => $"(fields present: {string.Join(", ", obj.EnumerateObject().Select(o => o.Name))})";
-            string Missing(string[] fields)
-            {
-                var nulls = fields.Where(f => obj.TryGetProperty(f, out var v) && v.ValueKind == JsonValueKind.Null).ToList();
-                return nulls.Count > 0
-                    ? $"{where}: field '{string.Join("' and '", nulls)}' is null {Present()}"
-                    : $"{where}: missing field '{string.Join("' or '", fields)}' {Present()}";
-            }
-            return ParseRow(p, idPrefix, new Row(obj, where, "field", Missing), lineNo, answerField);
+            var nulls = fields.Where(f => TryField(obj, f, out var v) && v.ValueKind == JsonValueKind.Null).ToList();
+            return nulls.Count > 0
+                ? $"{where}: field '{string.Join("' and '", nulls)}' is null {Present()}"
+                : $"{where}: missing field '{string.Join("' or '", fields)}' {Present()}";
         }
+        return ParseRow(p, idPrefix, new Row(obj, where, "field", Missing), lineNo, answerField);
     }
 
     /// <summary>One row of either reader as a JSON object (a Parquet row is turned into one), with
@@ -185,7 +248,7 @@ public static class Datasets
         public bool TryFirst(string[] fields, out string name, out JsonElement value)
         {
             foreach (var f in fields)
-                if (Obj.TryGetProperty(f, out value) && value.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined))
+                if (TryField(Obj, f, out value) && value.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined))
                 { name = f; return true; }
             name = ""; value = default;
             return false;
@@ -237,10 +300,16 @@ public static class Datasets
     static MathProblem ParseRow(Preset p, string idPrefix, Row row, int rowNo, string answerField)
     {
         string question;
+        IReadOnlyList<ChatMessage>? messages = null;
         if (p.Template is { } template)
             question = template.Fill(f => row.Text(f, numbers: true, context: $"named by the question template \"{template.Text}\""));
         else if (!row.TryFirst(p.QuestionFields, out var name, out var q))
             throw new DatasetException(row.Missing(p.QuestionFields));
+        else if (q.ValueKind == JsonValueKind.Array)
+        {
+            messages = MessagesOf(row, name, q);
+            question = messages.LastOrDefault(m => m.Role == "user")?.Content ?? messages[^1].Content;
+        }
         else
             question = q.ValueKind == JsonValueKind.String ? q.GetString()! : throw row.WrongType(name, q, "a string (the question)");
 
@@ -259,7 +328,34 @@ public static class Datasets
         string id = p.IdField is not null && row.TryFirst([p.IdField], out _, out _)
             ? row.Text(p.IdField, numbers: true, context: "the id")
             : $"{idPrefix}-{rowNo}";
-        return new MathProblem(id, question, answer);
+        string? dataSource = null, extra = null;
+        if (p.Verl)
+        {
+            if (row.TryFirst(["data_source"], out _, out var ds))
+                dataSource = ds.ValueKind == JsonValueKind.String ? ds.GetString() : throw row.WrongType("data_source", ds, "a string");
+            if (row.TryFirst(["extra_info"], out _, out var ei)) extra = ei.GetRawText();
+        }
+        return new MathProblem(id, question, answer) { Messages = messages, DataSource = dataSource, ExtraInfoJson = extra };
+    }
+
+    /// <summary>A list of <c>{"role", "content"}</c> messages; an item of another shape is an error
+    /// naming the row, the field, the item and what it lacks.</summary>
+    static List<ChatMessage> MessagesOf(Row row, string field, JsonElement list)
+    {
+        var messages = new List<ChatMessage>();
+        int i = 0;
+        foreach (var item in list.EnumerateArray())
+        {
+            i++;
+            string Part(string key) =>
+                item.ValueKind == JsonValueKind.Object && item.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()!
+                : throw new DatasetException($"{row.Where}: {row.Noun} '{field}' message {i}: " + (item.ValueKind != JsonValueKind.Object
+                    ? $"is {KindName(item)}, expected an object {{\"role\", \"content\"}}"
+                    : item.TryGetProperty(key, out var bad) ? $"'{key}' is {KindName(bad)}, expected a string" : $"has no '{key}'"));
+            messages.Add(new ChatMessage(Part("role"), Part("content")));
+        }
+        if (messages.Count == 0) throw new DatasetException($"{row.Where}: {row.Noun} '{field}' is an empty list of messages");
+        return messages;
     }
 
     /// <summary>The frame of a Parquet file, checked before the reader trusts it: "PAR1" at both ends and a
@@ -284,33 +380,36 @@ public static class Datasets
     /// <summary>A Parquet file: its columns are checked against the options once (a missing one is
     /// an error for the whole file, skipping or not), then each row, numbered from 1 across row
     /// groups, is turned into a JSON object of every column and read by <see cref="ParseRow"/>.</summary>
-    static LoadResult ReadParquet(string path, Preset p, string idPrefix, bool skipBadRows, string answerField)
+    static DeserializationResult<Dictionary<string, object>> ReadTable(string path)
     {
-        DeserializationResult<Dictionary<string, object>> table;
         try
         {
             using var stream = File.OpenRead(path);
             CheckParquetFooter(stream, path);
-            table = ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult();
+            return ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult();
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             throw new DatasetException($"{path}: not a readable Parquet file: {e.Message}", e);
         }
+    }
+
+    static LoadResult ReadParquet(string path, DeserializationResult<Dictionary<string, object>> table, Preset p, string idPrefix, bool skipBadRows, string answerField)
+    {
 
         var columns = table.Schema.Fields.Select(f => f.Name).ToList();
         var listColumns = table.Schema.Fields.Where(f => f is ListField).Select(f => f.Name).ToHashSet();
         string Present() => $"(columns present: {string.Join(", ", columns)})";
         if (p.Template is { } template)
         {
-            var absent = template.Fields.Where(f => !columns.Contains(f)).ToList();
+            var absent = template.Fields.Where(f => !Has(columns, f)).ToList();
             if (absent.Count > 0)
                 throw new DatasetException($"{path}: missing column '{string.Join("', '", absent)}' named by the question template \"{template.Text}\" {Present()}");
         }
-        else if (!p.QuestionFields.Any(columns.Contains))
+        else if (!p.QuestionFields.Any(f => Has(columns, f)))
             throw new DatasetException($"{path}: missing column '{string.Join("' or '", p.QuestionFields)}' {Present()}");
         string needed = p.Answer == AnswerFrom.FinalAnswerList ? "final_answer" : answerField;
-        if (!columns.Contains(needed))
+        if (!Has(columns, needed))
             throw new DatasetException($"{path}: missing column '{needed}' {Present()}");
 
         var rows = new List<MathProblem>();
@@ -325,7 +424,7 @@ public static class Datasets
             // Every column is in the row (null where the file has none), so a field without a value
             // is a null or a list column's empty list (the reader gives none for it).
             string Missing(string[] fields) => where + ": " + string.Join("; ", fields.Select(f =>
-                !obj.TryGetProperty(f, out _) ? $"no column '{f}'"
+                !TryField(obj, f, out _) ? $"no column '{f}'"
                 : $"column '{f}' is null{(listColumns.Contains(f) ? " or an empty list" : "")}"));
             try { rows.Add(ParseRow(p, idPrefix, new Row(obj, where, "column", Missing), rowNo, answerField)); }
             catch (DatasetException e) when (skipBadRows) { skipped.Add(e.Message); }

@@ -77,6 +77,33 @@ public sealed class SandboxPool : IDisposable
         }
     }
 
+    /// <summary>Sends one request to a free worker (blocks while every slot is busy); null when the
+    /// worker died twice under it or did not answer within <paramref name="backstop"/>.</summary>
+    public System.Text.Json.Nodes.JsonObject? Request(System.Text.Json.Nodes.JsonObject request, TimeSpan backstop)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var worker = _slots.Take();
+        try
+        {
+            for (int attempt = 0; attempt < 2; attempt++)
+            {
+                if (worker is null || worker.Broken)
+                {
+                    if (worker is not null) { Retire(worker); Interlocked.Increment(ref _restarts); }
+                    worker = null;
+                    worker = NewWorker();
+                }
+                var answer = worker.Request((System.Text.Json.Nodes.JsonObject)request.DeepClone(), backstop);
+                if (answer is not null) return answer;
+            }
+            return null;
+        }
+        finally
+        {
+            _slots.Add(worker is { Broken: false } ? worker : RetireToNull(worker));
+        }
+    }
+
     SandboxWorker? RetireToNull(SandboxWorker? w)
     {
         if (w is not null) { Retire(w); Interlocked.Increment(ref _restarts); }

@@ -134,6 +134,31 @@ internal sealed class SandboxWorker : IDisposable
         }
     }
 
+    /// <summary>Sends one request object (an "id" is added) and returns the worker's answer, or null when
+    /// the worker died or did not answer within <paramref name="backstop"/> (it is then Broken and killed).</summary>
+    public System.Text.Json.Nodes.JsonObject? Request(System.Text.Json.Nodes.JsonObject request, TimeSpan backstop)
+    {
+        if (Broken) return null;
+        long id = ++_nextId;
+        request["id"] = id;
+        try
+        {
+            _process.StandardInput.WriteLine(request.ToJsonString());
+            _process.StandardInput.Flush();
+        }
+        catch (IOException) { Broken = true; return null; }
+        if (!_lines.TryTake(out var line, backstop) || line is null) { Broken = true; Kill(); return null; }
+        try
+        {
+            var answer = System.Text.Json.Nodes.JsonNode.Parse(line) as System.Text.Json.Nodes.JsonObject;
+            if (answer?["id"]?.GetValue<long>() == id) return answer;
+        }
+        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException) { }
+        Broken = true;
+        Kill();
+        return null;
+    }
+
     /// <summary>Why the worker died, from its stderr.</summary>
     public string DeathNote() => StderrText();
 

@@ -206,6 +206,195 @@ def run(code, serial):
     return answer
 
 
+def reward_child(req, start, tmp, out_w, res_w, nonce):
+    """A reward batch's process: as child(), then compute_score over items[start:], one result line each."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.dup2(DEVNULL, 0)
+    os.dup2(out_w, 1)
+    os.dup2(out_w, 2)
+    os.dup2(res_w, RESULT_FD)
+    os.closerange(RESULT_FD + 1, MAX_FDS)
+    os.chdir(tmp)
+    os.environ.clear()
+    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp, "LANG": "C.UTF-8"})
+    set_limits()
+    drop_privileges()
+    import math, traceback
+    sys.argv = ["reward"]
+    filename = req["filename"]
+
+    def emit(obj):
+        obj["nonce"] = nonce
+        os.write(RESULT_FD, (json.dumps(obj) + "\n").encode())
+
+    def where(e):
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == filename]
+        f = frames[-1] if frames else None
+        text = "%s: %s" % (type(e).__name__, e)
+        return text[:1000], ("%s:%d: %s" % (f.filename, f.lineno, (f.line or "").strip())[:300]) if f else filename
+
+    import linecache
+    linecache.cache[filename] = (len(req["source"]), None, req["source"].splitlines(True), filename)
+    try:
+        scope = {"__name__": "simko_reward", "__file__": filename}
+        exec(compile(req["source"], filename, "exec"), scope)
+        fn = scope.get(req["function"])
+        if not callable(fn):
+            emit({"fatal": "%s has no function '%s'" % (filename, req["function"]), "line": filename})
+            os._exit(0)
+    except BaseException as e:  # noqa: BLE001
+        msg, line = where(e)
+        if isinstance(e, SyntaxError):
+            line = "%s:%s: %s" % (filename, e.lineno, (e.text or "").strip())
+        emit({"fatal": msg, "line": line})
+        os._exit(0)
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, complex)
+
+    for i in range(start, len(req["items"])):
+        item = req["items"][i]
+        try:
+            v = fn(item["data_source"], item["solution_str"], item["ground_truth"], extra_info=item.get("extra_info"))
+            extra, notes = {}, []
+            if isinstance(v, dict):
+                if "score" not in v:
+                    raise TypeError("returned a dict without 'score' (keys: %s)" % ", ".join(map(str, v)))
+                for k, x in v.items():
+                    if k == "score":
+                        continue
+                    if number(x) and math.isfinite(float(x)):
+                        extra[str(k)] = float(x)
+                    else:
+                        notes.append(str(k))
+                v = v["score"]
+            if not number(v):
+                raise TypeError("returned %s (%s), expected a number or a dict with a number 'score'" % (type(v).__name__, repr(v)[:80]))
+            if not math.isfinite(float(v)):
+                raise ValueError("returned %r, expected a finite number" % (v,))
+            emit({"i": i, "score": float(v), "extra": extra, "not_numbers": notes})
+        except MemoryError:
+            emit({"i": i, "error": "MemoryError: ran out of its memory limit", "line": filename})
+        except BaseException as e:  # noqa: BLE001
+            msg, line = where(e)
+            emit({"i": i, "error": msg, "line": line})
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001
+        pass
+    os._exit(0)
+
+
+def run_reward(req, serial):
+    """Scores req["items"] with the user's function: one child runs the batch, writing a result per item;
+    a child that runs past the per-item wall limit, prints too much or dies is killed, the item in
+    progress gets the error, and a fresh child goes on from the next item."""
+    items = req["items"]
+    results = [None] * len(items)
+    start = 0
+    while start < len(items):
+        tmp = os.path.join(TMP_ROOT, "r%d_%d" % (serial, start))
+        os.mkdir(tmp, 0o700)
+        out_r, out_w = os.pipe()
+        res_r, res_w = os.pipe()
+        nonce = os.urandom(16).hex()
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                reward_child(req, start, tmp, out_w, res_w, nonce)
+            finally:
+                os._exit(121)
+        os.close(out_w)
+        os.close(res_w)
+        pidfd = os.pidfd_open(pid)
+        poller = select.poll()
+        for fd in (out_r, res_r, pidfd):
+            poller.register(fd, select.POLLIN)
+        deadline = time.monotonic() + CFG["wall_seconds"]
+        out_bytes, buf, limit, exited, fatal = 0, b"", None, False, None
+        open_pipes = {out_r, res_r}
+        nxt = start
+
+        def take(buf):
+            nonlocal nxt, fatal
+            *lines, rest = buf.split(b"\n")
+            for line in lines:
+                try:
+                    v = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(v, dict) or v.get("nonce") != nonce:
+                    continue
+                del v["nonce"]
+                if "fatal" in v:
+                    fatal = v
+                elif isinstance(v.get("i"), int) and v["i"] == nxt:
+                    results[nxt] = v
+                    nxt += 1
+            return rest
+
+        while not exited and limit is None and fatal is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                limit = "timeout"
+                break
+            for fd, _ in poller.poll(max(1, int(remaining * 1000))):
+                if fd == pidfd:
+                    exited = True
+                elif fd in open_pipes:
+                    data = os.read(fd, 1 << 16)
+                    if not data:
+                        poller.unregister(fd)
+                        open_pipes.discard(fd)
+                    elif fd == out_r:
+                        out_bytes += len(data)
+                        if out_bytes > CFG["max_output_bytes"]:
+                            limit = "output"
+                    else:
+                        before = nxt
+                        buf = take(buf + data)
+                        if nxt > before:
+                            deadline = time.monotonic() + CFG["wall_seconds"]
+                            out_bytes = 0
+        if not exited:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        kill_everything_else(pid)
+        os.set_blocking(res_r, False)
+        try:
+            while True:
+                data = os.read(res_r, 1 << 16)
+                if not data:
+                    break
+                buf = take(buf + data)
+        except BlockingIOError:
+            pass
+        for fd in (out_r, res_r, pidfd):
+            os.close(fd)
+        wipe(TMP_ROOT)
+        if fatal is not None:
+            return {"kind": "reward", "fatal": fatal["fatal"], "line": fatal.get("line", "")}
+        if nxt < len(items):
+            code_ = exit_code(status)
+            if limit == "timeout":
+                why = "timed out (no result within %g s)" % CFG["wall_seconds"]
+            elif limit == "output":
+                why = "printed more than %d bytes" % CFG["max_output_bytes"]
+            elif code_ - 128 == signal.SIGXCPU:
+                why = "ran past its CPU time limit"
+            elif code_ > 128:
+                why = "killed by signal %d" % (code_ - 128)
+            else:
+                why = "exited with code %d" % code_
+            results[nxt] = {"i": nxt, "error": why, "line": req["filename"]}
+            nxt += 1
+        start = nxt
+    return {"kind": "reward", "results": results}
+
+
 def main():
     gc.collect()
     gc.freeze()  # children fork from here: a collector that skips these objects copies fewer pages
@@ -221,7 +410,7 @@ def main():
     for line in sys.stdin.buffer:
         request = json.loads(line)
         serial += 1
-        answer = run(request["code"], serial)
+        answer = run_reward(request, serial) if request.get("kind") == "reward" else run(request["code"], serial)
         answer["id"] = request["id"]
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()

@@ -280,4 +280,9 @@ public static class ChatTemplate
     /// </summary>
     public static string QwenUser(string message, bool enableThinking = true) =>
         $"<|im_start|>user\n{message}<|im_end|>\n<|im_start|>assistant\n" + (enableThinking ? "" : "<think>\n\n</think>\n\n");
+
+    /// <summary>ChatML markup of a list of (role, content) messages with the generation prompt; for
+    /// one user message it equals <see cref="QwenUser"/>.</summary>
+    public static string ChatML(IEnumerable<(string Role, string Content)> messages) =>
+        string.Concat(messages.Select(m => $"<|im_start|>{m.Role}\n{m.Content}<|im_end|>\n")) + "<|im_start|>assistant\n";
 }

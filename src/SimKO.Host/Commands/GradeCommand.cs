@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using SimKO.Data.Json;
 using Microsoft.FSharp.Core;
 using SimKO.Data.Logic;
 using SimKO.Data.Math;
@@ -46,7 +47,7 @@ public static class GradeCommand
         var source = inputPath ?? "<stdin>";
         try
         {
-            IReadOnlyList<string> lines = inputPath is null ? ReadAll(Console.In) : File.ReadAllLines(inputPath);
+            IReadOnlyList<string> lines = inputPath is null ? ReadAll(Console.In) : File.ReadAllLines(inputPath);  // graded in one batch
             Runs.SharedSandbox.AllowUnisolated(unsafeNoSandbox);
             var grader = new SimKO.Data.Code.HumanEvalGrader(SimKO.Data.Code.HumanEval.Load(problemsPath), Runs.SharedSandbox.Pool);
             var rows = grader.GradeLines(lines, source);
@@ -93,7 +94,7 @@ public static class GradeCommand
             {
                 if (outputPath is null)
                 {
-                    var (graded, correct) = Grade(reader, Console.Out, grader);
+                    var (graded, correct) = Grade(reader, Console.Out, grader, source);
                     Console.Out.Flush();
                     Console.Error.WriteLine($"graded {graded} lines, {correct} correct");
                 }
@@ -103,7 +104,7 @@ public static class GradeCommand
                     AtomicFile.Write(outputPath, stream =>
                     {
                         using var w = new StreamWriter(stream, leaveOpen: true);
-                        counts = Grade(reader, w, grader);
+                        counts = Grade(reader, w, grader, source);
                     });
                     Console.Error.WriteLine($"graded {counts.Item1} lines, {counts.Item2} correct → {outputPath}");
                 }
@@ -112,7 +113,7 @@ public static class GradeCommand
         }
         catch (InputException e)
         {
-            Console.Error.WriteLine($"error: {source}:{e.Message}");
+            Console.Error.WriteLine($"error: {e.Message}");
             return 2;
         }
         catch (IOException e)
@@ -123,16 +124,14 @@ public static class GradeCommand
     }
 
     /// <summary>Grades every line of <paramref name="input"/> onto <paramref name="output"/> with
-    /// <paramref name="grader"/>; returns (lines graded, lines correct). Errors name the line: "<c>N: message</c>".</summary>
-    public static (int Graded, int Correct) Grade(TextReader input, TextWriter output, Grader grader)
+    /// <paramref name="grader"/>; returns (lines graded, lines correct). Errors name the source and the
+    /// line: "<c>source:N: message</c>".</summary>
+    public static (int Graded, int Correct) Grade(TextReader input, TextWriter output, Grader grader, string source = "<stdin>")
     {
-        int lineNo = 0, graded = 0, correct = 0;
-        string? line;
-        while ((line = input.ReadLine()) is not null)
+        int graded = 0, correct = 0;
+        foreach (var (lineNo, obj) in JsonLines.Objects(input, source, "a JSON object {\"prediction\", \"reference\"}", m => new InputException(m)))
         {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            var result = GradeLine(line, lineNo, grader);
+            var result = GradeObject(obj, $"{source}:{lineNo}", grader);
             output.WriteLine(result.ToJsonString());
             graded++;
             if (result["correct"]!.GetValue<bool>()) correct++;
@@ -140,15 +139,12 @@ public static class GradeCommand
         return (graded, correct);
     }
 
-    /// <summary>One input line's object with "extracted" and "correct" added by <paramref name="grader"/>.</summary>
-    public static JsonObject GradeLine(string line, int lineNo, Grader grader)
+    /// <summary>One input line's object with "extracted" and "correct" added by <paramref name="grader"/>;
+    /// <paramref name="where"/> ("file:line") starts every error.</summary>
+    public static JsonObject GradeObject(JsonObject obj, string where, Grader grader)
     {
-        JsonNode? node;
-        try { node = JsonNode.Parse(line); }
-        catch (JsonException e) { throw new InputException($"{lineNo}: not valid JSON: {e.Message}"); }
-        if (node is not JsonObject obj) throw new InputException($"{lineNo}: expected a JSON object");
-        var prediction = Text(obj, "prediction", lineNo);
-        var reference = Text(obj, "reference", lineNo);
+        var prediction = Text(obj, "prediction", where);
+        var reference = Text(obj, "reference", where);
         var (extracted, ok) = grader(prediction, reference);
         obj["extracted"] = extracted;
         obj["correct"] = ok;
@@ -156,12 +152,12 @@ public static class GradeCommand
     }
 
     /// <summary>A string field, or a number's text (amc23 writes answers as 27.0).</summary>
-    static string Text(JsonObject obj, string field, int lineNo) => obj[field] switch
+    static string Text(JsonObject obj, string field, string where) => obj[field] switch
     {
         JsonValue v when v.TryGetValue<string>(out var s) => s,
         JsonValue v when v.GetValueKind() == JsonValueKind.Number => v.ToJsonString(),
         null => throw new InputException(
-            $"{lineNo}: missing field '{field}' (fields present: {string.Join(", ", obj.Select(p => p.Key))})"),
-        var other => throw new InputException($"{lineNo}: field '{field}' must be a string or a number, got {other.ToJsonString()}"),
+            $"{where}: missing field '{field}' (fields present: {string.Join(", ", obj.Select(p => p.Key))})"),
+        var other => throw new InputException($"{where}: field '{field}' must be a string or a number, got {other.ToJsonString()}"),
     };
 }

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using SimKO.Data.Json;
 using Microsoft.FSharp.Core;
 using SimKO.Cli;
 using SimKO.Data.Tokenizers;

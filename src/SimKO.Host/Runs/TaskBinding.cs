@@ -30,6 +30,8 @@ public sealed record TaskBinding
     public Action<IReadOnlyList<(int Problem, int[] Response)>>? PrefetchTest { get; init; }
     /// <summary>Rows of the task's files that were skipped as bad (only when asked to skip), each with file, line and reason.</summary>
     public IReadOnlyList<string> SkippedRows { get; init; } = [];
+    /// <summary>How the task's file was read when that was detected (verl's format), for the log.</summary>
+    public string? DataFormat { get; init; }
     /// <summary>Longest prompt + response in tokens, when the task knows it (built-in tasks).</summary>
     public int? MaxSequenceLength { get; init; }
 
@@ -71,7 +73,7 @@ public sealed record TaskBinding
     {
         var loaded = SimKO.Data.Math.Datasets.LoadFile(file.Path, FieldsOf(file), skipBadRows);
         var name = RunSpec.taskName(RunSpec.TaskSource.NewFile(file));
-        return Math(name, loaded.Problems, loaded.Problems, tok, template, maxNewTokens) with { SkippedRows = loaded.Skipped };
+        return Math(name, loaded.Problems, loaded.Problems, tok, template, maxNewTokens) with { SkippedRows = loaded.Skipped, DataFormat = loaded.Format is null ? null : $"{file.Path}: {loaded.Format}" };
     }
 
     /// <summary>How the data layer reads a file's fields.</summary>
@@ -111,7 +113,9 @@ public sealed record TaskBinding
     /// <summary>Logs every skipped row and lists them in <c>&lt;out&gt;/skipped_rows.txt</c> (nothing is dropped silently).</summary>
     public static void ReportSkipped(IEnumerable<TaskBinding> tasks, string outDir, ILogger log)
     {
-        var all = tasks.SelectMany(t => t.SkippedRows).ToList();
+        var list = tasks.ToList();
+        foreach (var t in list.Where(t => t.DataFormat is not null)) log.LogInformation("{Format}", t.DataFormat);
+        var all = list.SelectMany(t => t.SkippedRows).ToList();
         if (all.Count == 0) return;
         foreach (var row in all) log.LogWarning("skipped row: {Reason}", row);
         Directory.CreateDirectory(outDir);
@@ -127,7 +131,7 @@ public sealed record TaskBinding
         {
             var (extracted, ok) = SimKO.Data.Math.MathGrader.Grade(response, p.Answer);
             return (ok, extracted);
-        });
+        }) { Messages = p.Messages };
         return Text(name, train.Select(Of).ToList(), ReferenceEquals(train, test) ? null : test.Select(Of).ToList(), tok, template, maxNewTokens);
     }
 
@@ -216,7 +220,21 @@ public sealed record TaskBinding
     }
 
     /// <summary>A question with a grader of a decoded response: (correct?, the extracted answer for maj@n).</summary>
-    sealed record TextProblem(string Id, string Question, Func<string, (bool Correct, string? Answer)> Judge);
+    sealed record TextProblem(string Id, string Question, Func<string, (bool Correct, string? Answer)> Judge)
+    {
+        /// <summary>The prompt as messages (verl's format): rendered as they are, without the template's instruction.</summary>
+        public IReadOnlyList<SimKO.Data.Math.ChatMessage>? Messages { get; init; }
+    }
+
+    /// <summary>The prompt text of a problem: the template around the question, or a list of messages
+    /// in the chat markup ("chat") or their contents one after another ("plain").</summary>
+    public static string PromptText(string question, IReadOnlyList<SimKO.Data.Math.ChatMessage>? messages, RunSpec.PromptTemplate template)
+    {
+        var name = RunSpec.templateName(template);
+        if (messages is null) return SimKO.Data.Math.Prompts.ByName(name)(question);
+        return name == "plain" ? string.Join("\n\n", messages.Select(m => m.Content))
+            : ChatTemplate.ChatML(messages.Select(m => (m.Role, m.Content)));
+    }
 
     /// <summary>Text problems for a general model: prompts from a template around the question, the
     /// reward and the judge from a grader of the decoded response (up to the end or pad token).
@@ -224,11 +242,10 @@ public sealed record TaskBinding
     static TaskBinding Text(string name, IReadOnlyList<TextProblem> train, IReadOnlyList<TextProblem>? test,
         ITokenizer tok, RunSpec.PromptTemplate template, int maxNewTokens)
     {
-        var prompt = SimKO.Data.Math.Prompts.ByName(RunSpec.templateName(template));
         var stops = new[] { tok.EosId, tok.PadId };
         string Response(int[] ids) => tok.Decode(ids.TakeWhile(i => !stops.Contains(i)));
-        var trainIds = train.Select(p => tok.Encode(prompt(p.Question))).ToList();
-        var testIds = test is null ? trainIds : test.Select(p => tok.Encode(prompt(p.Question))).ToList();
+        var trainIds = train.Select(p => tok.Encode(PromptText(p.Question, p.Messages, template))).ToList();
+        var testIds = test is null ? trainIds : test.Select(p => tok.Encode(PromptText(p.Question, p.Messages, template))).ToList();
         return new TaskBinding
         {
             Name = name,

@@ -134,7 +134,8 @@ public sealed class CheckpointStore(string directory)
 
     /// <summary>What trainer.json of a checkpoint says, read field by field: a missing or mistyped field is
     /// an error naming the file and the field (its checksum may match: the file was written wrong).</summary>
-    public sealed record TrainerState(long StepsDone, int Seed, int SkippedUpdates);
+    /// <summary>A checkpoint's trainer state; <c>Config</c> is the run configuration it was written with (absent in old checkpoints).</summary>
+    public sealed record TrainerState(long StepsDone, int Seed, int SkippedUpdates, JsonObject? Config);
 
     public static TrainerState ReadTrainerState(string path)
     {
@@ -149,7 +150,13 @@ public sealed class CheckpointStore(string directory)
             throw new InvalidDataException($"{path}: field '{name}' is {(o[name] is null ? "missing" : o[name]!.ToJsonString())}; expected an integer in [{min}, {max}]");
         }
         return new TrainerState(Field("steps_done", 0, long.MaxValue), (int)Field("seed", int.MinValue, int.MaxValue),
-            (int)Field("skipped_updates", 0, int.MaxValue, 0));
+            (int)Field("skipped_updates", 0, int.MaxValue, 0),
+            o["config"] switch
+            {
+                null => null,
+                JsonObject c => c,
+                var other => throw new InvalidDataException($"{path}: field 'config' is {other.ToJsonString()}; expected a JSON object (the run configuration)"),
+            });
     }
 
     static string Sha256(string path)

@@ -286,7 +286,7 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
         var (steps, seed) = (state.StepsDone, state.Seed);
         if (seed != settings.Seed)
             throw new InvalidOperationException($"{checkpoint}: written with seed {seed}, this run has seed {settings.Seed}; resume with the same configuration");
-        if (state["config"] is JsonObject written)
+        if (state.Config is { } written)
         {
             var differ = ConfigDifferences(written, JsonNode.Parse(_configJson)!.AsObject());
             if (differ.Count > 0)
