@@ -16,7 +16,12 @@ public static class JsonLines
     /// <summary>(line number, object) of each non-blank line of <paramref name="lines"/>;
     /// <paramref name="expected"/> says what a line must be; <paramref name="error"/> makes the
     /// caller's exception from a message that starts with <paramref name="source"/> and the line.</summary>
-    public static IEnumerable<(int Line, JsonObject Object)> Objects(IEnumerable<string> lines, string source, string expected, Func<string, Exception> error)
+    public static IEnumerable<(int Line, JsonObject Object)> Objects(IEnumerable<string> lines, string source, string expected, Func<string, Exception> error) =>
+        Objects(lines, source, expected, error, null);
+
+    /// <summary>The same; with <paramref name="bad"/> a line that is not valid JSON or not an object is
+    /// given to it (its message) and skipped instead of thrown.</summary>
+    public static IEnumerable<(int Line, JsonObject Object)> Objects(IEnumerable<string> lines, string source, string expected, Func<string, Exception> error, Action<string>? bad)
     {
         int lineNo = 0;
         foreach (var line in lines)
@@ -24,10 +29,17 @@ public static class JsonLines
             lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
             JsonNode? node;
+            string? why = null;
             try { node = JsonNode.Parse(line); }
-            catch (JsonException e) { throw error($"{source}:{lineNo}: not valid JSON: {e.Message}"); }
-            if (node is not JsonObject obj) throw error($"{source}:{lineNo}: expected {expected}, got {KindOf(node)}");
-            yield return (lineNo, obj);
+            catch (JsonException e) { node = null; why = $"{source}:{lineNo}: not valid JSON: {e.Message}"; }
+            if (why is null && node is not JsonObject) why = $"{source}:{lineNo}: expected {expected}, got {KindOf(node)}";
+            if (why is not null)
+            {
+                if (bad is null) throw error(why);
+                bad(why);
+                continue;
+            }
+            yield return (lineNo, (JsonObject)node!);
         }
     }
 
@@ -37,14 +49,14 @@ public static class JsonLines
 
     /// <summary>The same over a file, UTF-8, read through gzip when its name ends in <c>.gz</c>; a
     /// missing file or a damaged gzip stream is an error naming the file (and the line reached).</summary>
-    public static IEnumerable<(int Line, JsonObject Object)> File(string path, string expected, Func<string, Exception> error)
+    public static IEnumerable<(int Line, JsonObject Object)> File(string path, string expected, Func<string, Exception> error, Action<string>? bad = null)
     {
         if (!System.IO.File.Exists(path)) throw error($"{path}: no such file");
         using var file = System.IO.File.OpenRead(path);
         using Stream stream = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(file, CompressionMode.Decompress) : file;
         using var reader = new StreamReader(stream, Encoding.UTF8);
         int reached = 0;
-        using var rows = Objects(LinesOf(reader), path, expected, error).GetEnumerator();
+        using var rows = Objects(LinesOf(reader), path, expected, error, bad).GetEnumerator();
         while (true)
         {
             bool more;

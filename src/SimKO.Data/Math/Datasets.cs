@@ -155,9 +155,10 @@ public static class Datasets
         var idPrefix = Path.GetFileNameWithoutExtension(path);
         bool parquet = path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase);
         var table = parquet ? ReadTable(path) : null;
-        var objects = parquet ? null : JsonLines.File(path, "a JSON object", m => new DatasetException(m)).ToList();
+        // a JSONL file's format is detected from its first good row's fields
+        var first = parquet ? null : JsonLines.File(path, "a JSON object", m => new DatasetException(m), _ => { }).Select(r => r.Object).FirstOrDefault();
         var names = parquet ? table!.Schema.Fields.Select(f => f.Name).ToList()
-            : objects!.Count > 0 ? objects[0].Object.Select(kv => kv.Key).ToList() : [];
+            : first is not null ? first.Select(kv => kv.Key).ToList() : [];
         string answerField = fields.AnswerField;
         string? format = null;
         if (fields.Format == DataFormat.Verl || (fields.Format == DataFormat.Auto && fields.QuestionTemplate is null
@@ -175,7 +176,7 @@ public static class Datasets
         }
         var result = parquet
             ? ReadParquet(path, table!, preset, idPrefix, skipBadRows, answerField)
-            : Read(path, objects!, preset, idPrefix, skipBadRows, answerField);
+            : Read(path, preset, idPrefix, skipBadRows, answerField);
         return result with { Format = format };
     }
 
@@ -202,14 +203,11 @@ public static class Datasets
         return true;
     }
 
-    static LoadResult Read(string path, Preset p, string idPrefix, bool skipBadRows, string? answerField = null) =>
-        Read(path, JsonLines.File(path, "a JSON object", m => new DatasetException(m)), p, idPrefix, skipBadRows, answerField);
-
-    static LoadResult Read(string path, IEnumerable<(int Line, JsonObject Object)> objects, Preset p, string idPrefix, bool skipBadRows, string? answerField = null)
+    static LoadResult Read(string path, Preset p, string idPrefix, bool skipBadRows, string? answerField = null)
     {
         var rows = new List<MathProblem>();
         var skipped = new List<string>();
-        foreach (var (lineNo, obj) in objects)
+        foreach (var (lineNo, obj) in JsonLines.File(path, "a JSON object", m => new DatasetException(m), skipBadRows ? skipped.Add : null))
         {
             try { rows.Add(ParseObject(p, idPrefix, path, lineNo, obj, answerField ?? p.AnswerField)); }
             catch (DatasetException e) when (skipBadRows) { skipped.Add(e.Message); }
