@@ -3,7 +3,8 @@
 #   scripts/reproduce.sh countdown   # Table 1 layout: base, GRPO, SimKO over 3 seeds (~8 min on 2 quiet cores)
 #   scripts/reproduce.sh order       # Table 2 layout: the logic task with PSR, NSR and W-REINFORCE as well
 #   scripts/reproduce.sh ablation    # Table 3 layout: SimKO with one part off at a time, and GRPO (Countdown)
-#   scripts/reproduce.sh sweep       # Figure 7: SimKO's α over 0, 0.05, 0.1, 0.2 (Countdown)
+#   scripts/reproduce.sh sweep-alpha # Figure 7: SimKO's α over 0 … 0.2, GRPO as the paired baseline (Countdown)
+#   scripts/reproduce.sh sweep-q     # Figure 7: the gate's quantile q over 0 (every token) … 1 (GRPO), GRPO paired (Countdown)
 #   scripts/reproduce.sh program     # the code task: answers verified by running them in the sandbox
 #   scripts/reproduce.sh all
 # Extra arguments go to `simko reproduce` (e.g. --seeds 5, --steps 400, --simko-lambda 1.1).
@@ -27,13 +28,14 @@ one() {
     countdown) run countdown --task countdown "${@:2}" ;;
     order) run order --task order --methods grpo simko psr nsr w-reinforce "${@:2}" ;;
     ablation) run ablation --task countdown --ablation "${@:2}" ;;
-    sweep) run sweep --task countdown --sweep method.alpha=0,0.05,0.1,0.2 "${@:2}" ;;
+    sweep-alpha) run sweep-alpha --task countdown --methods grpo simko --sweep method.alpha=0,0.02,0.05,0.1,0.2 "${@:2}" ;;
+    sweep-q) run sweep-q --task countdown --methods grpo simko --sweep method.q=0,0.5,0.8,0.95,1 "${@:2}" ;;
     program) run program --task program "${@:2}" ;;
-    *) echo "usage: scripts/reproduce.sh countdown|order|ablation|sweep|program|all [reproduce options]" >&2; exit 2 ;;
+    *) echo "usage: scripts/reproduce.sh countdown|order|ablation|sweep-alpha|sweep-q|program|all [reproduce options]" >&2; exit 2 ;;
   esac
 }
 if [ "$what" = all ]; then
-  for w in countdown ablation order sweep program; do one "$w" "$@"; done
+  for w in countdown ablation order sweep-alpha sweep-q program; do one "$w" "$@"; done
 else
   one "$what" "$@"
 fi

@@ -32,7 +32,7 @@ type ReproduceArgs =
             | Out _ -> "report folder (default runs/reproduce)."
             | Methods _ -> sprintf "methods to train from the same base (default grpo simko; any of %s)." (String.concat ", " Methods.names)
             | Ablation -> "Table 3: SimKO, then SimKO with one part off at a time (no top-K smoothing: α = 0; no top-1 push: λ = 1; no entropy gate: every token), and GRPO."
-            | Sweep _ -> "Figure 7: one setting over values, e.g. --sweep method.alpha=0,0.05,0.1 (a method setting of each --methods entry that has it, default simko) or --sweep lr=1e-4,3e-4."
+            | Sweep _ -> "Figure 7: one setting over values, e.g. --sweep method.alpha=0,0.05,0.1 (a method setting: each --methods entry that has it is swept, each that lacks it, e.g. grpo, trains once as the baseline every value is paired with by seed) or --sweep lr=1e-4,3e-4 (every method swept)."
             | Seeds _ -> "seeds per method (default 3; the base model is shared)."
             | Steps _ -> "RL steps per run (default 300, REPRODUCTION-NOTES)."
             | Base_Steps _ -> "supervised warm-start steps of the base model (default 1000, REPRODUCTION-NOTES)."
@@ -70,7 +70,7 @@ let toSpecWith (known: Methods.Method list) (r: ParseResults<ReproduceArgs>) : R
             errors.Add(sprintf "--task: '%s' is not a built-in task; valid: %s" name (builtins |> List.map builtinName |> String.concat ", "))
             Countdown
     let methods =
-        r.GetResult(Methods, defaultValue = (if r.Contains Sweep then [ "simko" ] else [ "grpo"; "simko" ]))
+        r.GetResult(Methods, defaultValue = [ "grpo"; "simko" ])
         |> List.choose (fun n ->
             match methodOf n with
             | Ok m -> Some m
@@ -95,8 +95,16 @@ let toSpecWith (known: Methods.Method list) (r: ParseResults<ReproduceArgs>) : R
                 let values = assignment.Substring(i + 1).Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray
                 if values.Length < 2 then errors.Add(sprintf "--sweep %s: give at least two values, comma-separated" assignment)
                 let safe (v: string) = v.Replace('/', '_').Replace(' ', '_')
+                // a method sweep leaves the methods without that setting (GRPO for α or q) as one
+                // unswept baseline each: the report pairs every swept value with it, seed by seed
+                let hasSetting (m: Methods.Method) =
+                    not (key.StartsWith "method.") || MethodSettings.settingsOf m |> List.exists (fun s -> s.Name = key.Substring 7)
+                if key.StartsWith "method." && not (methods |> List.exists hasSetting) then
+                    errors.Add(sprintf "--sweep %s: no --methods entry has the setting '%s'" key (key.Substring 7))
                 let vs =
                     [ for m in methods do
+                      if not (hasSetting m) then yield variant m
+                      else
                         for v in values do
                             let key', label = sprintf "%s-%s-%s" (Methods.name m) key (safe v), sprintf "%s %s = %s" (Methods.displayName m) key v
                             if key.StartsWith "method." then

@@ -200,7 +200,13 @@ let tests =
             Expect.isTrue (config.RootElement.GetProperty("commit").GetString().Length > 0) "the commit is recorded"
             let sweep = temp "sweep"
             Expect.equal (run [ "--sweep"; "method.alpha=0,0.2"; "--out"; sweep ]) 0 "sweep exit code"
-            Expect.stringContains (File.ReadAllText(Path.Combine(sweep, "report.md"))) "| SimKO alpha = 0.2 |" "a row per value"
+            let sweepReport = File.ReadAllText(Path.Combine(sweep, "report.md"))
+            Expect.stringContains sweepReport "| SimKO alpha = 0.2 |" "a row per value"
+            Expect.stringContains sweepReport "### Each value − GRPO, paired by seed" "the paired table against the unswept GRPO baseline"
+            use sweepJson = JsonDocument.Parse(File.ReadAllText(Path.Combine(sweep, "results.json")))
+            let pairedAlpha = sweepJson.RootElement.GetProperty("paired_by_value").GetProperty("simko-alpha-0.2")
+            Expect.equal (pairedAlpha.GetProperty("against").GetString()) "grpo" "paired with the GRPO run"
+            Expect.equal (pairedAlpha.GetProperty("value").GetDouble()) 0.2 "the swept value, typed"
             Expect.sequenceEqual (File.ReadAllBytes(Path.Combine(sweep, "sweep.png"))).[1..3] "PNG"B "sweep.png is a PNG"
         testCase "reproduce writes a report whose files exist and parse" <| fun () ->
             let out = temp "reproduce"

@@ -135,8 +135,15 @@ let tests =
         testCase "--sweep gives one run per value, of a method setting or a training setting" <| fun () ->
             let spec = reproduce [ "--sweep"; "method.alpha=0,0.05,0.1" ]
             Expect.equal spec.Study (Study.Sweep "method.alpha") "study"
-            let alphas = spec.Variants |> List.map (fun v -> match Methods.ownOf Methods.simko v.Method with Some s -> s.Alpha | None -> nan)
+            let alphas = spec.Variants |> List.choose (fun v -> Methods.ownOf Methods.simko v.Method |> Option.map _.Alpha)
             Expect.equal alphas [ 0.0; 0.05; 0.1 ] "α values"
+            // GRPO has no α: it trains once, unswept, as the baseline every value is paired with
+            let baselines = spec.Variants |> List.filter (fun v -> Methods.name v.Method = "grpo")
+            Expect.equal (baselines |> List.map (fun v -> v.Key, v.Swept)) [ "grpo", None ] "one unswept GRPO baseline"
+            Expect.equal spec.Variants.Length 4 "GRPO + three SimKO values"
+            match parse [ "reproduce"; "--sweep"; "method.alpha=0,0.1"; "--methods"; "grpo" ] with
+            | Ok c -> failtestf "a sweep of a setting no method has was accepted: %A" c
+            | Error e -> Expect.stringContains e "no --methods entry has the setting 'alpha'" "named"
             let lr = reproduce [ "--sweep"; "lr=1e-4,3e-4"; "--methods"; "grpo" ]
             Expect.equal (lr.Variants |> List.map (fun v -> v.Swept)) [ Some("lr", Settings.Num 1e-4); Some("lr", Settings.Num 3e-4) ] "training-setting sweep, typed"
             // the variant is a function of the typed spec: it changes lr and nothing else

@@ -141,6 +141,8 @@ public static class Reproduce
         md.AppendLine().AppendLine($"Plots: `pass_at_k.png`, `lambda.png`, `entropy.png`{(o.Study.IsSweep ? ", `sweep.png`" : "")}. Per-run metrics: `runs/<run>-seed<k>/metrics.jsonl` (and TensorBoard files).");
         var paired = Paired(o.Variants, rows, ks);
         if (paired is not null) md.AppendLine().AppendLine(PairedDifference.Markdown("SimKO", "GRPO", paired));
+        var byValue = o.Study.IsSweep ? SweepPaired(o.Variants, rows, ks) : [];
+        if (byValue.Count > 0) md.AppendLine().AppendLine(SweepPairedMarkdown(byValue, ks[^1]));
         md.AppendLine().AppendLine(Verdict(o.Variants, rows, ks, paired));
         AtomicFile.WriteAllText(Path.Combine(o.Out, "report.md"), md.ToString());
         AtomicFile.WriteAllText(Path.Combine(o.Out, "results.json"), new JsonObject
@@ -151,6 +153,12 @@ public static class Reproduce
                 {
                     ["simko_minus_grpo"] = new JsonObject(paired.Select(x => KeyValuePair.Create($"{x.K}", (JsonNode?)x.D.ToJson()))),
                 },
+                ["paired_by_value"] = byValue.Count == 0 ? null : new JsonObject(byValue.Select(b => KeyValuePair.Create(b.Variant.Key, (JsonNode?)new JsonObject
+                {
+                    ["label"] = b.Variant.Label, ["against"] = b.Against.Key,
+                    ["value"] = SweptValue(b.Variant) is double x ? JsonValue.Create(x) : JsonValue.Create(Settings.show(b.Variant.Swept!.Value.Item2)),
+                    ["minus"] = new JsonObject(b.At.Select(a => KeyValuePair.Create($"{a.K}", (JsonNode?)a.D.ToJson()))),
+                }))),
             }
             .ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine(md.ToString());
@@ -199,6 +207,15 @@ public static class Reproduce
                     points.Select(p => PassAtKReport.MeanStd(PassAtKReport.Values(p.Row, benchmark, k)).Mean).ToArray(),
                     points.Select(p => PassAtKReport.MeanStd(PassAtKReport.Values(p.Row, benchmark, k)).Std).ToArray()));
         }
+        // a method sweep's unswept baselines (GRPO) as flat lines over the swept range
+        var xs = o.Variants.Select(SweptValue).OfType<double>().ToArray();
+        if (xs.Length > 0)
+            foreach (var (v, row) in o.Variants.Select((v, i) => (v, rows[i + 1])).Where(x => x.v.Swept is null))
+                foreach (var k in new[] { 1, kMax })
+                {
+                    var (m, sd) = PassAtKReport.MeanStd(PassAtKReport.Values(row, benchmark, k));
+                    series.Add(new Series($"{v.Label} pass@{k} (not swept)", [xs.Min(), xs.Max()], [m, m], [sd, sd]));
+                }
         if (series.Count > 0) Plot.Lines(path, $"pass@K against {setting} (Figure 7)", setting, "pass@K", series);
     }
 
@@ -255,6 +272,48 @@ public static class Reproduce
     {
         for (int i = 0; i < variants.Count; i++) if (variants[i].Key == key) return rows[i + 1];
         return null;
+    }
+
+    /// <summary>A sweep's paired comparison (Figure 7): each swept variant of a method other than GRPO
+    /// against GRPO trained with the same seeds — the GRPO run with the same swept value (a training-setting
+    /// sweep) or the unswept GRPO baseline (a method-setting sweep) — at pass@1 and pass@max-K.</summary>
+    static List<(RunSpec.Variant Variant, RunSpec.Variant Against, List<(int K, PairedDifference D)> At)> SweepPaired(
+        IReadOnlyList<RunSpec.Variant> variants, IReadOnlyList<ReportRow> rows, int[] ks)
+    {
+        var result = new List<(RunSpec.Variant, RunSpec.Variant, List<(int, PairedDifference)>)>();
+        if (ks.Length == 0) return result;
+        var bench = PassAtKReport.Benchmarks(rows)[0];
+        bool IsGrpo(RunSpec.Variant v) => Methods.name(v.Method) == Methods.grpo.Name;
+        for (int i = 0; i < variants.Count; i++)
+        {
+            var v = variants[i];
+            if (IsGrpo(v) || v.Swept is null) continue;
+            int j = Enumerable.Range(0, variants.Count).FirstOrDefault(j => IsGrpo(variants[j]) && Equals(variants[j].Swept, v.Swept), -1);
+            if (j < 0) j = Enumerable.Range(0, variants.Count).FirstOrDefault(j => IsGrpo(variants[j]) && variants[j].Swept is null, -1);
+            if (j < 0) continue;
+            result.Add((v, variants[j], new[] { 1, ks[^1] }.Distinct()
+                .Select(k => (k, PairedDifference.Of(PassAtKReport.Values(rows[i + 1], bench, k), PassAtKReport.Values(rows[j + 1], bench, k)))).ToList()));
+        }
+        return result;
+    }
+
+    /// <summary>The sweep's paired table, one row per swept value, and what it says in one sentence per K.</summary>
+    static string SweepPairedMarkdown(List<(RunSpec.Variant Variant, RunSpec.Variant Against, List<(int K, PairedDifference D)> At)> byValue, int kMax)
+    {
+        var at = byValue[0].At;
+        var sb = new StringBuilder($"### Each value − {byValue[0].Against.Label}, paired by seed (points; mean and 95 % t interval over seeds)\n\n");
+        sb.Append("| Run | ").AppendJoin(" | ", at.Select(x => $"pass@{x.K}")).AppendLine(" |");
+        sb.Append("|---|").AppendJoin("", at.Select(_ => "---:|")).AppendLine();
+        foreach (var b in byValue) sb.Append($"| {b.Variant.Label} | ").AppendJoin(" | ", b.At.Select(x => x.D.Cell())).AppendLine(" |");
+        int seeds = at[0].D.Seeds;
+        sb.AppendLine();
+        if (seeds < 3) sb.AppendLine($"Only {seeds} seed{(seeds == 1 ? "" : "s")}: {(seeds == 1 ? "no interval can be formed" : "the t intervals rest on too few seeds to say much")}; run with --seeds 3 or more.").AppendLine();
+        foreach (var k in at.Select(x => x.K).Where(_ => seeds >= 2))
+        {
+            var ds = byValue.Select(b => b.At.First(x => x.K == k).D).ToList();
+            sb.AppendLine($"- pass@{k}: the interval lies above zero for {ds.Count(d => d.Sign > 0)} of {ds.Count} values, below zero for {ds.Count(d => d.Sign < 0)}, and includes zero for {ds.Count(d => d.Sign == 0)}.");
+        }
+        return sb.ToString();
     }
 
     /// <summary>What the numbers say about the paper's claim, in plain words (no verdict is hard-coded).</summary>
