@@ -237,6 +237,8 @@ type EvalSpec =
       Seed: int
       Out: string
       Device: Device
+      /// the dtype the model is loaded and sampled in (bfloat16 halves a 7B model's weights and KV cache on a GPU)
+      DType: DType
       UnsafeNoSandbox: bool }
 
 /// One trained configuration of a comparison: a key for folders, JSON and finding rows (never the

@@ -112,6 +112,13 @@ let tests =
             | Ok c -> failtestf "accepted %A" c
             | Error e -> Expect.stringContains e (sprintf "%s: steps: expected a number, true/false, a string or null, got [1, 2]" path) "names file and key"
             File.Delete path
+        testCase "eval --dtype loads the model in float32 (default) or bfloat16 and names a bad value" <| fun () ->
+            match parse [ "eval"; "--model"; "m"; "--task"; "humaneval" ], parse [ "eval"; "--model"; "m"; "--dtype"; "bfloat16" ] with
+            | Ok (Commands.Command.Eval d), Ok (Commands.Command.Eval b) -> Expect.equal (d.DType, b.DType) (Float32, BFloat16) "dtypes"
+            | other -> failtestf "%A" other
+            match parse [ "eval"; "--model"; "m"; "--dtype"; "fp8" ] with
+            | Ok c -> failtestf "accepted %A" c
+            | Error e -> Expect.stringContains e "--dtype" "names the flag"
         testCase "eval --data builds a typed data file with its template, answer field and name" <| fun () ->
             match parse [ "eval"; "--model"; "m"; "--data"; "svamp.jsonl"; "--question-template"; "{Body} {Question}"; "--answer-field"; "Answer"; "--name"; "svamp" ] with
             | Ok (Commands.Command.Eval e) ->

@@ -22,7 +22,7 @@ public static class EvalCommand
         {
             var device = DeviceSelection.Resolve(o.Device);
             SharedSandbox.AllowUnisolated(o.UnsafeNoSandbox);
-            using var model = HfFolder.LoadModel(o.Model, device, ScalarType.Float32);
+            using var model = HfFolder.LoadModel(o.Model, device, DeviceSelection.ScalarTypeOf(o.DType));
             if (Microsoft.FSharp.Core.FSharpOption<string>.get_IsSome(o.Adapter)) PeftAdapter.Apply(model, o.Adapter.Value);
             model.eval();
             SimKO.Data.Tokenizers.ITokenizer? tokenizer = null;
