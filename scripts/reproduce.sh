@@ -19,7 +19,7 @@ run() {
   if [ "${PUBLISH:-0}" = 1 ]; then
     mkdir -p "docs/results/$name"
     for f in report.md results.json config.json pass_at_k.png lambda.png entropy.png sweep.png; do
-      [ -f "runs/reproduce-$name/$f" ] && cp "runs/reproduce-$name/$f" "docs/results/$name/"
+      if [ -f "runs/reproduce-$name/$f" ]; then cp "runs/reproduce-$name/$f" "docs/results/$name/"; fi
     done
   fi
 }
