@@ -37,9 +37,9 @@ public static class Program
             case CliCommands.Command.Tokenize tokenize:
                 return TokenizeCommand.Run(tokenize.Item.Tokenizer, OptionModule.ToObj(tokenize.Item.Input), OptionModule.ToObj(tokenize.Item.Output));
             case CliCommands.Command.Reproduce reproduce:
-                return SimKO.Host.Experiments.Reproduce.Run(reproduce.Item, Logging.Create("reproduce"));
+                return SimKO.Host.Commands.ReproduceCommand.Run(reproduce.Item, Logging.Create("reproduce"));
             case CliCommands.Command.Bench bench:
-                return SimKO.Host.Bench.BenchCommand.Run(bench.Item.Quick, bench.Item.Out, bench.Item.Only.ToList(), bench.Item.Device, Logging.Create("bench"), bench.Item.Full);
+                return SimKO.Host.Commands.BenchCommand.Run(bench.Item.Quick, bench.Item.Out, bench.Item.Only.ToList(), bench.Item.Device, Logging.Create("bench"), bench.Item.Full);
             case CliCommands.Command.Serve serve:
                 return ServeCommand.Run(serve.Item, Logging.Create("serve"));
             case CliCommands.Command.Score score:

@@ -5,6 +5,12 @@ open Expecto
 open TorchSharp
 open SimKO.Math.Tensors
 
+/// The repository root (the folder holding SimKO.sln above the test binary) and its README, when found.
+let readme () =
+    SimKO.Data.Math.Datasets.FindRepoRoot System.AppContext.BaseDirectory
+    |> Option.ofObj
+    |> Option.map (fun root -> root, System.IO.File.ReadAllText(System.IO.Path.Combine(root, "README.md")))
+
 let toArray (t: Tensor) : float[] =
     t.detach().to_type(torch.ScalarType.Float64).contiguous().data<float>().ToArray()
 

@@ -20,13 +20,6 @@ let lossOf (batch: Objective.PolicyBatch) : torch.Tensor =
     (Objective.loss simkoK5BatchGate batch).Loss
 // end-readme
 
-let private readmeLines () =
-    let rec up (dir: System.IO.DirectoryInfo) =
-        if isNull dir then None
-        elif System.IO.File.Exists(System.IO.Path.Combine(dir.FullName, "SimKO.sln")) then Some dir.FullName
-        else up dir.Parent
-    up (System.IO.DirectoryInfo(System.AppContext.BaseDirectory))
-    |> Option.map (fun root -> root, System.IO.File.ReadAllText(System.IO.Path.Combine(root, "README.md")))
 
 let tests =
     testList "README example" [
@@ -44,7 +37,7 @@ let tests =
             let _, gDefault = Batches.lossAndGrad (Methods.objective (Methods.define Methods.simko)) b
             Expect.isGreaterThan (Tensors.value ((leaf.grad - gDefault).abs().max())) 1e-6 "differs from default SimKO"
         testCase "README.md shows the example verbatim" <| fun () ->
-            match readmeLines () with
+            match Checks.readme () with
             | None -> failtest "README.md not found above the test binary"
             | Some (root, readme) ->
                 let source = System.IO.File.ReadAllText(System.IO.Path.Combine(root, "tests", "Properties", "ComposeExample.fs"))

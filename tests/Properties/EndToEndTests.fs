@@ -186,7 +186,7 @@ let tests =
             let small = [ "--seeds"; "1"; "--steps"; "2"; "--base-steps"; "10"; "--eval-samples"; "2"; "--eval-problems"; "4" ]
             let run (args: string list) =
                 match parsed (Array.ofList ("reproduce" :: args @ small)) with
-                | SimKO.Cli.Commands.Command.Reproduce spec -> SimKO.Host.Experiments.Reproduce.Run(spec, NullLogger.Instance)
+                | SimKO.Cli.Commands.Command.Reproduce spec -> SimKO.Host.Commands.ReproduceCommand.Run(spec, NullLogger.Instance)
                 | other -> failtestf "parsed as %A" other
             let ablation = temp "ablation"
             Expect.equal (run [ "--ablation"; "--out"; ablation ]) 0 "ablation exit code"
@@ -213,7 +213,7 @@ let tests =
             let code =
                 match parsed [| "reproduce"; "--quick"; "--out"; out; "--methods"; "grpo"; "simko"; "--seeds"; "1"; "--steps"; "3"; "--base-steps"; "30"
                                 "--eval-samples"; "4"; "--eval-problems"; "8" |] with
-                | SimKO.Cli.Commands.Command.Reproduce spec -> SimKO.Host.Experiments.Reproduce.Run(spec, NullLogger.Instance)
+                | SimKO.Cli.Commands.Command.Reproduce spec -> SimKO.Host.Commands.ReproduceCommand.Run(spec, NullLogger.Instance)
                 | other -> failtestf "parsed as %A" other
             Expect.equal code 0 "exit code"
             let report = File.ReadAllText(Path.Combine(out, "report.md"))

@@ -31,7 +31,7 @@ let private gradeLines (task: GradeTask) (lines: string list) =
 
 let private inputError (task: GradeTask) (lines: string list) =
     try gradeLines task lines |> ignore; "no error"
-    with :? GradeCommand.InputException as e -> e.Message
+    with :? SimKO.Host.Commands.InputException as e -> e.Message
 
 /// A temp folder for one test, deleted after it.
 let private inFolder (f: string -> unit) =

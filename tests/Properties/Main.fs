@@ -59,6 +59,7 @@ let all =
         HostileTests.tests
         TrainOnServerTests.tests
         CollectiveTests.tests
+        ArchitectureTests.tests
         SimKO.Data.Tests.All.tests
         SimKO.Host.Tests.All.tests
     ]

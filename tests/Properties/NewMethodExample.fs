@@ -40,13 +40,6 @@ let private batchJson =
       "mask":[[1,1],[1,0],[1,1],[1,1]],
       "rewards":[1,0,0,1],"group_size":2}"""
 
-let private readme () =
-    let rec up (dir: System.IO.DirectoryInfo) =
-        if isNull dir then None
-        elif System.IO.File.Exists(System.IO.Path.Combine(dir.FullName, "SimKO.sln")) then Some dir.FullName
-        else up dir.Parent
-    up (System.IO.DirectoryInfo(System.AppContext.BaseDirectory))
-    |> Option.map (fun root -> root, System.IO.File.ReadAllText(System.IO.Path.Combine(root, "README.md")))
 
 let private exitText argv =
     match SimKO.Cli.Commands.parseWith methods argv with
@@ -107,7 +100,7 @@ let tests =
             for r, rg in rows do
                 if not (Array.forall ((=) 0.0) r) then allClose "gated token: GRPO's gradient" 1e-10 1e-8 rg r
         testCase "README.md shows the example verbatim" <| fun () ->
-            match readme () with
+            match Checks.readme () with
             | None -> failtest "README.md not found above the test binary"
             | Some (root, text) ->
                 let source = System.IO.File.ReadAllText(System.IO.Path.Combine(root, "tests", "Properties", "NewMethodExample.fs"))

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
-using SimKO.Host.Commands;
+using SimKO.Host.Collective;
 using static TorchSharp.torch;
 
 namespace SimKO.Host.Bench;
@@ -39,7 +39,7 @@ public static class CollectiveBench
             var file = Path.Combine(Path.GetTempPath(), $"simko-allreduce-{Environment.ProcessId}.json");
             var psi = new ProcessStartInfo(mpirun) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             foreach (var a in new[] { "--allow-run-as-root", "--oversubscribe", "-np", "2", "-x", "OMP_NUM_THREADS=1", "dotnet", Path.Combine(AppContext.BaseDirectory, "simko.dll"),
-                         CollectiveCheckCommand.Name, "--timeout", "300", "--bench", file, "--sizes-mb", string.Join(",", sizes) })
+                         LaunchEnvironment.CheckCommand, "--timeout", "300", "--bench", file, "--sizes-mb", string.Join(",", sizes) })
                 psi.ArgumentList.Add(a);
             psi.Environment["OMP_NUM_THREADS"] = "1";
             using var p = Process.Start(psi)!;

@@ -7,6 +7,10 @@ namespace SimKO.Host.Collective;
 /// <summary>What the launcher (mpirun, srun) says about this process: rank, world size, local rank.</summary>
 public static class LaunchEnvironment
 {
+    /// <summary>The <c>simko</c> command that checks the collectives under a launcher (Commands/CollectiveCheckCommand.cs),
+    /// named here so that the benches that launch it need not depend on the commands.</summary>
+    public const string CheckCommand = "collective-check";
+
     static int? Read(params string[] names)
     {
         foreach (var n in names)

@@ -13,7 +13,7 @@ namespace SimKO.Host.Commands;
 /// </summary>
 public static class CollectiveCheckCommand
 {
-    public const string Name = "collective-check";
+    public const string Name = LaunchEnvironment.CheckCommand;
 
     public static int Run(string[] args)
     {

@@ -16,9 +16,6 @@ namespace SimKO.Host.Commands;
 /// </summary>
 public static class GradeCommand
 {
-    /// <summary>A problem with one input line, naming the line and the field.</summary>
-    public sealed class InputException(string message) : Exception(message);
-
     /// <summary>How a task grades one prediction against its reference: the answer it extracted
     /// (null when none) and whether that answer is correct.</summary>
     public delegate (string? Extracted, bool Correct) Grader(string prediction, string reference);

@@ -15,9 +15,6 @@ namespace SimKO.Host.Commands;
 /// </summary>
 public static class LossCommand
 {
-    /// <summary>A problem with the input, naming the field and what was expected.</summary>
-    public sealed class InputException(string message) : Exception(message);
-
     public static int Run(string inputPath, string? outputPath)
     {
         string text;

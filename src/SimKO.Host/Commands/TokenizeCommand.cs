@@ -15,9 +15,6 @@ namespace SimKO.Host.Commands;
 /// </summary>
 public static class TokenizeCommand
 {
-    /// <summary>A problem with one input line, naming the source and the line.</summary>
-    public sealed class InputException(string message) : Exception(message);
-
     static readonly JsonSerializerOptions Compact = new() { WriteIndented = false, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static int Run(string tokenizerFolder, string? inputPath, string? outputPath)

@@ -16,7 +16,7 @@ using SimKO.Host.Training;
 using SimKO.Math;
 using static TorchSharp.torch;
 
-namespace SimKO.Host.Experiments;
+namespace SimKO.Host.Commands;
 
 /// <summary>
 /// The paper's experiment at CPU scale (issue 5): build a base model by supervised warm-start on a
@@ -25,7 +25,7 @@ namespace SimKO.Host.Experiments;
 /// the pass@K table (Table 1 layout; Table 2's for the logic task), Λ^(1..3) over training (Figure 5), token-entropy histograms
 /// (Figure 6), the exact configuration and every number as JSON.
 /// </summary>
-public static class Reproduce
+public static class ReproduceCommand
 {
     public static int Run(RunSpec.ReproduceSpec o, ILogger log)
     {

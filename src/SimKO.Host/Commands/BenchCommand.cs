@@ -1,3 +1,4 @@
+using SimKO.Host.Bench;
 using SimKO.Host.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -6,7 +7,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using static TorchSharp.torch;
 
-namespace SimKO.Host.Bench;
+namespace SimKO.Host.Commands;
 
 /// <summary>
 /// `simko bench`: measures, on whatever machine it runs, the matmul peak (the yardstick), the update
