@@ -77,7 +77,7 @@ let tests =
             let json = PlanCommand.Json(MemoryPlan.Compute(qwen7b, recipe, 80L * 1073741824L))
             Expect.equal [ for kv in json -> kv.Key ] [ "parameters"; "components"; "total_bytes"; "gpu_memory_bytes"; "fits" ] "top-level keys"
             Expect.equal [ for kv in json.["components"].AsObject() -> kv.Key ]
-                [ "weights"; "master_weights"; "gradients"; "optimizer_state"; "activations"; "logits"; "kv_cache" ] "component keys"
+                [ "weights"; "master_weights"; "gradients"; "optimizer_state"; "activations"; "logits"; "kv_cache"; "statistics" ] "component keys"
             Expect.equal (json.["parameters"].GetValue<int64>()) 7_615_616_512L "parameters"
         testCase "plan reads config.json of a folder through the command line" <| fun () ->
             let dir = Path.Combine(Path.GetTempPath(), sprintf "simko-plan-%d" System.Environment.ProcessId)
@@ -90,4 +90,30 @@ let tests =
                 let settings = MemoryPlan.SettingsOf(o.Spec, o.PromptTokens)
                 Expect.equal settings.ComputeBytes 2 "bf16"
             | other -> failtestf "expected a plan command, got %A" other
+        testCase "forking's batch-gate entropy pass is counted: the mini-batch's fp32 entropies, beside GRPO's plan" <| fun () ->
+            // issue 19 §4.1: the old plan gave forking exactly GRPO's bytes, as if the pass cost nothing
+            let dir = Path.Combine(Path.GetTempPath(), sprintf "simko-plan-gate-%d" System.Environment.ProcessId)
+            Directory.CreateDirectory dir |> ignore
+            File.WriteAllText(Path.Combine(dir, "config.json"), qwen7b.ToJson("bfloat16"))
+            let planOf methodName =
+                match SimKO.Cli.Commands.parse [| "plan"; "--model"; dir; "--set"; sprintf "method=%s" methodName; "--set"; "dtype=bfloat16"
+                                                  "--set"; "logits_chunk_tokens=1024"; "--set"; "prompts_per_step=64"; "--set"; "samples_per_prompt=8"
+                                                  "--set"; "mini_batches=4"; "--set"; "max_new_tokens=3072"; "--json" |] with
+                | SimKO.Cli.Commands.Parsed.Run (SimKO.Cli.Commands.Command.Plan o) ->
+                    let s = MemoryPlan.SettingsOf(o.Spec, o.PromptTokens)
+                    s, MemoryPlan.Compute(qwen7b, s, 80L * 1073741824L)
+                | other -> failtestf "expected a plan command, got %A" other
+            let sg, grpo = planOf "grpo"
+            let sf, forking = planOf "forking"
+            Expect.equal sg.StatisticsTokens 0L "GRPO has no statistics pass"
+            // 64 · 8 / 4 = 128 rows of a mini-batch × 3,072 response positions
+            Expect.equal sf.StatisticsTokens (128L * 3072L) "the mini-batch's response positions"
+            Expect.equal forking.Components.Statistics (128L * 3072L * 4L) "fp32 entropies; the chunked pass peaks below the update"
+            Expect.equal (forking.TotalBytes - grpo.TotalBytes) (128L * 3072L * 4L) "the total counts the pass"
+        testCase "an unchunked no-checkpointing pass never exceeds the update's peak; a chunked one over a checkpointed update is counted by its excess" <| fun () ->
+            let s = PlanSettings(2, true, true, 1024L, 12000L, 10286L, 0L, 3584L, false, StatisticsTokens = 1000L)
+            let plan = MemoryPlan.Compute(qwen7b, s, 80L * 1073741824L)
+            Expect.equal plan.Components.Statistics 4000L "chunked pass: layer inputs + one layer + 3 chunk logits < the update's"
+            let u = PlanSettings(2, true, false, 0L, 12000L, 10286L, 0L, 3584L, false, StatisticsTokens = 1000L)
+            Expect.equal (MemoryPlan.Compute(qwen7b, u, 80L * 1073741824L)).Components.Statistics 4000L "unchunked: the same logits as the update's"
     ]

@@ -54,6 +54,7 @@ public static class PlanCommand
             ["weights"] = plan.Components.Weights, ["master_weights"] = plan.Components.MasterWeights,
             ["gradients"] = plan.Components.Gradients, ["optimizer_state"] = plan.Components.OptimizerState,
             ["activations"] = plan.Components.Activations, ["logits"] = plan.Components.Logits, ["kv_cache"] = plan.Components.KvCache,
+            ["statistics"] = plan.Components.Statistics,
         },
         ["total_bytes"] = plan.TotalBytes,
         ["gpu_memory_bytes"] = plan.GpuMemoryBytes,
@@ -87,6 +88,8 @@ public static class PlanCommand
             : $"{N(MemoryPlan.ActivationBytesPerTokenPerLayer(c, s.ComputeBytes))} B per token per layer; with checkpointing: {MemoryPlan.Gib(plan.ActivationsWithCheckpointing)}");
         Row("logits", k.Logits, s.LogitsChunkTokens > 0 ? $"3 × {N(System.Math.Min(s.LogitsChunkTokens, s.ResponseTokens))} tokens × V × 4 B{(s.LoraRank > 0 ? " (frozen head: no ∂W)" : " + fp32 ∂W (V × d × 4 B)")}" : "4 × response tokens × V × 4 B (whole micro-batch)");
         Row("kv_cache", k.KvCache, s.RolloutRows > 0 ? $"{N(s.RolloutRows)} rows × {N(s.SequenceTokens)} tokens × {c.NumHiddenLayers} layers × 2 × {c.NumKeyValueHeads * c.HeadDim} × {s.ComputeBytes} B" : "rollouts from a server (rollout_url)");
+        if (s.StatisticsTokens > 0)
+            Row("statistics", k.Statistics, $"batch-gate entropy pass: {N(s.StatisticsTokens)} mini-batch response positions × 4 B (fp32 entropy); its chunked no-grad forward peaks below the update's");
         t.AppendLine($"| **total** | **{N(plan.TotalBytes)}** | **{Gib(plan.TotalBytes)}** | GPU: {N(plan.GpuMemoryBytes)} B ({MemoryPlan.Gib(plan.GpuMemoryBytes)}) |");
         if (plan.HostBytes > 0) t.AppendLine($"\nHost memory for the offloaded optimizer: {MemoryPlan.Gib(plan.HostBytes)} (fp32 master weights{(s.ComputeBytes == 4 ? "" : ", fp32 gradient sums")} and AdamW moments).");
         t.AppendLine();

@@ -16,14 +16,17 @@ namespace SimKO.Host.Planning;
 /// <param name="ReferenceModel">a frozen reference copy is held (KL penalty; never with LoRA, whose reference is the base)</param>
 /// <param name="LoraRank">LoRA rank r (0: full fine-tuning)</param>
 /// <param name="LoraTargets">projections with an adapter (null: all seven)</param>
+/// <param name="StatisticsTokens">response positions of one mini-batch (rows × response length) whose entropies
+/// the batch-gate statistics pass (forking, gate=batch) holds during the update; 0: no such pass</param>
 public sealed record PlanSettings(int ComputeBytes, bool OptimizerOffload, bool GradientCheckpointing, long LogitsChunkTokens,
     long MicroBatchTokens, long ResponseTokens, long RolloutRows, long SequenceTokens, bool ReferenceModel,
-    int LoraRank = 0, IReadOnlyList<string>? LoraTargets = null);
+    int LoraRank = 0, IReadOnlyList<string>? LoraTargets = null, long StatisticsTokens = 0);
 
 /// <summary>Bytes of each part of a run's GPU memory.</summary>
-public sealed record MemoryComponents(long Weights, long MasterWeights, long Gradients, long OptimizerState, long Activations, long Logits, long KvCache)
+public sealed record MemoryComponents(long Weights, long MasterWeights, long Gradients, long OptimizerState, long Activations, long Logits, long KvCache,
+    long Statistics = 0)
 {
-    public long Total => Weights + MasterWeights + Gradients + OptimizerState + Activations + Logits + KvCache;
+    public long Total => Weights + MasterWeights + Gradients + OptimizerState + Activations + Logits + KvCache + Statistics;
 }
 
 /// <summary>A run's memory: parameters, the GPU components, what is held in host memory instead,
@@ -68,6 +71,12 @@ public sealed record MemoryPlanResult(long Parameters, MemoryComponents Componen
 ///   no gradient, no moments); the adapters' r·(in + out) parameters per targeted projection count
 ///   in weights and get the master, gradient and moment terms above; activations add the r values
 ///   of A x per token per targeted projection; the frozen head needs no fp32 ∂W accumulator;</item>
+/// <item>statistics (the batch-gate entropy pass of forking / gate=batch, PolicyUpdate.BatchEntropy): its
+///   per-token outputs, the mini-batch's float32 entropies (StatisticsTokens × 4), held through the
+///   update; the pass itself forwards one micro-batch without gradient, in the loss's micro-batches and
+///   through the same fused head chunk (layer inputs + one layer, 3 × chunk × V × 4 logits with no ∂W
+///   accumulator; unchunked 4 × response tokens × V × 4), a peak before the update's that is counted only
+///   by what it exceeds the update's activations + logits (nothing, with these formulas);</item>
 /// <item>kv_cache: rows × (prompt + response) × layers × 2 × kv·hd × compute bytes for the
 ///   in-process sampler (0 when rollouts come from a server).</item>
 /// </list>
@@ -132,9 +141,16 @@ public static class MemoryPlan
         long kvPerToken = (long)c.NumHiddenLayers * 2 * c.NumKeyValueHeads * c.HeadDim * b;
         long kv = s.RolloutRows * s.SequenceTokens * kvPerToken;
         long activations = s.GradientCheckpointing ? with : without;
+        long statistics = 0;
+        if (s.StatisticsTokens > 0)
+        {
+            long passLogits = s.LogitsChunkTokens > 0 ? 3 * System.Math.Min(s.LogitsChunkTokens, s.ResponseTokens) * v * 4 : 4 * s.ResponseTokens * v * 4;
+            long passPeak = with + passLogits;                          // no gradient: layer inputs + one layer, one chunk
+            statistics = s.StatisticsTokens * 4 + System.Math.Max(0, passPeak - (activations + logits));
+        }
         var components = s.OptimizerOffload
-            ? new MemoryComponents(weights, 0, backwardGrads, 0, activations, logits, kv)
-            : new MemoryComponents(weights, master, backwardGrads + sums, moments, activations, logits, kv);
+            ? new MemoryComponents(weights, 0, backwardGrads, 0, activations, logits, kv, statistics)
+            : new MemoryComponents(weights, master, backwardGrads + sums, moments, activations, logits, kv, statistics);
         // offloaded: an fp32 master copy (even when computing in float32), the fp32 sums and the moments
         long host = s.OptimizerOffload ? p * 4 + sums + moments : 0;
         var plan = new MemoryPlanResult(total, components, host, with, without, gpuMemoryBytes, []) { AdapterParameters = adapters };
@@ -169,7 +185,8 @@ public static class MemoryPlan
 
     /// <summary>The plan's inputs from a typed run spec: micro-batch tokens from
     /// max_tokens_per_micro_batch (or micro_batch_size rows of prompt + response), rollout rows from
-    /// the sampler's chunk (0 with a rollout server), a reference copy when the method's KL β > 0.</summary>
+    /// the sampler's chunk (0 with a rollout server), a reference copy when the method's KL β > 0, and
+    /// the mini-batch's response positions when the method's gate is batch-level (its statistics pass).</summary>
     public static PlanSettings SettingsOf(RunSpec.TrainSpec spec, int promptTokens)
     {
         long seq = promptTokens + (long)spec.MaxNewTokens;
@@ -177,9 +194,11 @@ public static class MemoryPlan
         long tokens = m.MaxTokensPerMicroBatch > 0 ? m.MaxTokensPerMicroBatch : spec.MicroBatchSize * seq;
         long response = m.MaxTokensPerMicroBatch > 0 ? (long)System.Math.Ceiling(tokens * (double)spec.MaxNewTokens / seq) : (long)spec.MicroBatchSize * spec.MaxNewTokens;
         long rows = spec.Rollout.IsInProcess ? System.Math.Min(KvCacheSampler.DefaultMaxRows, (long)spec.PromptsPerStep * spec.SamplesPerPrompt) : 0;
+        long miniRows = (long)System.Math.Ceiling((long)spec.PromptsPerStep * spec.SamplesPerPrompt / (double)System.Math.Max(1, spec.MiniBatches));
+        long statistics = SimKO.Math.Objective.needsEntropy(SimKO.Math.Methods.objective(spec.Method)) ? miniRows * spec.MaxNewTokens : 0;
         return new PlanSettings(spec.DType.IsBFloat16 ? 2 : 4, m.OptimizerOffload, m.GradientCheckpointing, m.LogitsChunkTokens,
             tokens, response, rows, seq, SimKO.Math.Methods.common(spec.Method).Kl.Beta > 0 && spec.Lora.Rank == 0,
-            spec.Lora.Rank, spec.Lora.TargetModules.ToList());
+            spec.Lora.Rank, spec.Lora.TargetModules.ToList(), statistics);
     }
 
     public static string Gib(long bytes) => (bytes / 1073741824.0).ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) + " GiB";
