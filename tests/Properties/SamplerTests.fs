@@ -134,6 +134,50 @@ let tests =
             Expect.notEqual (KvCacheSampler(model, 256).Generate(GenerateRequest([| a |], 3, 1.0, 0.9, 20, 12, 8L, StopTokenIds = stops)) |> ofPrompt 0) alone
                 "another seed gives other tokens (negative control)"
 
+        testCase "ids the tokenizer lacks are never sampled (model vocabulary larger than the tokenizer's), in both engines" <| fun () ->
+            // vocab 400 and a tokenizer of 8 ids: untrained logits put ≈ 98 % of the mass on ids ≥ 8
+            use model = new SimKO.Host.Model.CausalLM(SimKO.Host.Model.ModelConfig.Tiny(400, dModel = 32, layers = 1, heads = 4, kvHeads = 2, maxPositions = 64))
+            model.InitWeights 3L
+            model.eval() |> ignore
+            let limit = 8
+            let req t = GenerateRequest([| [| 1; 2; 3 |]; [| 4 |] |], 4, t, 1.0, 0, 10, 11L)
+            use continuous = new ContinuousBatcher(model, 0, maxRows = 4, SampledVocab = limit)
+            let engines : (string * IRolloutEngine) list = [ "static", KvCacheSampler(model, 0, SampledVocab = limit); "continuous", continuous ]
+            for name, e in engines do
+                for t in [ 1.0; 0.0 ] do
+                    let gs = e.Generate(req t)
+                    let ids = gs |> Seq.collect (fun g -> g.Tokens) |> Array.ofSeq
+                    Expect.equal ids.Length 80 (sprintf "%s T=%g: 8 responses of 10 tokens" name t)
+                    Expect.isTrue (ids |> Array.forall (fun i -> i >= 0 && i < limit)) (sprintf "%s T=%g: every id below the tokenizer's %d: %A" name t limit ids)
+                    // log-probs are those of the masked distribution: renormalised over the 8 ids, so not tiny
+                    if t = 1.0 then
+                        let lps = gs |> Seq.collect (fun g -> g.SamplerLogProbs) |> Array.ofSeq
+                        Expect.isGreaterThan (Array.average lps) (-log 8.0 - 1.5 |> float32) (sprintf "%s: log-probs renormalised over the tokenizer's ids" name)
+            // negative control: without the limit the extra ids dominate
+            let unmasked = KvCacheSampler(model, 0).Generate(req 1.0) |> Seq.collect (fun g -> g.Tokens) |> Array.ofSeq
+            Expect.isTrue (unmasked |> Array.exists (fun i -> i >= limit)) "without SampledVocab ids beyond the tokenizer are sampled"
+            // the sampler itself: logits favouring ids 3 and 4 beyond a limit of 3
+            use _ = torch.NewDisposeScope()
+            let logits = torch.tensor([| 0.0f; 0.0f; 1.0f; 9.0f; 9.0f |]).reshape(1L, 5L).expand(64L, 5L).contiguous()
+            let struct (tokens, _) = TokenSampler.Sample(logits, Array.create 64 (TokenFilter(1.0, 0, 1.0)), Array.init 64 (fun k -> SequenceRng(int64 k)), 3)
+            Expect.isTrue (tokens |> Array.forall (fun i -> i < 3)) (sprintf "sampler: no id ≥ 3: %A" tokens)
+
+        testCase "simko serve of a model whose vocabulary is larger than its tokenizer's never samples the ids the tokenizer lacks" <| fun () ->
+            let dir = tinyModel.Force()
+            let tok = SimKO.Host.Checkpoints.HfFolder.LoadTokenizer dir
+            use model = new SimKO.Host.Model.CausalLM(SimKO.Host.Model.ModelConfig.Tiny(tok.VocabSize + 200, dModel = 32, layers = 1, heads = 4, kvHeads = 2, maxPositions = 64))
+            model.InitWeights 5L
+            model.eval() |> ignore
+            let server =
+                SimKO.Host.Serving.SimkoServer.StartAsync(model, tok, SimKO.Host.Serving.ChatMarkup.FromFolder(dir, tok), "big-vocab", options,
+                                                          Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance).GetAwaiter().GetResult()
+            try
+                let gs = server.Engine.Generate(GenerateRequest([| [| 65; 66 |]; [| 67 |] |], 4, 1.0, 1.0, 0, 10, 3L))
+                let ids = gs |> Seq.collect (fun g -> g.Tokens) |> Array.ofSeq
+                Expect.isNonEmpty ids "tokens sampled"
+                Expect.isTrue (ids |> Array.forall (fun i -> i < tok.VocabSize)) (sprintf "every id below the tokenizer's %d: %A" tok.VocabSize ids)
+            finally server.DisposeAsync().AsTask().GetAwaiter().GetResult()
+
         testCase "one seed gives the same tokens in process (static and continuous), through simko serve and through the server client" <| fun () ->
             withServer options <| fun server _ ->
                 let req = GenerateRequest([| [| 65; 66; 67 |]; [| 68; 69 |]; [| 70 |] |], 3, 0.9, 0.95, 30, 10, 5L, StopTokenIds = stops)

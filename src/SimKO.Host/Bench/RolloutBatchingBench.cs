@@ -36,7 +36,7 @@ public static class RolloutBatchingBench
             long useful = 0;
             double Rate(RunSpec.RolloutBatching batching)
             {
-                var engine = RunFactory.InProcessEngine(model, padId, decode, batching);
+                var engine = RunFactory.InProcessEngine(model, padId, decode, 0, batching);
                 try
                 {
                     long tokens = 0;

@@ -27,6 +27,7 @@ public static class BenchCommand
         ("update", ModelBench.Update),
         ("rollout", ModelBench.Rollout),
         ("rollout-batching", RolloutBatchingBench.Run),
+        ("decode", DecodeBench.Run),
         ("grading", GradingBench.Run),
         ("code", CodeGradingBench.Run),
         ("memory", ModelBench.Memory),

@@ -37,7 +37,7 @@ public static class EvalCommand
             }
             TaskBinding.ReportSkipped(tasks, o.Out, log);
             var padTokenizer = tasks[0].Tokenizer;
-            using var sampler = new ContinuousBatcher(model, padTokenizer.PadId, KvCacheSampler.DefaultMaxRows, decode: ids => padTokenizer.Decode(ids));
+            using var sampler = new ContinuousBatcher(model, padTokenizer.PadId, KvCacheSampler.DefaultMaxRows, decode: ids => padTokenizer.Decode(ids)) { SampledVocab = padTokenizer.VocabSize };
             var rows = new List<ReportRow>();
             var json = new JsonObject { ["model"] = o.Model, ["tasks"] = new JsonArray(tasks.Select(t => (JsonNode?)t.Name).ToArray()), ["n"] = o.Samples, ["top_p"] = o.TopP };
             var byTemp = new JsonObject();

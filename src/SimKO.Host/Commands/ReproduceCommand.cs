@@ -231,7 +231,7 @@ public static class ReproduceCommand
     {
         using var model = HfFolder.LoadModel(modelDir, CPU, ScalarType.Float32);
         model.eval();
-        using var sampler = new ContinuousBatcher(model, task.Tokenizer.PadId, KvCacheSampler.DefaultMaxRows, decode: ids => task.Tokenizer.Decode(ids));
+        using var sampler = new ContinuousBatcher(model, task.Tokenizer.PadId, KvCacheSampler.DefaultMaxRows, decode: ids => task.Tokenizer.Decode(ids)) { SampledVocab = task.Tokenizer.VocabSize };
         var samples = new List<Generated>();
         var result = Evaluator.Run(task.Name, problems, sampler, s, log, samples, task.PrefetchTest);
         log.LogInformation("{What}: pass@1 {P1:F3}, pass@{N} {PN:F3}", what, result.PassAt(1), s.Samples, result.PassAt(s.Samples));

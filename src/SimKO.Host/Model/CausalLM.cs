@@ -273,7 +273,22 @@ public sealed class CausalLM : Module
     public Tensor Forward(Tensor inputIds, Tensor attentionMask, Tensor positions, KvCache? cache = null)
     {
         var x = Hidden(inputIds, attentionMask, positions, cache);                        // (B, T, d)
-        return lm_head is not null ? lm_head.forward(x) : x.matmul(model.embed_tokens.weight!.t());
+        var logits = lm_head is not null ? lm_head.forward(x) : x.matmul(model.embed_tokens.weight!.t());
+        Lap(model.layers.Count + 1);
+        return logits;
+    }
+
+    /// <summary>When set (`bench --only decode`), each forward adds its phases' wall seconds here:
+    /// [0] embedding, rotary and mask, [1 + i] decoder layer i, [layers + 1] final norm and LM head.
+    /// CPU ops run synchronously, so the split is exact on CPU; on a GPU it measures launches only.</summary>
+    public double[]? PhaseSeconds { get; set; }
+    readonly System.Diagnostics.Stopwatch _lap = new();
+
+    void Lap(int phase)
+    {
+        if (PhaseSeconds is null) return;
+        PhaseSeconds[phase] += _lap.Elapsed.TotalSeconds;
+        _lap.Restart();
     }
 
     /// <summary>Final normed hidden states [B, T, d] (the LM head's input); arguments as <see cref="Forward"/>.</summary>
@@ -281,6 +296,7 @@ public sealed class CausalLM : Module
     {
         long b = inputIds.shape[0], t = inputIds.shape[1];
         long past = cache?.Length ?? 0;
+        if (PhaseSeconds is not null) _lap.Restart();
         var x = model.embed_tokens.forward(inputIds);                                     // (B, T, d)
         var inv = _invFreq.device == x.device ? _invFreq : (_invFreqOnDevice ??= _invFreq.to(x.device).DetachFromDisposeScope());
         var (cos, sin) = Rotary.CosSin(inv, positions, x.dtype);                           // (B, 1, T, hd)
@@ -295,6 +311,7 @@ public sealed class CausalLM : Module
         // a frozen embedding (LoRA) gives an input without gradient: the checkpointed layer would then
         // have none either and its adapters no gradient (PEFT's enable_input_require_grads)
         if (checkpoint && !x.requires_grad) x = x.detach().requires_grad_(true);
+        Lap(0);
         for (int i = 0; i < model.layers.Count; i++)
         {
             var layer = model.layers[i];
@@ -308,6 +325,7 @@ public sealed class CausalLM : Module
                 using var scope = NewDisposeScope();
                 x = layer.Forward(x, cos, sin, mask, cache, i).MoveToOuterDisposeScope();
             }
+            Lap(i + 1);
         }
         return model.norm.forward(x);
     }

@@ -71,6 +71,8 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
     public int MaxQueue { get; }
     /// <summary>Prefill budget: prompts are prefilled in groups of at most this many logits (rows × length × vocab).</summary>
     public long PrefillLogitsBudget { get; init; } = 1L << 26;
+    /// <summary>Ids the tokenizer has (0 = the model's whole vocabulary): larger ids are never sampled (<see cref="TokenSampler.MaskBeyond"/>).</summary>
+    public int SampledVocab { get; init; }
 
     public ContinuousBatcher(CausalLM model, int padId, int maxRows = 64, int maxQueue = 4096, Func<IReadOnlyList<int>, string>? decode = null)
     {
@@ -460,7 +462,7 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
     }
 
     /// <summary>Sample one token per row from logits [S, V] with each row's filter and generator.</summary>
-    static (int[] Tokens, float[] LogProbs) SampleRows(Tensor logits, IReadOnlyList<Row> rows) =>
+    (int[] Tokens, float[] LogProbs) SampleRows(Tensor logits, IReadOnlyList<Row> rows) =>
         TokenSampler.Sample(logits, rows.Select(r => new TokenFilter(r.Job.Sampling.Temperature, r.Job.Sampling.TopK, r.Job.Sampling.TopP)).ToList(),
-            rows.Select(r => r.Rng).ToList());
+            rows.Select(r => r.Rng).ToList(), SampledVocab);
 }

@@ -18,6 +18,9 @@ public sealed class KvCacheSampler(CausalLM model, int padId, bool useCache = tr
     /// <summary>Rows sampled together at most (memory bound); larger requests run in chunks.</summary>
     public int MaxRows { get; init; } = DefaultMaxRows;
 
+    /// <summary>Ids the tokenizer has (0 = the model's whole vocabulary): larger ids are never sampled (<see cref="TokenSampler.MaskBeyond"/>).</summary>
+    public int SampledVocab { get; init; }
+
     public IReadOnlyList<Generated> Generate(GenerateRequest request)
     {
         if (request.Prompts.Count == 0) return [];
@@ -68,7 +71,7 @@ public sealed class KvCacheSampler(CausalLM model, int padId, bool useCache = tr
                 // only live rows draw, so a row's stream never depends on when the others stop
                 var live = Enumerable.Range(0, b).Where(i => !done[i]).ToArray();
                 var liveLogits = live.Length == b ? logits : logits.index_select(0, tensor(live.Select(i => (long)i).ToArray(), device: device));
-                var (sampled, lp) = TokenSampler.Sample(liveLogits.to(ScalarType.Float32), live.Select(_ => filter).ToList(), live.Select(i => rows[i].Rng).ToList());
+                var (sampled, lp) = TokenSampler.Sample(liveLogits.to(ScalarType.Float32), live.Select(_ => filter).ToList(), live.Select(i => rows[i].Rng).ToList(), SampledVocab);
                 var fed = new long[b];
                 Array.Fill(fed, padId);
                 for (int k = 0; k < live.Length; k++)

@@ -71,6 +71,12 @@ public static class TokenSampler
         return z;
     }
 
+    /// <summary>Logits [G, V] restricted to ids below <paramref name="vocabLimit"/> (0 or ≥ V: all): the columns
+    /// beyond it are dropped, which is masking them to −∞ (they can never be chosen, softmax ignores them),
+    /// without the work of filtering or sampling over them.</summary>
+    public static Tensor MaskBeyond(Tensor logits, int vocabLimit) =>
+        vocabLimit > 0 && vocabLimit < logits.shape[1] ? logits.narrow(1, 0, vocabLimit) : logits;
+
     /// <summary>Log-probs [G, V] of the distribution one filter samples from (greedy: the raw model's).</summary>
     public static Tensor LogProbs(Tensor logits, TokenFilter f) =>
         f.Temperature == 0 ? logits.log_softmax(-1) : Filtered(logits / f.Temperature, f.TopK, f.TopP).log_softmax(-1);
@@ -78,8 +84,10 @@ public static class TokenSampler
     /// <summary>Sample one token per row from logits [S, V] (float32), row k with <paramref name="filters"/>[k]
     /// and one uniform from <paramref name="rngs"/>[k] (greedy rows draw none). Returns the tokens and their
     /// log-probs under the distribution sampled from (greedy rows: under the raw model); one host
-    /// round-trip per distinct filter.</summary>
-    public static (int[] Tokens, float[] LogProbs) Sample(Tensor logits, IReadOnlyList<TokenFilter> filters, IReadOnlyList<SequenceRng> rngs)
+    /// round-trip per distinct filter. Ids ≥ <paramref name="vocabLimit"/> (the tokenizer's size, when the
+    /// model's vocabulary is larger, as in every real Qwen model) are masked (their logits −∞, as vLLM masks
+    /// them), so they are never sampled and hold no probability mass; 0 = the whole vocabulary.</summary>
+    public static (int[] Tokens, float[] LogProbs) Sample(Tensor logits, IReadOnlyList<TokenFilter> filters, IReadOnlyList<SequenceRng> rngs, int vocabLimit = 0)
     {
         int s = filters.Count;
         if (logits.shape[0] != s || rngs.Count != s)
@@ -87,6 +95,7 @@ public static class TokenSampler
         var tokens = new int[s];
         var logps = new float[s];
         using var scope = NewDisposeScope();
+        logits = MaskBeyond(logits, vocabLimit);
         var device = logits.device;
         var groups = Enumerable.Range(0, s).GroupBy(k => filters[k]).ToList();
         foreach (var group in groups)

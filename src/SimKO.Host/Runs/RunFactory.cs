@@ -68,7 +68,7 @@ public static class RunFactory
         {
             Collective = SimKO.Host.Collective.Collectives.Open(spec.Distributed.Collective, device, spec.Distributed.TimeoutSeconds),
             Policy = new ModelPolicy(model),
-            Rollout = spec.Rollout.IsInProcess ? InProcessEngine(model, task.Tokenizer.PadId, task.Tokenizer.Decode, spec.RolloutBatching) : NoEngine.Instance,
+            Rollout = spec.Rollout.IsInProcess ? InProcessEngine(model, task.Tokenizer.PadId, task.Tokenizer.Decode, task.Tokenizer.VocabSize, spec.RolloutBatching) : NoEngine.Instance,
             StopTokenIds = task.StopTokenIds,
             StopStrings = task.StopStrings,
             PrefetchRewards = task.PrefetchTrain,
@@ -97,11 +97,12 @@ public static class RunFactory
                          RolloutClient = client ?? parts.Rollout as IDisposable };
     }
 
-    /// <summary>The in-process rollout engine over the live policy (both modes sample the same tokens for a seed).</summary>
-    public static IRolloutEngine InProcessEngine(CausalLM model, int padId, Func<IReadOnlyList<int>, string> decode, RunSpec.RolloutBatching batching) =>
+    /// <summary>The in-process rollout engine over the live policy (both modes sample the same tokens for a seed);
+    /// ids ≥ <paramref name="sampledVocab"/> (those the tokenizer lacks) are never sampled.</summary>
+    public static IRolloutEngine InProcessEngine(CausalLM model, int padId, Func<IReadOnlyList<int>, string> decode, int sampledVocab, RunSpec.RolloutBatching batching) =>
         batching.IsStatic
-            ? new KvCacheSampler(model, padId, decode: decode)
-            : new ContinuousBatcher(model, padId, KvCacheSampler.DefaultMaxRows, decode: decode);
+            ? new KvCacheSampler(model, padId, decode: decode) { SampledVocab = sampledVocab }
+            : new ContinuousBatcher(model, padId, KvCacheSampler.DefaultMaxRows, decode: decode) { SampledVocab = sampledVocab };
 
     /// <summary>The rollout of a server run before the client is attached.</summary>
     sealed class NoEngine : IRolloutEngine

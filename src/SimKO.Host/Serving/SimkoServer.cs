@@ -61,7 +61,7 @@ public sealed class SimkoServer : IAsyncDisposable
         var context = model.Config.MaxPositionEmbeddings;
         _limits = new RequestLimits(MaxPromptTokens: context, MaxNewTokens: System.Math.Min(options.MaxNewTokens, context),
             MaxSequences: options.MaxSequencesPerRequest, MaxContext: context);
-        Engine = new ContinuousBatcher(model, tokenizer.PadId, options.MaxBatch, options.MaxQueue, ids => Decode(ids));
+        Engine = new ContinuousBatcher(model, tokenizer.PadId, options.MaxBatch, options.MaxQueue, ids => Decode(ids)) { SampledVocab = tokenizer.VocabSize };
     }
 
     /// <summary>Start serving <paramref name="model"/> (already on its device, in eval mode) on the options' host and port.</summary>
