@@ -234,7 +234,7 @@ let tests =
                 Expect.isTrue (tasks.[k].Status = Threading.Tasks.TaskStatus.RanToCompletion) (sprintf "sequence %d completes: %O" k tasks.[k].Exception)
                 Expect.equal tasks.[k].Result.Tokens.Length 8 "all its tokens"
 
-        testCase "ids past the tokenizer's vocabulary decode to nothing: stop strings on a padded vocabulary work" <| fun () ->
+        testCase "ids past the tokenizer's vocabulary decode to nothing and are never sampled: stop strings on a padded vocabulary work" <| fun () ->
             let dir = tinyModel.Force()
             let tok = HfFolder.LoadTokenizer dir
             // a model with 40 more rows than the tokenizer has tokens (as every Qwen checkpoint)
@@ -244,10 +244,26 @@ let tests =
             let server = SimkoServer.StartAsync(model, tok, ChatMarkup.FromFolder(dir, tok), "padded", options, ListLogger()).GetAwaiter().GetResult()
             try
                 let url = server.Url + "/v1/completions"
-                let status, body, _ = post url (json [ "prompt", jv "ab"; "max_tokens", jv 40; "temperature", jv 5.0; "n", jv 4; "stop", jv "zq"; "ignore_eos", jv true; "seed", jv 1; "logprobs", jv 0; "return_tokens_as_token_ids", jv true ]) None
+                // the prompt itself holds two ids the tokenizer lacks (the model's vocabulary has them)
+                let prompt = [ 65; 66; tok.VocabSize + 5; tok.VocabSize + 39 ]
+                let request asIds =
+                    json [ "prompt", JsonArray([| for i in prompt -> JsonValue.Create i :> JsonNode |]) :> JsonNode; "max_tokens", jv 40; "temperature", jv 5.0; "n", jv 4
+                           "stop", jv "zq"; "ignore_eos", jv true; "seed", jv 1; "logprobs", jv 0; "echo", jv true; "return_tokens_as_token_ids", jv asIds ]
+                let status, body, _ = post url (request true) None
                 Expect.equal status 200 (string body)
-                let ids = [ for c in body.["choices"].AsArray() do for t in c.["logprobs"].["tokens"].AsArray() -> int (t.GetValue<string>().Substring 9) ]
-                Expect.exists ids (fun i -> i >= tok.VocabSize) "some sampled ids lie past the tokenizer (the case under test)"
+                for c in body.["choices"].AsArray() do
+                    let ids = [ for t in c.["logprobs"].["tokens"].AsArray() -> int (t.GetValue<string>().Substring 9) ]
+                    Expect.equal (List.truncate 4 ids) prompt "the echoed prompt keeps its ids"
+                    let sampled = List.skip 4 ids
+                    Expect.isNonEmpty sampled "tokens were sampled"
+                    Expect.all sampled (fun i -> i < tok.VocabSize) (sprintf "no sampled id lies past the tokenizer's %d: %A" tok.VocabSize sampled)
+                let status, body, _ = post url (request false) None
+                Expect.equal status 200 (string body)
+                let head = tok.Decode [| 65; 66 |]
+                for c in body.["choices"].AsArray() do
+                    let texts = [ for t in c.["logprobs"].["tokens"].AsArray() -> t.GetValue<string>() ]
+                    Expect.equal (texts.[2], texts.[3]) ("", "") "ids the tokenizer lacks decode to nothing"
+                    Expect.stringStarts (c.["text"].GetValue<string>()) head "the echoed text is the decodable part of the prompt"
             finally server.DisposeAsync().AsTask().GetAwaiter().GetResult()
 
         // ---------------------------------------------------------------- item 2
