@@ -29,6 +29,9 @@ type EvalArgs =
     | Skip_Bad_Rows
     | Code_Data of path: string
     | Unsafe_No_Sandbox
+    | Data_Format of format: string
+    | Reward_Fn of path: string
+    | Reward_Errors of mode: string
     interface IArgParserTemplate with
         member a.Usage =
             match a with
@@ -57,6 +60,9 @@ type EvalArgs =
             | Skip_Bad_Rows -> "skip malformed dataset rows instead of stopping; each is logged and listed in <out>/skipped_rows.txt."
             | Code_Data _ -> "a code dataset in HumanEval's format (JSONL or .jsonl.gz) to evaluate by unit tests in the sandbox."
             | Unsafe_No_Sandbox -> "run generated code WITHOUT isolation (limits and timeouts only); only where no sandbox can start."
+            | Data_Format _ -> "--data: auto (verl's format when the file has its prompt and reward_model columns, the default), verl, or flat (the named fields)."
+            | Reward_Fn _ -> "a Python reward function with verl's signature (path.py or path.py:name), run in the sandbox, scoring the dataset tasks instead of the built-in grader (correct = score > 0)."
+            | Reward_Errors _ -> "--reward-fn: warn (a failing sample scores 0 with a warning, the default) or fail (the evaluation stops)."
 
 /// One `--task` name as a typed benchmark.
 let parseTask (name: string) : Result<EvalTask, string> =
@@ -81,7 +87,8 @@ let toSpec (r: ParseResults<EvalArgs>) : Result<EvalSpec, string list> =
         match r.TryGetResult Data with
         | None ->
             for unused, flag in [ r.Contains Question_Field, "--question-field"; r.Contains Question_Template, "--question-template"
-                                  r.Contains Answer_Field, "--answer-field"; r.Contains Answer_From, "--answer-from"; r.Contains Name, "--name" ] do
+                                  r.Contains Answer_Field, "--answer-field"; r.Contains Answer_From, "--answer-from"; r.Contains Name, "--name"
+                                  r.Contains Data_Format, "--data-format" ] do
                 if unused then errors.Add(sprintf "%s applies to --data; give --data too" flag)
             None
         | Some path ->
@@ -97,8 +104,12 @@ let toSpec (r: ParseResults<EvalArgs>) : Result<EvalSpec, string list> =
                 r.TryGetResult Answer_From
                 |> Option.map (parseName "answer source" answerSourceName [ AnswerField; BoxedInSolution; AfterHashes ] >> Result.mapError (sprintf "--answer-from: %s") >> ok)
                 |> Option.flatten
+            let format =
+                r.TryGetResult Data_Format
+                |> Option.map (parseName "data format" dataFormatName [ AutoFormat; VerlFormat; FlatFormat ] >> Result.mapError (sprintf "--data-format: %s") >> ok)
+                |> Option.flatten
             Some(EvalFile { Path = path; Question = question; AnswerField = r.GetResult(Answer_Field, defaultValue = "answer")
-                            AnswerFrom = defaultArg from AnswerField; Name = r.TryGetResult Name })
+                            AnswerFrom = defaultArg from AnswerField; Name = r.TryGetResult Name; Format = defaultArg format AutoFormat })
     let named = r.GetResults Task |> List.choose (parseTask >> ok)
     let code = r.TryGetResult Code_Data |> Option.map (Some >> EvalCode) |> Option.toList
     let tasks =
@@ -128,7 +139,17 @@ let toSpec (r: ParseResults<EvalArgs>) : Result<EvalSpec, string list> =
           Out = r.GetResult(Out, defaultValue = "runs/eval")
           Device = defaultArg device Cpu
           DType = defaultArg dtype Float32
-          UnsafeNoSandbox = r.Contains Unsafe_No_Sandbox }
+          UnsafeNoSandbox = r.Contains Unsafe_No_Sandbox
+          RewardFn =
+            match r.TryGetResult Reward_Fn with
+            | None ->
+                if r.Contains Reward_Errors then errors.Add "--reward-errors applies to --reward-fn; give --reward-fn too"
+                None
+            | Some path ->
+                let mode =
+                    parseName "reward errors" rewardErrorsName [ WarnOnError; FailOnError ] (r.GetResult(Reward_Errors, defaultValue = "warn"))
+                    |> Result.mapError (sprintf "--reward-errors: %s") |> ok
+                Some { Function = path; Errors = defaultArg mode WarnOnError } }
     if spec.Samples < 1 then errors.Add(sprintf "--n must be >= 1, got %d" spec.Samples)
     if spec.Temperatures |> List.exists (fun t -> not (t > 0.0)) then errors.Add "temperatures must be > 0"
     if not (spec.TopP > 0.0 && spec.TopP <= 1.0) then errors.Add(sprintf "--top-p must be in (0, 1], got %g" spec.TopP)

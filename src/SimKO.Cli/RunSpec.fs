@@ -44,6 +44,15 @@ type QuestionSource =
     /// a template with field names in braces, e.g. "{Body} {Question}" (SVAMP).
     | QuestionTemplate of string
 
+/// How a data file's rows are read (issue 23).
+type DataFormat =
+    /// verl's format when the file has its prompt and reward_model columns and none of the question fields (said in the log).
+    | AutoFormat
+    /// verl's format: prompt (messages), reward_model.ground_truth, data_source, extra_info.
+    | VerlFormat
+    /// the named question and answer fields.
+    | FlatFormat
+
 /// A JSONL or Parquet file of problems.
 type DataFile =
     { Path: string
@@ -51,7 +60,18 @@ type DataFile =
       AnswerField: string
       AnswerFrom: AnswerSource
       /// the benchmark's name in reports (default: the file's name).
-      Name: string option }
+      Name: string option
+      Format: DataFormat }
+
+/// What a reward function's failing sample does (issue 23).
+type RewardErrors =
+    /// reward 0 and a warning naming the file, the traceback's line and the sample.
+    | WarnOnError
+    /// the run stops with that error.
+    | FailOnError
+
+/// A user reward function in Python with verl's signature: `path.py` (compute_score) or `path.py:name`.
+type RewardFn = { Function: string; Errors: RewardErrors }
 
 /// What a run trains on.
 type TaskSource =
@@ -172,6 +192,8 @@ type TrainSpec =
       RolloutBatching: RolloutBatching
       /// run policy-written code without isolation (only where no sandbox can start; never the default).
       UnsafeNoSandbox: bool
+      /// a Python reward function replacing the built-in grader of dataset tasks (None: the built-in verifiers).
+      RewardFn: RewardFn option
       Out: string
       CheckpointEvery: int
       KeepCheckpoints: int
@@ -205,7 +227,8 @@ type EvalSpec =
       Device: Device
       /// the dtype the model is loaded and sampled in (bfloat16 halves a 7B model's weights and KV cache on a GPU)
       DType: DType
-      UnsafeNoSandbox: bool }
+      UnsafeNoSandbox: bool
+      RewardFn: RewardFn option }
 
 /// One trained configuration of a comparison: a key for folders, JSON and finding rows (never the
 /// label), a label for reports, its method, and how it changes a study's training spec.
@@ -293,6 +316,17 @@ let answerSourceName (a: AnswerSource) =
     | AnswerField -> "answer"
     | BoxedInSolution -> "boxed"
     | AfterHashes -> "hashes"
+
+let dataFormatName (f: DataFormat) =
+    match f with
+    | AutoFormat -> "auto"
+    | VerlFormat -> "verl"
+    | FlatFormat -> "flat"
+
+let rewardErrorsName (e: RewardErrors) =
+    match e with
+    | WarnOnError -> "warn"
+    | FailOnError -> "fail"
 
 let templateName (t: PromptTemplate) =
     match t with

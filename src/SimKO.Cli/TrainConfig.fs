@@ -25,6 +25,9 @@ type Draft =
       AnswerField: string
       AnswerFrom: AnswerSource
       DataName: string option
+      DataFormat: DataFormat
+      RewardFnPath: string option
+      RewardErrors: RewardErrors
       CodePath: string option
       ExportDType: DType option
       Server: RolloutServer }
@@ -49,6 +52,7 @@ let defaults : TrainSpec =
       Rollout = InProcess
       RolloutBatching = Continuous
       UnsafeNoSandbox = false
+      RewardFn = None
       Out = "runs/train"; CheckpointEvery = 50; KeepCheckpoints = 2; Tensorboard = true }
 
 let private defaultServer = { Url = ""; Kind = Vllm; ApiKey = None; Concurrency = 8; TimeoutSeconds = 600.0; Retries = 3 }
@@ -72,6 +76,9 @@ let draftOf (s: TrainSpec) : Draft =
       AnswerField = answerField
       AnswerFrom = answerFrom
       DataName = dataName
+      DataFormat = (match s.Task with File f -> f.Format | _ -> AutoFormat)
+      RewardFnPath = s.RewardFn |> Option.map (fun r -> r.Function)
+      RewardErrors = (match s.RewardFn with Some r -> r.Errors | None -> WarnOnError)
       ExportDType = (if s.ExportDType = s.DType then None else Some s.ExportDType)
       Server = (match s.Rollout with Server r -> r | InProcess -> defaultServer) }
 
@@ -110,6 +117,12 @@ let fields : Field list =
       boolean "unsafe_no_sandbox" "run policy-written code WITHOUT isolation (limits and timeouts only); only where no sandbox can start"
           (fun s -> s.UnsafeNoSandbox) (fun v s -> { s with UnsafeNoSandbox = v })
       boolean "skip_bad_rows" "data_path and dataset presets: skip malformed rows, listing each in the log and <out>/skipped_rows.txt, instead of stopping" (fun s -> s.SkipBadRows) (fun v s -> { s with SkipBadRows = v })
+      choice "data_format" "data_path: auto (verl's format when the file has its prompt and reward_model columns, said in the log), verl, or flat (the named fields)" dataFormatName [ AutoFormat; VerlFormat; FlatFormat ]
+          (fun d -> d.DataFormat) (fun v d -> { d with DataFormat = v })
+      optStr "reward_fn" "a Python reward function with verl's signature, path.py (compute_score) or path.py:name, run in the sandbox; it replaces the built-in grader of dataset tasks (presets, data_path); dict extras become reward/<key> metrics"
+          (fun d -> d.RewardFnPath) (fun v d -> { d with RewardFnPath = v })
+      choice "reward_errors" "reward_fn: what a sample whose function raises, times out or returns a non-number does: warn (reward 0 and a warning naming file, line and sample) or fail (the run stops)" rewardErrorsName [ WarnOnError; FailOnError ]
+          (fun d -> d.RewardErrors) (fun v d -> { d with RewardErrors = v })
       choice "prompt_template" "for dataset presets: chat (the model's chat template + the paper's instruction) or plain" templateName [ Chat; Plain ]
           (fun d -> d.Spec.Template) (fun v d -> { d with Spec = { d.Spec with Template = v } })
       str "model" "an HF folder (config.json + safetensors + the task's tokenizer, e.g. runs/reproduce/base), or 'tiny' for a freshly initialised small model"
@@ -285,7 +298,7 @@ let buildWith (methods: Methods.Method list) (d: Draft) : Result<TrainSpec, stri
                 match d.QuestionTemplate with
                 | Some t -> QuestionTemplate t
                 | None -> QuestionFields(d.QuestionField.Split('|', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray)
-            Ok(File { Path = path; Question = question; AnswerField = d.AnswerField; AnswerFrom = d.AnswerFrom; Name = d.DataName })
+            Ok(File { Path = path; Question = question; AnswerField = d.AnswerField; AnswerFrom = d.AnswerFrom; Name = d.DataName; Format = d.DataFormat })
         | None, None ->
             match tryBuiltin d.TaskName with
             | Some b -> Ok(Builtin b)
@@ -304,7 +317,8 @@ let buildWith (methods: Methods.Method list) (d: Draft) : Result<TrainSpec, stri
             Task = (match taskResult with Ok t -> t | Error _ -> d.Spec.Task)
             Method = (match methodResult with Ok m -> m | Error _ -> d.Spec.Method)
             ExportDType = defaultArg d.ExportDType d.Spec.DType
-            Rollout = rollout }
+            Rollout = rollout
+            RewardFn = d.RewardFnPath |> Option.map (fun p -> { Function = p; Errors = d.RewardErrors }) }
     let problems =
         [ match taskResult with Error e -> yield e | Ok _ -> ()
           match methodResult with
@@ -314,6 +328,10 @@ let buildWith (methods: Methods.Method list) (d: Draft) : Result<TrainSpec, stri
           | (Preset _ | File _ | Code _), TinyModel -> yield sprintf "model: %s is a dataset for a general model; set model to an HF folder (config.json, safetensors, tokenizer.json)" (taskName spec.Task)
           | _ -> ()
           if d.QuestionTemplate.IsSome && d.DataPath.IsNone then yield "question_template applies to data_path; set data_path too"
+          if d.DataFormat <> AutoFormat && d.DataPath.IsNone then yield "data_format applies to data_path; set data_path too"
+          match spec.RewardFn, spec.Task with
+          | Some r, (Builtin _ | Code _) -> yield sprintf "reward_fn (%s) scores dataset tasks (presets, data_path); %s has its own verifier" r.Function (taskName spec.Task)
+          | _ -> ()
           match d.QuestionTemplate with
           | Some t ->
               match (try Ok(SimKO.Data.Math.QuestionTemplate.Parse t) with :? SimKO.Data.Math.DatasetException as e -> Error e.Message) with

@@ -123,6 +123,66 @@ let tests =
                 use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(evalOut, "eval.json")))
                 let svamp = doc.RootElement.GetProperty("temperatures").GetProperty("0.6").GetProperty("svamp")
                 Expect.equal (svamp.GetProperty("problems").GetInt32()) 3 "every row evaluated under the benchmark's name"
+        testCase "a verl Parquet file trains two steps with reward_fn (extras as reward/<key> metrics) and evaluates with it; its JSONL twin gives the same prompts; reward_errors=fail stops the run naming the file and line" <| fun () ->
+            match sharedDir (), SimKO.Data.Sandbox.CodeSandbox.Unavailable() with
+            | None, _ -> skiptest "../shared (the Qwen3 tokenizer fixture) is not beside the repository"
+            | _, why when not (isNull why) -> skiptestf "no sandbox isolation here: %s" why
+            | Some shared, _ ->
+                let model = tinyQwenFolder shared
+                let dir = temp "verl-reward"
+                Directory.CreateDirectory dir |> ignore
+                let parquet = Path.Combine(dir, "train.parquet")
+                Parquet.Serialization.ParquetSerializer.SerializeAsync(SimKO.Data.Tests.VerlFormatTests.rows, parquet).GetAwaiter().GetResult() |> ignore
+                let jsonl = Path.Combine(dir, "train.jsonl")
+                File.WriteAllLines(jsonl, SimKO.Data.Tests.VerlFormatTests.rows |> List.map SimKO.Data.Tests.VerlFormatTests.jsonl)
+                let good = Path.Combine(dir, "good.py")
+                File.WriteAllText(good, "def compute_score(data_source, solution_str, ground_truth, extra_info=None):\n"
+                                        + "    return {\"score\": float(ground_truth in solution_str), \"index\": float(extra_info[\"index\"]), \"source_ok\": float(data_source == \"openai/gsm8k\")}\n")
+                let raising = Path.Combine(dir, "raising.py")
+                File.WriteAllText(raising, "def compute_score(data_source, solution_str, ground_truth, extra_info=None):\n    x = 1\n    raise ValueError(\"no answer in \" + data_source)\n")
+                // the same prompts from the Parquet file and its JSONL twin, through the model's chat template
+                let tok = SimKO.Host.Checkpoints.HfFolder.LoadTokenizer model
+                let prompts (path: string) =
+                    let file : SimKO.Cli.RunSpec.DataFile =
+                        { Path = path; Question = SimKO.Cli.RunSpec.QuestionFields [ "problem"; "question" ]; AnswerField = "answer"
+                          AnswerFrom = SimKO.Cli.RunSpec.AnswerField; Name = None; Format = SimKO.Cli.RunSpec.AutoFormat }
+                    let t = SimKO.Host.Runs.TaskBinding.File(file, tok, SimKO.Cli.RunSpec.Chat, 4, false, chat = (fun () -> SimKO.Data.Chat.ChatTemplate.FromFolder model))
+                    t.Train |> Seq.map (fun p -> tok.Decode p.PromptIds) |> List.ofSeq
+                let fromParquet = prompts parquet
+                Expect.equal fromParquet (prompts jsonl) "the same prompts"
+                Expect.equal fromParquet.[0] "<|im_start|>system\nYou are careful.<|im_end|>\n<|im_start|>user\nWhat is 2+3? Let's think step by step and output the final answer after \"####\".<|im_end|>\n<|im_start|>assistant\n" "the messages through Qwen3's template"
+                let trainWith (reward: string) (extra: string list) out =
+                    let args =
+                        [ "train"; "--set"; sprintf "data_path=%s" parquet; "--set"; sprintf "model=%s" model; "--set"; "method=grpo"; "--set"; "steps=2"
+                          "--set"; "prompts_per_step=2"; "--set"; "samples_per_prompt=2"; "--set"; "max_new_tokens=4"; "--set"; "tensorboard=false"
+                          "--set"; sprintf "reward_fn=%s" reward; "--set"; sprintf "out=%s" out ] @ extra
+                    match parsed (Array.ofList args) with
+                    | SimKO.Cli.Commands.Command.Train (spec, resume) ->
+                        let err = new StringWriter()
+                        let old = Console.Error
+                        Console.SetError err
+                        try SimKO.Host.Commands.TrainCommand.Run(spec, resume, NullLogger.Instance), err.ToString()
+                        finally Console.SetError old
+                    | other -> failtestf "parsed as %A" other
+                let out = temp "verl-reward-train"
+                let code, err = trainWith good [] out
+                Expect.equal code 0 (sprintf "train exit code (%s)" err)
+                let steps = File.ReadAllLines(Path.Combine(out, "metrics.jsonl")) |> Array.map JsonDocument.Parse
+                Expect.equal steps.Length 2 "two steps"
+                for s in steps do
+                    let m (k: string) = s.RootElement.GetProperty(k).GetDouble()
+                    Expect.equal (m "reward/source_ok") 1.0 "data_source reached the function"
+                    Expect.isTrue (m "reward/index" >= 7.0 && m "reward/index" <= 8.0) "extra_info.index reached the function (rows 7 and 8)"
+                    Expect.equal (m "reward/errors") 0.0 "no errors"
+                let evalOut = temp "verl-reward-eval"
+                match parsed [| "eval"; "--model"; Path.Combine(out, "final"); "--data"; parquet; "--reward-fn"; good; "--n"; "2"; "--max-new-tokens"; "3"; "--out"; evalOut |] with
+                | SimKO.Cli.Commands.Command.Eval spec -> Expect.equal (SimKO.Host.Commands.EvalCommand.Run(spec, NullLogger.Instance)) 0 "eval exit code"
+                | other -> failtestf "parsed as %A" other
+                let code2, err2 = trainWith raising [ "--set"; "reward_errors=fail" ] (temp "verl-reward-fail")
+                Expect.equal code2 1 "reward_errors=fail stops the run"
+                Expect.stringContains err2 (sprintf "%s:3: raise ValueError" raising) "names the file and the traceback's line"
+                Expect.stringContains err2 "ValueError: no answer in openai/gsm8k" "and the error"
+                Expect.stringContains err2 "sample 0 (data_source 'openai/gsm8k'" "and the sample"
         testCase "train on the program task rewards answers by running them in the sandbox" <| fun () ->
             let out = temp "program-train"
             match parsed [| "train"; "--set"; "task=program"; "--set"; "steps=2"; "--set"; "prompts_per_step=2"; "--set"; "samples_per_prompt=4"

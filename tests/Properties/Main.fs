@@ -75,6 +75,7 @@ let all =
         ServeTests.tests
         RolloutClientTests.tests
         HostileTests.tests
+        ChatMarkupTests.tests
         TrainOnServerTests.tests
         CollectiveTests.tests
         ArchitectureTests.tests

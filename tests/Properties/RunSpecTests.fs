@@ -55,6 +55,27 @@ let tests =
                 for fragment in [ "device: 'tpu' is not a device"; "dtype: 'fp8' is not one of float32, bfloat16"; "rollout_url must be an http"
                                   "setting 'alpha' does not apply to method 'grpo'"; "model: gsm8k is a dataset for a general model" ] do
                     Expect.stringContains e fragment "message"
+        testCase "reward_fn, reward_errors and data_format are typed settings; reward_fn on a built-in task and data_format without data_path are errors" <| fun () ->
+            let s = train [ "model=/m"; "data_path=train.parquet"; "data_format=verl"; "reward_fn=r.py:score"; "reward_errors=fail" ]
+            Expect.equal s.RewardFn (Some { Function = "r.py:score"; Errors = FailOnError }) "reward function"
+            match s.Task with
+            | File d -> Expect.equal d.Format VerlFormat "data format"
+            | other -> failtestf "task %A" other
+            Expect.equal (train [ "model=/m"; "task=gsm8k" ]).RewardFn None "none by default: the built-in verifiers"
+            Expect.equal (train [ "model=/m"; "task=gsm8k"; "reward_fn=r.py" ]).RewardFn (Some { Function = "r.py"; Errors = WarnOnError }) "warn by default"
+            match parse [ "train"; "--set"; "task=countdown"; "--set"; "reward_fn=r.py"; "--set"; "data_format=flat"; "--set"; "reward_errors=maybe" ] with
+            | Ok c -> failtestf "accepted: %A" c
+            | Error e ->
+                for fragment in [ "reward_fn (r.py) scores dataset tasks"; "data_format applies to data_path"; "reward_errors: 'maybe' is not one of warn, fail" ] do
+                    Expect.stringContains e fragment "message"
+            let roundTrip = train [ "model=/m"; "data_path=t.jsonl"; "data_format=flat"; "reward_fn=r.py"; "reward_errors=fail" ]
+            let dir = Path.Combine(Path.GetTempPath(), sprintf "simko-byo-spec-%d" System.Environment.ProcessId)
+            Directory.CreateDirectory dir |> ignore
+            let path = Path.Combine(dir, "config.json")
+            File.WriteAllText(path, TrainConfig.toJson roundTrip)
+            match parse [ "train"; "--config"; path ] with
+            | Ok (Commands.Command.Train (back, _)) -> Expect.equal (back.RewardFn, back.Task) (roundTrip.RewardFn, roundTrip.Task) "config.json keeps them"
+            | other -> failtestf "config.json: %A" other
         testCase "a run's config.json reads back to the same spec" <| fun () ->
             let spec = train [ "method=kl-cov"; "method.ratio=0.01"; "method.kl_beta=0.05"; "method.kl_estimator=k2"; "steps=7"; "lr=1e-5"
                                "gradient_checkpointing=true"; "logits_chunk_tokens=1024"; "rollout_url=http://localhost:8000"; "rollout_server=vllm" ]
@@ -122,7 +143,7 @@ let tests =
         testCase "eval --data builds a typed data file with its template, answer field and name" <| fun () ->
             match parse [ "eval"; "--model"; "m"; "--data"; "svamp.jsonl"; "--question-template"; "{Body} {Question}"; "--answer-field"; "Answer"; "--name"; "svamp" ] with
             | Ok (Commands.Command.Eval e) ->
-                Expect.equal e.Tasks [ EvalFile { Path = "svamp.jsonl"; Question = QuestionTemplate "{Body} {Question}"; AnswerField = "Answer"; AnswerFrom = AnswerField; Name = Some "svamp" } ] "tasks"
+                Expect.equal e.Tasks [ EvalFile { Path = "svamp.jsonl"; Question = QuestionTemplate "{Body} {Question}"; AnswerField = "Answer"; AnswerFrom = AnswerField; Name = Some "svamp"; Format = AutoFormat } ] "tasks"
             | other -> failtestf "%A" other
             match parse [ "eval"; "--model"; "m"; "--answer-field"; "x"; "--task"; "bbh/nope" ] with
             | Ok c -> failtestf "accepted %A" c

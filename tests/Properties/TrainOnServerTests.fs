@@ -43,7 +43,7 @@ let tests =
             use s = TinyModel.Create(task, 99L)
             s.eval() |> ignore
             let server =
-                SimkoServer.StartAsync(s, task.Tokenizer, ChatMarkup.FromTemplate(null, "test", task.Tokenizer), "countdown",
+                SimkoServer.StartAsync(s, task.Tokenizer, ChatMarkup.FromTemplate(null, task.Tokenizer), "countdown",
                                        ServeOptions(Host = "127.0.0.1", Port = 0, MaxBatch = 16), NullLogger.Instance).GetAwaiter().GetResult()
             try
                 let specB = spec outB [ "rollout_url", server.Url; "rollout_server", "simko"; "rollout_concurrency", "4" ]

@@ -12,6 +12,7 @@ let tests =
         VerlFormatTests.tests
         SandboxTests.tests
         RewardFunctionTests.tests
+        ChatTemplateTests.tests
         HumanEvalTests.tests
         ProgramTaskTests.tests
     ]

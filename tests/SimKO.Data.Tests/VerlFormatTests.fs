@@ -29,7 +29,7 @@ let private inFolder (f: string -> unit) =
     Directory.CreateDirectory dir |> ignore
     try f dir finally Directory.Delete(dir, true)
 
-let private rows : VerlRow list = [
+let rows : VerlRow list = [
     { data_source = "openai/gsm8k"
       prompt = List [ { role = "system"; content = "You are careful." }; { role = "user"; content = "What is 2+3? Let's think step by step and output the final answer after \"####\"." } ]
       ability = "math"; reward_model = { style = "rule"; ground_truth = "5" }; extra_info = { split = "train"; index = 7L } }
@@ -38,7 +38,7 @@ let private rows : VerlRow list = [
       ability = "math"; reward_model = { style = "rule"; ground_truth = "72" }; extra_info = { split = "train"; index = 8L } } ]
 
 /// The same rows as verl's JSONL (what pandas' to_json(orient="records", lines=True) writes).
-let private jsonl (r: VerlRow) =
+let jsonl (r: VerlRow) =
     let o = JsonObject()
     o["data_source"] <- JsonValue.Create r.data_source
     o["prompt"] <- JsonArray([| for m in r.prompt -> JsonObject(dict [ "role", (JsonValue.Create m.role :> JsonNode); "content", JsonValue.Create m.content ]) :> JsonNode |])

@@ -1,5 +1,5 @@
 /// The HF byte-level BPE tokenizer against reference Qwen3 encodings (from /work/shared), the
-/// Qwen chat helper and the `tokenize` command.
+/// Qwen3 chat template rendered with it, and the `tokenize` command.
 module SimKO.Host.Tests.TokenizerTests
 
 open System
@@ -79,9 +79,14 @@ let tests =
             Expect.equal tok.VocabSize 151669 "151,643 vocabulary entries and 26 added tokens"
             Expect.throwsT<ArgumentException> (fun () -> tok.Decode [ 151669 ] |> ignore) "id outside the vocabulary"
 
-        withFixture "Qwen chat prompt for one user message" <| fun () ->
-            let p = ChatTemplate.QwenUser "What is 2+2?"
-            Expect.equal p "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n" "generation prompt, no system message"
+        withFixture "Qwen3's chat template (Jinja, in the sandbox) for one user message encodes with its special tokens" <| fun () ->
+            let pool =
+                try new SimKO.Data.Sandbox.SandboxPool(SimKO.Data.Sandbox.SandboxSettings(Workers = 1))
+                with :? SimKO.Data.Sandbox.SandboxUnavailableException as e -> skiptestf "no sandbox here: %s" e.Message
+            use _ = pool
+            let template = SimKO.Data.Chat.ChatTemplate.FromFolder fixtureDir
+            let p = template.Render(pool, [ SimKO.Data.Math.ChatMessage("user", "What is 2+2?") ])
+            Expect.equal p "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n" "generation prompt, no system message (Qwen3's template adds none)"
             let ids = tokenizer.Value.Encode p
             Expect.equal ids.[0] 151644 "starts with <|im_start|>"
             Expect.equal (ids |> Array.filter ((=) 151645) |> Array.length) 1 "one <|im_end|>"

@@ -17,7 +17,7 @@ public sealed record RewardResult(double Score, IReadOnlyDictionary<string, doub
 
 /// <summary>A reward file that cannot be used at all (missing, does not compile, no such function),
 /// or a sample's error with <c>reward_errors=fail</c>.</summary>
-public sealed class RewardFunctionException : Exception
+public sealed class RewardFunctionException : ArgumentException
 {
     public RewardFunctionException(string message) : base(message) { }
 }

@@ -269,20 +269,3 @@ public sealed class HfBpeTokenizer : ITokenizer
         public override string Normalize(ReadOnlySpan<char> original) => Normalize(original.ToString());
     }
 }
-
-/// <summary>Prompts in the chat formats of the models we train.</summary>
-public static class ChatTemplate
-{
-    /// <summary>
-    /// Qwen2.5/Qwen3 chat markup for one user message, no system message, with the generation prompt:
-    /// what the Qwen3 template renders for <c>[{role: user}]</c> with <c>add_generation_prompt</c>
-    /// (it adds no default system message; an empty think block only when thinking is disabled).
-    /// </summary>
-    public static string QwenUser(string message, bool enableThinking = true) =>
-        $"<|im_start|>user\n{message}<|im_end|>\n<|im_start|>assistant\n" + (enableThinking ? "" : "<think>\n\n</think>\n\n");
-
-    /// <summary>ChatML markup of a list of (role, content) messages with the generation prompt; for
-    /// one user message it equals <see cref="QwenUser"/>.</summary>
-    public static string ChatML(IEnumerable<(string Role, string Content)> messages) =>
-        string.Concat(messages.Select(m => $"<|im_start|>{m.Role}\n{m.Content}<|im_end|>\n")) + "<|im_start|>assistant\n";
-}

@@ -64,7 +64,7 @@ public static class ServeBench
         }
 
         // the same workload through HTTP, one request per sequence, all in flight (the server queues them)
-        var chat = ChatMarkup.FromTemplate(null, "bench", tokenizer);
+        var chat = ChatMarkup.FromTemplate(null, tokenizer);
         var server = SimkoServer.StartAsync(model, tokenizer, chat, "bench", new ServeOptions("127.0.0.1", 0, null, Slots, 4096), NullLogger.Instance).GetAwaiter().GetResult();
         double staticS, contS, httpS;
         long rssWarm, rssEnd;

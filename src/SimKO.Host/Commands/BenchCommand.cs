@@ -30,6 +30,8 @@ public static class BenchCommand
         ("decode", DecodeBench.Run),
         ("grading", GradingBench.Run),
         ("code", CodeGradingBench.Run),
+        ("reward-fn", RewardFunctionBench.Run),
+        ("chat-template", ChatTemplateBench.Run),
         ("memory", ModelBench.Memory),
         ("serve", ServeBench.Run),
         ("activation-memory", ActivationMemoryBench.Run),

@@ -29,9 +29,10 @@ public static class EvalCommand
             SimKO.Data.Tokenizers.ITokenizer Tokenizer() => tokenizer ??= HfFolder.LoadTokenizer(o.Model);
             int maxNewTokens = o.MaxNewTokens.Or(4096);
             var tasks = new List<TaskBinding>();
+            var reward = UserReward.Of(o.RewardFn, log);
             foreach (var t in o.Tasks)
             {
-                var bound = TaskBinding.ForEval(t, Tokenizer, o.Template, maxNewTokens, skipBadRows: o.SkipBadRows);
+                var bound = TaskBinding.ForEval(t, Tokenizer, o.Template, maxNewTokens, skipBadRows: o.SkipBadRows, chat: () => SimKO.Data.Chat.ChatTemplate.FromFolder(o.Model), reward: reward);
                 if (t.IsEvalBuiltin) foreach (var b in bound) b.CheckTokenizer(Tokenizer(), o.Model);
                 tasks.AddRange(bound);
             }

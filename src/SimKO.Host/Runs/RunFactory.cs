@@ -50,7 +50,8 @@ public static class RunFactory
         string? folder = spec.Model is RunSpec.ModelSource.HfFolder hf ? hf.Item : null;
         ITokenizer? tokenizer = null;
         ITokenizer Tokenizer() => tokenizer ??= HfFolder.LoadTokenizer(folder ?? throw new ArgumentException("model: the task needs an HF folder with a tokenizer"));
-        var task = TaskBinding.ForTraining(spec.Task, Tokenizer, spec.Template, spec.MaxNewTokens, spec.SkipBadRows);
+        var task = TaskBinding.ForTraining(spec.Task, Tokenizer, spec.Template, spec.MaxNewTokens, spec.SkipBadRows,
+            chat: folder is null ? null : () => SimKO.Data.Chat.ChatTemplate.FromFolder(folder), reward: UserReward.Of(spec.RewardFn, log));
         TaskBinding.ReportSkipped([task], spec.Out, log);
         if (folder is not null && spec.Task.IsBuiltin) task.CheckTokenizer(Tokenizer(), folder);
         CausalLM Load() => folder is null ? TinyModel.Create(task, spec.Seed) : HfFolder.LoadModel(folder, device, dtype);
@@ -72,6 +73,7 @@ public static class RunFactory
             StopTokenIds = task.StopTokenIds,
             StopStrings = task.StopStrings,
             PrefetchRewards = task.PrefetchTrain,
+            RewardMetrics = task.TrainRewardMetrics,
             Problems = task.Train,
             PadId = task.Tokenizer.PadId,
             WriteTensors = (s, t) => SafeTensors.Write(s, t),

@@ -1,76 +1,86 @@
-using System.Text;
-using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
+using SimKO.Data.Chat;
+using SimKO.Data.Math;
+using SimKO.Data.Sandbox;
 using SimKO.Data.Tokenizers;
 
 namespace SimKO.Host.Serving;
 
 /// <summary>
-/// The chat template of a model folder (<c>tokenizer_config.json</c>'s <c>chat_template</c>), rendered
-/// without a Jinja engine: the ChatML family (Qwen2, Qwen2.5, Qwen3 — any template built from
-/// <c>&lt;|im_start|&gt;role\n…&lt;|im_end|&gt;\n</c> blocks) is rendered exactly for plain text
-/// messages with the generation prompt, including the default system message a Qwen2.5 template
-/// inserts. Any other template is reported as one this server cannot render.
+/// Chat for <c>/v1/chat/completions</c>: the model's chat template (<see cref="ChatTemplate"/>: Jinja2 in
+/// the sandbox, as transformers renders it), checked once at startup (an empty user turn must render and
+/// encode with the model's tokenizer), and the token ids that end an assistant's turn. When the folder has
+/// no template, the template fails, the sandbox is unavailable, or the tokenizer cannot encode what the
+/// template writes (a ChatML template beside a character tokenizer), chat is off with the reason, which
+/// names the template's file; the server still starts and serves <c>/v1/completions</c>.
 /// </summary>
 public sealed class ChatMarkup
 {
     /// <summary>Why chat cannot be served, or null when it can.</summary>
     public string? Unsupported { get; }
-    readonly string? _defaultSystem;
+    /// <summary>Ids that end a chat response: the tokenizer's end of text, the template's <c>eos_token</c>, and
+    /// the token the template closes an assistant's turn with (<c>&lt;|im_end|&gt;</c>, <c>&lt;|eot_id|&gt;</c>, …).</summary>
     public IReadOnlyList<int> StopTokenIds { get; }
+    readonly ChatTemplate? _template;
+    readonly Func<SandboxPool>? _pool;
 
-    ChatMarkup(string? unsupported, string? defaultSystem, IReadOnlyList<int> stop)
+    ChatMarkup(string? unsupported, ChatTemplate? template, Func<SandboxPool>? pool, IReadOnlyList<int> stop)
     {
-        Unsupported = unsupported; _defaultSystem = defaultSystem; StopTokenIds = stop;
+        Unsupported = unsupported; _template = template; _pool = pool; StopTokenIds = stop;
     }
 
-    // a Jinja string literal holding a whole default system block: '<|im_start|>system\n…<|im_end|>\n'
-    static readonly Regex DefaultSystem = new(@"'<\|im_start\|>system\\n([^'{}]+?)<\|im_end\|>\\n'", RegexOptions.CultureInvariant);
+    static ChatMarkup Off(string why) => new(why, null, null, []);
 
-    /// <summary>Reads the template of <paramref name="folder"/> (no file or no template: chat unsupported, with the reason).</summary>
-    public static ChatMarkup FromFolder(string folder, ITokenizer tokenizer)
+    /// <summary>The template of an HF folder (see <see cref="ChatTemplate.FromFolder"/>), rendered on
+    /// <paramref name="pool"/> (the process's shared sandbox pool when null); chat is off, with the reason, when it cannot be served.</summary>
+    public static ChatMarkup FromFolder(string folder, ITokenizer tokenizer, Func<SandboxPool>? pool = null)
     {
-        var path = Path.Combine(folder, HfBpeTokenizer.ConfigFile);
-        if (!File.Exists(path)) return new($"{path} does not exist, so the model has no chat template; use /v1/completions", null, []);
-        string? template;
+        ChatTemplate template;
+        try { template = ChatTemplate.FromFolder(folder); }
+        catch (ChatTemplateException e) { return Off($"{e.Message}; use /v1/completions"); }
+        return FromTemplate(template, tokenizer, pool);
+    }
+
+    /// <summary>Chat with <paramref name="template"/> (none: chat off), checked as the class says.</summary>
+    public static ChatMarkup FromTemplate(ChatTemplate? template, ITokenizer tokenizer, Func<SandboxPool>? pool = null)
+    {
+        if (template is null) return Off("the model has no chat template; use /v1/completions");
+        pool ??= () => SimKO.Host.Runs.SharedSandbox.Pool;
+        const string Marker = "\u0001";
+        string probe, closed;
         try
         {
-            var node = JsonNode.Parse(File.ReadAllText(path));
-            template = node?["chat_template"] switch
-            {
-                JsonValue v when v.TryGetValue<string>(out var s) => s,
-                JsonArray list => list.OfType<JsonObject>().FirstOrDefault(o => o["name"]?.GetValue<string>() == "default")?["template"]?.GetValue<string>(),
-                _ => null,
-            };
+            var p = pool();
+            probe = template.Render(p, [new ChatMessage("user", "")]);
+            // a template may refuse a conversation that ends with the assistant: then no turn-closing token is found
+            try { closed = template.Render(p, [new ChatMessage("user", ""), new ChatMessage("assistant", Marker)], addGenerationPrompt: false); }
+            catch (ChatTemplateException) { closed = ""; }
         }
-        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+        catch (ChatTemplateException e) { return Off($"{e.Message}; use /v1/completions"); }
+        catch (SandboxUnavailableException e) { return Off($"the chat template in {template.Source} is rendered in the code sandbox, which is not available here ({e.Message}); use /v1/completions"); }
+        try { tokenizer.Encode(probe); }
+        catch (ArgumentException e)
         {
-            return new($"{path}: not valid JSON ({e.Message})", null, []);
+            return Off($"the chat template in {template.Source} writes text this model's tokenizer cannot encode ({e.Message}); use /v1/completions");
         }
-        return FromTemplate(template, path, tokenizer);
-    }
-
-    public static ChatMarkup FromTemplate(string? template, string source, ITokenizer tokenizer)
-    {
-        if (string.IsNullOrEmpty(template)) return new($"{source} has no field 'chat_template'; use /v1/completions", null, []);
-        if (!template.Contains("<|im_start|>") || !template.Contains("<|im_end|>"))
-            return new($"the chat template in {source} is not a ChatML (Qwen-style) template, the only family this server renders; use /v1/completions with the prompt rendered by the client", null, []);
-        var imEnd = tokenizer.Encode("<|im_end|>");
         var stop = new List<int> { tokenizer.EosId };
-        if (imEnd.Length == 1) stop.Add(imEnd[0]);
-        var m = DefaultSystem.Match(template);
-        return new(null, m.Success ? m.Groups[1].Value : null, stop.Distinct().ToList());
+        // what closes an assistant's turn: the text right after its content, up to the first whitespace
+        int at = closed.IndexOf(Marker, StringComparison.Ordinal);
+        var after = at < 0 ? "" : new string(closed[(at + 1)..].TakeWhile(c => !char.IsWhiteSpace(c)).ToArray());
+        foreach (var text in new[] { template.SpecialTokens.GetValueOrDefault("eos_token"), after })
+        {
+            if (string.IsNullOrEmpty(text)) continue;
+            int[] ids;
+            try { ids = tokenizer.Encode(text); } catch (ArgumentException) { continue; }
+            if (ids.Length == 1 && !stop.Contains(ids[0])) stop.Add(ids[0]);
+        }
+        return new(null, template, pool, stop);
     }
 
-    /// <summary>The prompt text for <paramref name="messages"/> (role, content), ending with the assistant's generation prompt.</summary>
+    /// <summary>The prompt text for <paramref name="messages"/>, ending with the assistant's generation prompt
+    /// (cached per distinct message list). A conversation the template rejects throws <see cref="ChatTemplateException"/>.</summary>
     public string Render(IReadOnlyList<(string Role, string Content)> messages)
     {
-        if (Unsupported is not null) throw new NotSupportedException(Unsupported);
-        var sb = new StringBuilder();
-        if (_defaultSystem is not null && (messages.Count == 0 || messages[0].Role != "system"))
-            sb.Append("<|im_start|>system\n").Append(_defaultSystem).Append("<|im_end|>\n");
-        foreach (var (role, content) in messages)
-            sb.Append("<|im_start|>").Append(role).Append('\n').Append(content).Append("<|im_end|>\n");
-        return sb.Append("<|im_start|>assistant\n").ToString();
+        if (Unsupported is not null || _template is null || _pool is null) throw new NotSupportedException(Unsupported);
+        return _template.Render(_pool(), messages.Select(m => new ChatMessage(m.Role, m.Content)).ToList());
     }
 }

@@ -274,7 +274,10 @@ public sealed class SimkoServer : IAsyncDisposable
         var r = OpenAiRequests.Chat(o, _limits);
         CheckModel(r.Model);
         if (_chat.Unsupported is { } why) throw new RequestException(400, $"chat is not available for this model: {why}");
-        var ids = _tokenizer.Encode(_chat.Render(r.Messages));
+        string prompt;
+        try { prompt = await Task.Run(() => _chat.Render(r.Messages)); }
+        catch (SimKO.Data.Chat.ChatTemplateException e) { throw new RequestException(400, e.Message, "messages"); }
+        var ids = _tokenizer.Encode(prompt);
         if (ids.Length > _limits.MaxPromptTokens)
             throw new RequestException(400, $"field 'messages' renders to {ids.Length} tokens; this server takes at most {_limits.MaxPromptTokens} prompt tokens", "messages");
         int maxTokens = System.Math.Min(r.Sampling.MaxTokens, _limits.MaxContext - ids.Length);

@@ -31,6 +31,8 @@ public sealed record TrainerParts
     /// <summary>Judges a step's (problem index, response) pairs at once before their rewards are read
     /// (tasks that run code grade them in parallel); optional.</summary>
     public Action<IReadOnlyList<(int Problem, int[] Response)>>? PrefetchRewards { get; init; }
+    /// <summary>Metrics of the rewards of the last prefetch (a reward function's <c>reward/&lt;key&gt;</c> means), added to the step's; optional.</summary>
+    public Func<IReadOnlyDictionary<string, double>>? RewardMetrics { get; init; }
     public required IReadOnlyList<TrainProblem> Problems { get; init; }
     public required int PadId { get; init; }
     /// <summary>Write named tensors to a stream (safetensors).</summary>
@@ -224,6 +226,7 @@ public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger 
         metrics["sampler_logprob_mismatch"] = mismatch;
         metrics["updates"] = update.Updates;
         metrics["peak_rss_mb"] = Diagnostics.ProcessMemory.Read().Peak / 1048576.0;
+        if (parts.RewardMetrics?.Invoke() is { } rewardMetrics) foreach (var (k, v) in rewardMetrics) metrics[k] = v;
         if (ranks.WorldSize > 1) DataParallel.ReduceStepMetrics(ranks, metrics, samples, g, rolloutSeconds, updateSeconds, mismatch, responseTokens);
         return metrics;
     }
