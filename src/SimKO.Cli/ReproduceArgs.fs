@@ -8,6 +8,13 @@ open Argu
 open SimKO.Math
 open SimKO.Cli.RunSpec
 
+/// The program task's defaults (docs/results/program): every reward and every evaluation sample is a
+/// sandboxed run, so it trains fewer RL steps and evaluates fewer samples than Countdown.
+[<Literal>]
+let ProgramSteps = 30
+[<Literal>]
+let ProgramEvalSamples = 16
+
 type ReproduceArgs =
     | Quick
     | [<AltCommandLine("-o")>] Out of dir: string
@@ -34,9 +41,9 @@ type ReproduceArgs =
             | Ablation -> "Table 3: SimKO, then SimKO with one part off at a time (no top-K smoothing: α = 0; no top-1 push: λ = 1; no entropy gate: every token), and GRPO."
             | Sweep _ -> "Figure 7: one setting over values, e.g. --sweep method.alpha=0,0.05,0.1 (a method setting: each --methods entry that has it is swept, each that lacks it, e.g. grpo, trains once as the baseline every value is paired with by seed) or --sweep lr=1e-4,3e-4 (every method swept)."
             | Seeds _ -> "seeds per method (default 3; the base model is shared)."
-            | Steps _ -> "RL steps per run (default 300, REPRODUCTION-NOTES)."
+            | Steps _ -> sprintf "RL steps per run (default 300, REPRODUCTION-NOTES; %d for --task program, whose every reward is a sandboxed run)." ProgramSteps
             | Base_Steps _ -> "supervised warm-start steps of the base model (default 1000, REPRODUCTION-NOTES)."
-            | Eval_Samples _ -> "samples per test problem n (default 64); pass@K for K = 1, 2, 4, … n."
+            | Eval_Samples _ -> sprintf "samples per test problem n (default 64; %d for --task program); pass@K for K = 1, 2, 4, … n." ProgramEvalSamples
             | Eval_Problems _ -> "test problems evaluated (default: all 200 held-out ones)."
             | Eval_Temperature _ -> "evaluation temperature (default 0.6 with top-p 0.95, the paper's protocol)."
             | Simko_Alpha _ -> "SimKO α (default 0.1: the CPU-scale setting of REPRODUCTION-NOTES; the paper's LLM setting is 0.01)."
@@ -137,6 +144,8 @@ let toSpecWith (known: Methods.Method list) (r: ParseResults<ReproduceArgs>) : R
         | false, None -> Study.Comparison, methods |> List.map variant
     for v in variants do
         for p in Methods.validate 8 v.Method do errors.Add(sprintf "%s: %s" v.Label p)
+    // the program task grades every sample by running it in the sandbox: fewer RL steps and samples by default
+    let program = (match task with Program -> true | _ -> false)
     let spec =
         { Task = task
           Study = study
@@ -144,9 +153,9 @@ let toSpecWith (known: Methods.Method list) (r: ParseResults<ReproduceArgs>) : R
           Quick = quick
           Out = r.GetResult(Out, defaultValue = "runs/reproduce")
           Seeds = r.GetResult(Seeds, defaultValue = (if quick then 1 else 3))
-          Steps = r.GetResult(Steps, defaultValue = (if quick then 24 else 300))
+          Steps = r.GetResult(Steps, defaultValue = (if quick then 24 elif program then ProgramSteps else 300))
           BaseSteps = r.GetResult(Base_Steps, defaultValue = (if quick then 300 else 1000))
-          EvalSamples = r.GetResult(Eval_Samples, defaultValue = (if quick then 16 else 64))
+          EvalSamples = r.GetResult(Eval_Samples, defaultValue = (if quick then 16 elif program then ProgramEvalSamples else 64))
           EvalProblems = (match r.TryGetResult Eval_Problems with Some n -> Some n | None -> if quick then Some 64 else None)
           EvalTemperature = r.GetResult(Eval_Temperature, defaultValue = 0.6) }
     if spec.Seeds < 1 then errors.Add(sprintf "--seeds must be >= 1, got %d" spec.Seeds)

@@ -109,6 +109,39 @@ let tests =
             let distinct = t.Train |> Seq.take 100 |> Seq.map (fun p -> Seq.init 30 (fun _ -> t.SampleCorrect(p, rng)) |> Seq.distinct |> Seq.length)
             Expect.isGreaterThanOrEqual (Seq.min distinct) 2 "at least two written forms of every function"
 
+        testCase "the shown points are 0, 1, …, examples − 1 and the hidden ones distinct points past them (or all drawn when shown_from_zero is off)" <| fun () ->
+            let t = generator.Value
+            for p in Seq.append t.Train t.Test do
+                Expect.sequenceEqual p.Shown [| 0; 1; 2 |] (t.Prompt p)
+                Expect.equal p.Hidden.Length 2 "hidden tests"
+                Expect.equal (Array.distinct p.Hidden).Length 2 "distinct hidden points"
+                Expect.all p.Hidden (fun x -> x >= 3 && x <= 9) (sprintf "%A" p.Hidden)
+            Expect.isGreaterThan (t.Train |> Seq.map (fun p -> p.Hidden.[0], p.Hidden.[1]) |> Seq.distinct |> Seq.length) 10 "hidden points vary"
+            use drawn = new ProgramTask(ProgramSettings(TrainProblems = 400, TestProblems = 60, ShownFromZero = false))
+            Expect.isGreaterThan (drawn.Train |> Seq.map (fun p -> p.Shown.[0], p.Shown.[1], p.Shown.[2]) |> Seq.distinct |> Seq.length) 10 "shown points drawn"
+            for p in drawn.Train do
+                let all = Array.append p.Shown p.Hidden
+                Expect.equal (Array.distinct all).Length 5 "five distinct points"
+                Expect.all all (fun x -> x >= 0 && x <= 9) (sprintf "%A" all)
+
+        testCase "warm-start draws are never test functions, reach train functions beyond the fixed train problems, and keep a ≤ max_square" <| fun () ->
+            let t = generator.Value
+            let rng = Random 3
+            let draws = Array.init 4000 (fun _ -> t.DrawTraining(rng, 3))
+            let testFunctions = t.Test |> Seq.map ProgramTask.FunctionKey |> Set.ofSeq
+            // the split's hash, recomputed: 10 % of functions are test ones, whatever the seed
+            Expect.all draws (fun p -> not (TaskSplit.IsTest(ProgramTask.FunctionKey p, 100))) "no test-side function"
+            Expect.all draws (fun p -> not (testFunctions.Contains(ProgramTask.FunctionKey p))) "none of the test problems' functions"
+            let trainFunctions = t.Train |> Seq.map ProgramTask.FunctionKey |> Set.ofSeq
+            let beyond = draws |> Seq.map ProgramTask.FunctionKey |> Seq.filter (trainFunctions.Contains >> not) |> Seq.distinct |> Seq.length
+            Expect.isGreaterThan beyond 500 "functions the 400 fixed train problems lack"
+            Expect.all draws (fun p -> p.A >= 0 && p.A <= 3 && abs p.B <= 9 && abs p.C <= 9 && (p.A <> 0 || p.B <> 0)) "in the function family"
+            Expect.isTrue (draws |> Array.exists (fun p -> p.A = 3)) "a reaches max_square"
+            let lines = Array.init 500 (fun _ -> t.DrawTraining(rng, 0))
+            Expect.all lines (fun p -> p.A = 0 && p.B <> 0) "max_square 0: lines"
+            Expect.throws (fun () -> t.DrawTraining(rng, 4) |> ignore) "past max_square"
+            Expect.throws (fun () -> t.DrawTraining(rng, -1) |> ignore) "negative"
+
         testCase "bad settings are reported all at once" <| fun () ->
             let message =
                 try new ProgramTask(ProgramSettings(MaxCoefficient = 12, Examples = 1, HiddenTests = 1)) |> ignore; "no error"

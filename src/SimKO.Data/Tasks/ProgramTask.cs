@@ -10,7 +10,7 @@ namespace SimKO.Data.Tasks;
 /// <c>HiddenTests</c> more, all distinct in 0..MaxX; the split sizes and seed.</summary>
 public sealed record ProgramSettings(
     int MaxSquare = 3, int MaxCoefficient = 9, int MaxX = 9, int Examples = 3, int HiddenTests = 2,
-    int TrainProblems = 1000, int TestProblems = 100, int TestPerMille = 100, int Seed = 1234)
+    int TrainProblems = 1000, int TestProblems = 100, int TestPerMille = 100, int Seed = 1234, bool ShownFromZero = true)
 {
     public List<string> Validate()
     {
@@ -47,9 +47,11 @@ public sealed record ProgramProblem(string Id, int A, int B, int C, int[] Shown,
 /// </summary>
 public sealed class ProgramTask : IBuiltinTask<ProgramProblem>, IDisposable
 {
-    /// <summary>The sandbox limits used when no pool is given: an expression needs little.</summary>
+    /// <summary>The sandbox limits used when no pool is given: an expression needs little. At least two workers,
+    /// so grading overlaps the programs' start-up even where the process sees one core.</summary>
     public static readonly SandboxSettings DefaultSandbox = new(
-        WallSeconds: 2, CpuSeconds: 1, MemoryMegabytes: 256, MaxProcesses: 0, MaxOutputBytes: 64 << 10, TmpMegabytes: 4);
+        WallSeconds: 2, CpuSeconds: 1, MemoryMegabytes: 256, MaxProcesses: 0, MaxOutputBytes: 64 << 10, TmpMegabytes: 4,
+        Workers: System.Math.Max(2, Environment.ProcessorCount));
 
     /// <summary>Characters an answer may use.</summary>
     public const string AnswerChars = "0123456789x+-*()";
@@ -91,13 +93,32 @@ public sealed class ProgramTask : IBuiltinTask<ProgramProblem>, IDisposable
     public string Prompt(ProgramProblem p) =>
         string.Join(" ", p.Shown.Select(x => $"f({x.ToString(CultureInfo.InvariantCulture)})={p.Value(x).ToString(CultureInfo.InvariantCulture)}")) + ":";
 
-    ProgramProblem Draw(Random rng)
+    ProgramProblem Draw(Random rng) => Draw(rng, Settings.MaxSquare);
+
+    /// <summary>A fresh problem of the train side of the split (its function is never a test function), at freshly
+    /// drawn points, with a in 0..<paramref name="maxSquare"/> (0: a line): the warm-start's examples, drawn from the
+    /// whole train function space rather than the fixed <see cref="Train"/> problems, so the base model learns to read
+    /// a function off its values instead of memorising a thousand prompts.</summary>
+    public ProgramProblem DrawTraining(Random rng, int maxSquare)
+    {
+        if (maxSquare < 0 || maxSquare > Settings.MaxSquare)
+            throw new ArgumentOutOfRangeException(nameof(maxSquare), maxSquare, $"must be 0..max_square ({Settings.MaxSquare})");
+        while (true)
+        {
+            var p = Draw(rng, maxSquare);
+            if (!TaskSplit.IsTest(FunctionKey(p), Settings.TestPerMille)) return p;
+        }
+    }
+
+    ProgramProblem Draw(Random rng, int maxSquare)
     {
         int m = Settings.MaxCoefficient;
         int a, b;
-        do { a = rng.Next(Settings.MaxSquare + 1); b = rng.Next(-m, m + 1); } while (a == 0 && b == 0);
+        do { a = rng.Next(maxSquare + 1); b = rng.Next(-m, m + 1); } while (a == 0 && b == 0);
         int c = rng.Next(-m, m + 1);
-        var points = Enumerable.Range(0, Settings.MaxX + 1).OrderBy(_ => rng.Next()).Take(Settings.Examples + Settings.HiddenTests).ToArray();
+        var points = Settings.ShownFromZero
+            ? Enumerable.Range(0, Settings.Examples).Concat(Enumerable.Range(Settings.Examples, Settings.MaxX + 1 - Settings.Examples).OrderBy(_ => rng.Next()).Take(Settings.HiddenTests)).ToArray()
+            : Enumerable.Range(0, Settings.MaxX + 1).OrderBy(_ => rng.Next()).Take(Settings.Examples + Settings.HiddenTests).ToArray();
         var shown = points.Take(Settings.Examples).Order().ToArray();
         var hidden = points.Skip(Settings.Examples).Order().ToArray();
         var p = new ProgramProblem("", a, b, c, shown, hidden);

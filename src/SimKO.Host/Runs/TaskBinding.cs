@@ -206,6 +206,13 @@ public sealed record TaskBinding
         string Answer(int[] ids) => tok.Decode(ids.TakeWhile(i => i != tok.EosId));
         return binding with
         {
+            // warm-start examples from the whole train function space at fresh points (ProgramTask.DrawTraining)
+            Example = (rng, pCorrect) =>
+            {
+                var p = task.DrawTraining(rng, task.Settings.MaxSquare);
+                var answer = rng.NextDouble() < pCorrect ? task.SampleCorrect(p, rng) : task.SampleWrong(p, rng);
+                return (tok.Encode(task.Prompt(p)), [.. tok.Encode(answer), tok.EosId]);
+            },
             PrefetchTrain = items => task.JudgeMany(items.Select(x => (task.Train[x.Problem], Answer(x.Response))).ToList()),
             PrefetchTest = items => task.JudgeMany(items.Select(x => (task.Test[x.Problem], Answer(x.Response))).ToList()),
         };
