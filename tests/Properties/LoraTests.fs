@@ -372,4 +372,90 @@ let tests =
             for a, b in Array.zip (Array.concat withAdapter) (Array.concat merged) do Expect.floatClose { absolute = 1e-5; relative = 1e-5 } a b "adapter = merged"
             Expect.isGreaterThan (Array.map2 (fun a b -> abs (a - b)) (Array.concat withAdapter) (Array.concat plain) |> Array.max) 1e-3 "and differs from the base"
             Directory.Delete(dir, true)
+
+        testCase "simko serve loads a PEFT adapter by name: requests naming it get its log-probs, the base name the base's, the weights version rises; a malformed adapter is a 400 naming file and tensor and changes nothing; unload makes the name a 404" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            let dir = temp "serve"
+            let probe = [| 65; 66; 67; 68; 69; 70 |]
+            let scores (m: CausalLM) = SequenceScores.LogProbs(ModelPolicy(m), probe)
+            use plain = ServeFixture.loadModel (ServeFixture.tinyModel.Force())
+            let baseScores = scores plain
+            use tuned = ServeFixture.loadModel (ServeFixture.tinyModel.Force())
+            tuned.AttachLora(LoraSettings(4, 8.0, all7), 3L)
+            randomise tuned 21L
+            let adapterScores = scores tuned
+            let good = Path.Combine(dir, "good")
+            PeftAdapter.Save(tuned, good, "tiny")
+            let close (what: string) (a: float32[]) (b: float32[]) =
+                Expect.equal a.Length b.Length what
+                for x, y in Array.zip a b do Expect.isLessThan (abs (x - y)) 1e-4f what
+            Expect.isGreaterThan (Array.map2 (fun (a: float32) b -> abs (a - b)) adapterScores baseScores |> Array.max) 1e-2f "the adapter changes the model (else this test could not tell them apart)"
+            ServeFixture.withServer ServeFixture.options <| fun server _ ->
+                use c = new SimKO.Host.Rollout.ServerRolloutClient(SimKO.Host.Rollout.RolloutClientOptions(server.Url, SimKO.Host.Rollout.RolloutServer.Simko))
+                let v0 = server.Engine.WeightsVersion
+                let reported = c.LoadAdapter("a1", good)
+                Expect.equal reported (Nullable(v0 + 1L)) "loading attaches the adapter: one swap, its version reported"
+                c.UseAdapter "a1"
+                close "requests naming the adapter get its log-probs" (c.ServerLogProbs probe) adapterScores
+                c.UseAdapter null
+                close "requests naming the base get the base's" (c.ServerLogProbs probe) baseScores
+                Expect.equal server.Engine.WeightsVersion (v0 + 2L) "switching back to the base is a swap too"
+                // concurrent requests of both variants each get their own (the engine runs one variant at a time)
+                let echo (model: string) =
+                    ServeFixture.post (server.Url + "/v1/completions")
+                        (ServeFixture.json [ "model", ServeFixture.jv model; "prompt", ServeFixture.ints probe; "max_tokens", ServeFixture.jv 1
+                                             "echo", ServeFixture.jv true; "logprobs", ServeFixture.jv 1; "return_tokens_as_token_ids", ServeFixture.jv true ]) None
+                let answers = [| for i in 0 .. 7 -> if i % 2 = 0 then "tiny" else "a1" |] |> Array.Parallel.map (fun m -> m, echo m)
+                for m, (status, body, _) in answers do
+                    Expect.equal status 200 (sprintf "%s answered" m)
+                    let lps = [| for x in body.["choices"].[0].["logprobs"].["token_logprobs"].AsArray() |> Seq.skip 1 |> Seq.take (probe.Length - 1) -> x.GetValue<float32>() |]
+                    close (sprintf "a concurrent request naming '%s'" m) lps (if m = "a1" then adapterScores else baseScores)
+                use http = new Net.Http.HttpClient()
+                let list = Text.Json.Nodes.JsonNode.Parse(http.GetStringAsync(server.Url + "/v1/models").Result).["data"].AsArray()
+                Expect.equal [ for m in list -> m.["id"].GetValue<string>() ] [ "tiny"; "a1" ] "the model list has the base first, then the adapter"
+                Expect.equal (list.[1].["parent"].GetValue<string>()) "tiny" "the adapter's parent is the base"
+                // malformed adapters: 400 naming the file and tensor; nothing changes
+                let load name path = ServeFixture.post (server.Url + "/v1/load_lora_adapter") (ServeFixture.json [ "lora_name", ServeFixture.jv name; "lora_path", ServeFixture.jv path ]) None
+                let bad = Path.Combine(dir, "bad")
+                PeftAdapter.Save(tuned, bad, "tiny")
+                let file = Path.Combine(bad, PeftAdapter.Weights)
+                let tensors = SafeTensors.Read file
+                let qa = "base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight"
+                let before = server.Engine.WeightsVersion
+                let expect400 (what: string) (needles: string list) =
+                    let status, body, _ = load "b" bad
+                    Expect.equal status 400 what
+                    let message = body.["error"].["message"].GetValue<string>()
+                    for n in needles do Expect.stringContains message n (sprintf "%s: the message names %s" what n)
+                    Expect.equal (body.["error"].["param"].GetValue<string>()) "lora_path" (what + ": the field")
+                tensors.[qa] <- torch.zeros(4L, 31L)
+                SafeTensors.Save(file, tensors)
+                expect400 "a wrong shape" [ file; qa; "[4, 31]" ]
+                tensors.[qa] <- torch.full(4L, 32L, Single.NaN)
+                SafeTensors.Save(file, tensors)
+                expect400 "a NaN" [ file; qa; "non-finite" ]
+                let nowhere = Path.Combine(dir, "nowhere")
+                let status, body, _ = load "b" nowhere
+                Expect.equal status 400 "a missing folder"
+                Expect.stringContains (body.["error"].["message"].GetValue<string>()) nowhere "names the folder"
+                Expect.equal server.Engine.WeightsVersion before "a refused adapter swaps nothing"
+                c.UseAdapter "a1"
+                close "the loaded adapter still serves after the refusals" (c.ServerLogProbs probe) adapterScores
+                let status, body, _ = load "a1" good
+                Expect.equal status 400 "a loaded name is refused"
+                Expect.stringContains (body.["error"].["message"].GetValue<string>()) "already loaded" "says why"
+                Expect.equal (let s, _, _ = load "tiny" good in s) 400 "the base model's name is refused"
+                let s, b, _ = ServeFixture.post (server.Url + "/v1/load_lora_adapter") (ServeFixture.json [ "lora_name", ServeFixture.jv "c" ]) None
+                Expect.equal s 400 "no lora_path"
+                Expect.equal (b.["error"].["param"].GetValue<string>()) "lora_path" "names the field"
+                // unload: the name is gone
+                c.UnloadAdapter "a1"
+                Expect.isNull c.Adapter "the client selects the base again"
+                let status, body, _ = echo "a1"
+                Expect.equal status 404 "an unloaded adapter is not served"
+                Expect.stringContains (body.["error"].["message"].GetValue<string>()) "'tiny'" "the error lists what is served"
+                let unload = ServeFixture.post (server.Url + "/v1/unload_lora_adapter") (ServeFixture.json [ "lora_name", ServeFixture.jv "a1" ]) None
+                Expect.equal (let s, _, _ = unload in s) 404 "unloading an unknown name is a 404"
+                close "the base still serves" (c.ServerLogProbs probe) baseScores
+            Directory.Delete(dir, true)
     ]
