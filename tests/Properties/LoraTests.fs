@@ -458,4 +458,68 @@ let tests =
                 Expect.equal (let s, _, _ = unload in s) 404 "unloading an unknown name is a 404"
                 close "the base still serves" (c.ServerLogProbs probe) baseScores
             Directory.Delete(dir, true)
+
+        testCase "a LoRA run through simko serve syncs adapters: it equals the in-process LoRA run, the weights version rises every step, the probe passes, and the served log-probs equal the trainer's policy's" <| fun () ->
+            let root = temp "train-served"
+            let task = SimKO.Host.Runs.TaskBinding.Create SimKO.Cli.RunSpec.Countdown
+            // the runs continue from a random adapter (adapter=DIR): the tiny model earns no Countdown reward, so no gradient
+            // moves B off zero, and a zero adapter could not tell a served adapter from the base
+            let start = Path.Combine(root, "start-adapter")
+            (use m = SimKO.Host.Runs.TinyModel.Create(task, 3L)
+             m.AttachLora(LoraSettings(4, 8.0, all7), 5L)
+             randomise m 17L
+             PeftAdapter.Save(m, start, "tiny"))
+            let spec (out: string) (extra: (string * string) list) =
+                let pairs =
+                    [ "task", "countdown"; "method", "simko"; "steps", "3"; "prompts_per_step", "4"; "samples_per_prompt", "4"; "max_new_tokens", "10"
+                      "mini_batches", "1"; "micro_batch_size", "16"; "lr", "1e-2"; "seed", "3"; "adapter", start
+                      "checkpoint_every", "100"; "keep_checkpoints", "1"; "tensorboard", "false"; "out", out ]
+                match SimKO.Cli.TrainConfig.resolvePairs (pairs @ extra) with
+                | Ok s -> s
+                | Error e -> failtestf "spec: %A" e
+            let metrics (out: string) = [ for line in File.ReadLines(Path.Combine(out, "metrics.jsonl")) -> Text.Json.Nodes.JsonNode.Parse(line).AsObject() ]
+            let outA = Path.Combine(root, "in-process")
+            (use runA = SimKO.Host.Runs.RunFactory.Build(spec outA [], NullLogger.Instance)
+             runA.Trainer.Run(false) |> ignore)
+            let serve (baseSeed: int64) (f: SimKO.Host.Serving.SimkoServer -> unit) =
+                // the server holds the base the trainer starts from (the tiny model of the run's seed); syncs send adapters only
+                use s = SimKO.Host.Runs.TinyModel.Create(task, baseSeed)
+                s.eval() |> ignore
+                let server =
+                    SimKO.Host.Serving.SimkoServer.StartAsync(s, task.Tokenizer, SimKO.Host.Serving.ChatMarkup.FromTemplate(null, "test", task.Tokenizer), "countdown",
+                                                              SimKO.Host.Serving.ServeOptions(Host = "127.0.0.1", Port = 0, MaxBatch = 16), NullLogger.Instance).GetAwaiter().GetResult()
+                try f server
+                finally server.DisposeAsync().AsTask().GetAwaiter().GetResult()
+            let outB = Path.Combine(root, "served")
+            serve 3L <| fun server ->
+                use runB = SimKO.Host.Runs.RunFactory.Build(spec outB [ "rollout_url", server.Url; "rollout_server", "simko"; "rollout_concurrency", "4" ], NullLogger.Instance)
+                runB.Trainer.Run(false) |> ignore
+                Expect.equal server.Engine.WeightsVersion 4L "the server attached an adapter before step 0 and after each step"
+                let client = runB.Parts.Rollout :?> SimKO.Host.Rollout.ServerRolloutClient
+                Expect.stringContains client.Adapter "-v3" "requests select the last adapter"
+                let probe = SimKO.Host.Runs.ServerRollout.ProbeSequence runB.Parts
+                let served = client.ServerLogProbs probe
+                let trainer = SequenceScores.LogProbs(runB.Parts.Policy, probe)
+                for a, b in Array.zip served trainer do Expect.isLessThan (abs (a - b)) 1e-4f "served log-probs equal the trainer's policy's after the run"
+                client.UseAdapter null
+                let baseLps = client.ServerLogProbs probe
+                Expect.isGreaterThan (Array.map2 (fun (a: float32) b -> abs (a - b)) baseLps trainer |> Array.max) 1e-2f "the adapter differs from the base (else the comparison above could not fail)"
+                let last = Path.Combine(outB, SimKO.Host.Rollout.RolloutWeightSync.Folder, "3")
+                Expect.isTrue (File.Exists(Path.Combine(last, PeftAdapter.Weights))) "the last sync wrote a PEFT adapter"
+                Expect.isFalse (File.Exists(Path.Combine(last, HfFolder.Weights))) "and no full weights"
+            let ma, mb = metrics outA, metrics outB
+            Expect.equal mb.Length 3 "three steps"
+            Expect.equal [ for m in mb -> m.["rollout_weights_version"].GetValue<float>() ] [ 1.0; 2.0; 3.0 ] "the version rises every step"
+            let timing = set [ "time_s"; "rollout_tokens_per_s"; "update_tokens_per_s"; "peak_rss_mb" ]
+            for ra, rb in List.zip ma mb do
+                for kv in ra do
+                    if not (timing.Contains kv.Key) then
+                        let x, y = kv.Value.GetValue<float>(), rb.[kv.Key].GetValue<float>()
+                        if kv.Key = "sampler_logprob_mismatch" then Expect.floatClose { absolute = 1e-5; relative = 1e-4 } y x kv.Key
+                        else Expect.equal y x (sprintf "step %d: %s" (ra.["step"].GetValue<int>()) kv.Key)
+            // negative control: a server whose base is not the trainer's fails the probe on the first adapter
+            serve 99L <| fun server ->
+                use runC = SimKO.Host.Runs.RunFactory.Build(spec (Path.Combine(root, "other-base")) [ "rollout_url", server.Url; "rollout_server", "simko" ], NullLogger.Instance)
+                Expect.throwsT<SimKO.Host.Rollout.StaleWeightsException> (fun () -> runC.Trainer.Run(false) |> ignore) "the probe on the adapter sees another base"
+            Directory.Delete(root, true)
     ]
