@@ -373,6 +373,28 @@ let tests =
             Expect.isGreaterThan (Array.map2 (fun a b -> abs (a - b)) (Array.concat withAdapter) (Array.concat plain) |> Array.max) 1e-3 "and differs from the base"
             Directory.Delete(dir, true)
 
+        testCase "a LoRA projection's forward leaves only its output in the dispose scope (no (…, out) temporaries alive until the layer ends), and equals W x + s·B(A x)" <| fun () ->
+            use layer = new LoraLinear(32L, 48L, false)
+            layer.AttachAdapter(4, 2.0, 0.0, new torch.Generator(3UL))
+            layer.weight.requires_grad <- false
+            (use _ = torch.no_grad()
+             layer.LoraB.copy_(torch.randn(48L, 4L, generator = new torch.Generator(5UL))) |> ignore)
+            use x = torch.randn(2L, 5L, 32L, generator = new torch.Generator(7UL))
+            for grad in [ false; true ] do
+                use _ = torch.enable_grad grad
+                use scope = torch.NewDisposeScope()
+                let before = scope.DisposablesCount
+                let y = layer.forward x
+                Expect.equal (scope.DisposablesCount - before) 1 (sprintf "grad %b: the output alone stays in the scope" grad)
+                if grad then
+                    y.sum().backward()
+                    Expect.isNotNull (box layer.LoraA.grad) "A gets a gradient through the in-place add"
+                    Expect.isNotNull (box layer.LoraB.grad) "B too"
+                    Expect.isNull (box layer.weight.grad) "the frozen W gets none"
+                use _ = torch.no_grad()
+                let reference = x.matmul(layer.weight.t()) + x.matmul(layer.LoraA.t()).matmul(layer.LoraB.t()) * 2.0
+                Expect.isLessThan (maxDiff y reference) 1e-5 "y = W x + s·B(A x)"
+
         testCase "simko serve loads a PEFT adapter by name: requests naming it get its log-probs, the base name the base's, the weights version rises; a malformed adapter is a 400 naming file and tensor and changes nothing; unload makes the name a 404" <| fun () ->
             use _ = torch.NewDisposeScope()
             let dir = temp "serve"
@@ -456,6 +478,16 @@ let tests =
                 Expect.stringContains (body.["error"].["message"].GetValue<string>()) "'tiny'" "the error lists what is served"
                 let unload = ServeFixture.post (server.Url + "/v1/unload_lora_adapter") (ServeFixture.json [ "lora_name", ServeFixture.jv "a1" ]) None
                 Expect.equal (let s, _, _ = unload in s) 404 "unloading an unknown name is a 404"
+                // the name again, for another adapter: it is attached anew (the engine still holds the old one)
+                randomise tuned 33L
+                let good2 = Path.Combine(dir, "good2")
+                PeftAdapter.Save(tuned, good2, "tiny")
+                let adapter2Scores = scores tuned
+                let v = server.Engine.WeightsVersion
+                Expect.equal (c.LoadAdapter("a1", good2)) (Nullable(v + 1L)) "a reloaded name is a new version"
+                c.UseAdapter "a1"
+                close "a name loaded again serves the new adapter" (c.ServerLogProbs probe) adapter2Scores
+                c.UseAdapter null
                 close "the base still serves" (c.ServerLogProbs probe) baseScores
             Directory.Delete(dir, true)
 

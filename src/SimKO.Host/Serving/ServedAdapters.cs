@@ -21,8 +21,11 @@ public sealed class ServedAdapters
     readonly PeftAdapter.Loaded? _startup;
     readonly object _lock = new();
     readonly Dictionary<string, PeftAdapter.Loaded> _loaded = new();
-    readonly LinkedList<(string? Name, TaskCompletionSource Go)> _waiting = new();
-    string? _current;               // the attached variant: an adapter's name, or null for the base
+    // a variant is keyed by its adapter object (Base for the base), not its name: an adapter unloaded and loaded again
+    // under the same name is another variant, and must be attached again
+    static readonly object Base = new();
+    readonly LinkedList<(object Key, TaskCompletionSource Go)> _waiting = new();
+    object _current = Base;         // the attached variant
     int _running;                   // requests of the current variant in flight
     bool _switching;
     PeftAdapter.Loaded? _copying;   // the adapter a switch is attaching (disposed after it when unloaded meanwhile)
@@ -61,7 +64,8 @@ public sealed class ServedAdapters
         using (await Enter(name)) return _engine.WeightsVersion;
     }
 
-    /// <summary>Forget an adapter; false when none has that name. Requests of it in flight finish with it.</summary>
+    /// <summary>Forget an adapter; false when none has that name. Requests of it in flight finish with it (the model holds
+    /// its own copy); requests waiting for it fail.</summary>
     public bool Unload(string name)
     {
         lock (_lock)
@@ -81,13 +85,16 @@ public sealed class ServedAdapters
         TaskCompletionSource go;
         lock (_lock)
         {
-            if (!_switching && _waiting.Count == 0 && name == _current)
+            object key = name is null ? Base
+                : _loaded.TryGetValue(name, out var adapter) ? adapter
+                : throw new KeyNotFoundException($"no adapter '{name}' is loaded");
+            if (!_switching && _waiting.Count == 0 && key == _current)
             {
                 _running++;
                 return new Lease(this);
             }
             go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _waiting.AddLast((name, go));
+            _waiting.AddLast((key, go));
             PumpLocked();
         }
         await go.Task;
@@ -113,27 +120,27 @@ public sealed class ServedAdapters
     void PumpLocked()
     {
         if (_switching || _waiting.Count == 0) return;
-        var first = _waiting.First!.Value.Name;
+        var first = _waiting.First!.Value.Key;
         if (first == _current) { AdmitLocked(first); return; }
         if (_running > 0) return;
-        PeftAdapter.Loaded? target = null;
-        if (first is not null && !_loaded.TryGetValue(first, out target))
+        var target = first as PeftAdapter.Loaded;
+        if (target is not null && !_loaded.ContainsValue(target))
         {
-            FailLocked(first, new KeyNotFoundException($"the adapter '{first}' was unloaded before it could be served"));
+            FailLocked(first, new KeyNotFoundException($"the adapter from {target.Folder} was unloaded before it could be served"));
             PumpLocked();
             return;
         }
         _switching = true;
         _copying = target;
-        _ = Switch(first, first is null ? _startup : target);
+        _ = Switch(first, target ?? _startup);
     }
 
-    void AdmitLocked(string? name)
+    void AdmitLocked(object key)
     {
         for (var node = _waiting.First; node is not null;)
         {
             var next = node.Next;
-            if (node.Value.Name == name)
+            if (node.Value.Key == key)
             {
                 _running++;
                 node.Value.Go.TrySetResult();
@@ -143,17 +150,17 @@ public sealed class ServedAdapters
         }
     }
 
-    void FailLocked(string? name, Exception error)
+    void FailLocked(object key, Exception error)
     {
         for (var node = _waiting.First; node is not null;)
         {
             var next = node.Next;
-            if (node.Value.Name == name) { node.Value.Go.TrySetException(error); _waiting.Remove(node); }
+            if (node.Value.Key == key) { node.Value.Go.TrySetException(error); _waiting.Remove(node); }
             node = next;
         }
     }
 
-    async Task Switch(string? name, PeftAdapter.Loaded? adapter)
+    async Task Switch(object key, PeftAdapter.Loaded? adapter)
     {
         Exception? error = null;
         try
@@ -172,10 +179,10 @@ public sealed class ServedAdapters
             _copying = null;
             if (error is null)
             {
-                _current = name;
-                AdmitLocked(name);
+                _current = key;
+                AdmitLocked(key);
             }
-            else FailLocked(name, error);
+            else FailLocked(key, error);
             PumpLocked();
         }
     }
