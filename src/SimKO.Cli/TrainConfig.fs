@@ -275,8 +275,6 @@ let private checks (s: TrainSpec) =
           if not (List.contains m projections) then yield sprintf "lora_target_modules: '%s' is not one of %s" m (String.concat ", " projections)
       if l.Rank > 0 && l.Dropout > 0.0 && s.Memory.GradientCheckpointing then
           yield "lora_dropout > 0 with gradient_checkpointing: the recomputed layer would draw other dropout masks; set one of them off"
-      if l.Rank > 0 && s.Rollout <> InProcess then
-          yield "lora_rank > 0 with rollout_url: adapter weight sync is not built yet; train LoRA with the in-process sampler"
       match s.Rollout with
       | InProcess -> ()
       | Server r ->

@@ -372,4 +372,186 @@ let tests =
             for a, b in Array.zip (Array.concat withAdapter) (Array.concat merged) do Expect.floatClose { absolute = 1e-5; relative = 1e-5 } a b "adapter = merged"
             Expect.isGreaterThan (Array.map2 (fun a b -> abs (a - b)) (Array.concat withAdapter) (Array.concat plain) |> Array.max) 1e-3 "and differs from the base"
             Directory.Delete(dir, true)
+
+        testCase "a LoRA projection's forward leaves only its output in the dispose scope (no (…, out) temporaries alive until the layer ends), and equals W x + s·B(A x)" <| fun () ->
+            use layer = new LoraLinear(32L, 48L, false)
+            layer.AttachAdapter(4, 2.0, 0.0, new torch.Generator(3UL))
+            layer.weight.requires_grad <- false
+            (use _ = torch.no_grad()
+             layer.LoraB.copy_(torch.randn(48L, 4L, generator = new torch.Generator(5UL))) |> ignore)
+            use x = torch.randn(2L, 5L, 32L, generator = new torch.Generator(7UL))
+            for grad in [ false; true ] do
+                use _ = torch.enable_grad grad
+                use scope = torch.NewDisposeScope()
+                let before = scope.DisposablesCount
+                let y = layer.forward x
+                Expect.equal (scope.DisposablesCount - before) 1 (sprintf "grad %b: the output alone stays in the scope" grad)
+                if grad then
+                    y.sum().backward()
+                    Expect.isNotNull (box layer.LoraA.grad) "A gets a gradient through the in-place add"
+                    Expect.isNotNull (box layer.LoraB.grad) "B too"
+                    Expect.isNull (box layer.weight.grad) "the frozen W gets none"
+                use _ = torch.no_grad()
+                let reference = x.matmul(layer.weight.t()) + x.matmul(layer.LoraA.t()).matmul(layer.LoraB.t()) * 2.0
+                Expect.isLessThan (maxDiff y reference) 1e-5 "y = W x + s·B(A x)"
+
+        testCase "simko serve loads a PEFT adapter by name: requests naming it get its log-probs, the base name the base's, the weights version rises; a malformed adapter is a 400 naming file and tensor and changes nothing; unload makes the name a 404" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            let dir = temp "serve"
+            let probe = [| 65; 66; 67; 68; 69; 70 |]
+            let scores (m: CausalLM) = SequenceScores.LogProbs(ModelPolicy(m), probe)
+            use plain = ServeFixture.loadModel (ServeFixture.tinyModel.Force())
+            let baseScores = scores plain
+            use tuned = ServeFixture.loadModel (ServeFixture.tinyModel.Force())
+            tuned.AttachLora(LoraSettings(4, 8.0, all7), 3L)
+            randomise tuned 21L
+            let adapterScores = scores tuned
+            let good = Path.Combine(dir, "good")
+            PeftAdapter.Save(tuned, good, "tiny")
+            let close (what: string) (a: float32[]) (b: float32[]) =
+                Expect.equal a.Length b.Length what
+                for x, y in Array.zip a b do Expect.isLessThan (abs (x - y)) 1e-4f what
+            Expect.isGreaterThan (Array.map2 (fun (a: float32) b -> abs (a - b)) adapterScores baseScores |> Array.max) 1e-2f "the adapter changes the model (else this test could not tell them apart)"
+            ServeFixture.withServer ServeFixture.options <| fun server _ ->
+                use c = new SimKO.Host.Rollout.ServerRolloutClient(SimKO.Host.Rollout.RolloutClientOptions(server.Url, SimKO.Host.Rollout.RolloutServer.Simko))
+                let v0 = server.Engine.WeightsVersion
+                let reported = c.LoadAdapter("a1", good)
+                Expect.equal reported (Nullable(v0 + 1L)) "loading attaches the adapter: one swap, its version reported"
+                c.UseAdapter "a1"
+                close "requests naming the adapter get its log-probs" (c.ServerLogProbs probe) adapterScores
+                c.UseAdapter null
+                close "requests naming the base get the base's" (c.ServerLogProbs probe) baseScores
+                Expect.equal server.Engine.WeightsVersion (v0 + 2L) "switching back to the base is a swap too"
+                // concurrent requests of both variants each get their own (the engine runs one variant at a time)
+                let echo (model: string) =
+                    ServeFixture.post (server.Url + "/v1/completions")
+                        (ServeFixture.json [ "model", ServeFixture.jv model; "prompt", ServeFixture.ints probe; "max_tokens", ServeFixture.jv 1
+                                             "echo", ServeFixture.jv true; "logprobs", ServeFixture.jv 1; "return_tokens_as_token_ids", ServeFixture.jv true ]) None
+                let answers = [| for i in 0 .. 7 -> if i % 2 = 0 then "tiny" else "a1" |] |> Array.Parallel.map (fun m -> m, echo m)
+                for m, (status, body, _) in answers do
+                    Expect.equal status 200 (sprintf "%s answered" m)
+                    let lps = [| for x in body.["choices"].[0].["logprobs"].["token_logprobs"].AsArray() |> Seq.skip 1 |> Seq.take (probe.Length - 1) -> x.GetValue<float32>() |]
+                    close (sprintf "a concurrent request naming '%s'" m) lps (if m = "a1" then adapterScores else baseScores)
+                use http = new Net.Http.HttpClient()
+                let list = Text.Json.Nodes.JsonNode.Parse(http.GetStringAsync(server.Url + "/v1/models").Result).["data"].AsArray()
+                Expect.equal [ for m in list -> m.["id"].GetValue<string>() ] [ "tiny"; "a1" ] "the model list has the base first, then the adapter"
+                Expect.equal (list.[1].["parent"].GetValue<string>()) "tiny" "the adapter's parent is the base"
+                // malformed adapters: 400 naming the file and tensor; nothing changes
+                let load name path = ServeFixture.post (server.Url + "/v1/load_lora_adapter") (ServeFixture.json [ "lora_name", ServeFixture.jv name; "lora_path", ServeFixture.jv path ]) None
+                let bad = Path.Combine(dir, "bad")
+                PeftAdapter.Save(tuned, bad, "tiny")
+                let file = Path.Combine(bad, PeftAdapter.Weights)
+                let tensors = SafeTensors.Read file
+                let qa = "base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight"
+                let before = server.Engine.WeightsVersion
+                let expect400 (what: string) (needles: string list) =
+                    let status, body, _ = load "b" bad
+                    Expect.equal status 400 what
+                    let message = body.["error"].["message"].GetValue<string>()
+                    for n in needles do Expect.stringContains message n (sprintf "%s: the message names %s" what n)
+                    Expect.equal (body.["error"].["param"].GetValue<string>()) "lora_path" (what + ": the field")
+                tensors.[qa] <- torch.zeros(4L, 31L)
+                SafeTensors.Save(file, tensors)
+                expect400 "a wrong shape" [ file; qa; "[4, 31]" ]
+                tensors.[qa] <- torch.full(4L, 32L, Single.NaN)
+                SafeTensors.Save(file, tensors)
+                expect400 "a NaN" [ file; qa; "non-finite" ]
+                let nowhere = Path.Combine(dir, "nowhere")
+                let status, body, _ = load "b" nowhere
+                Expect.equal status 400 "a missing folder"
+                Expect.stringContains (body.["error"].["message"].GetValue<string>()) nowhere "names the folder"
+                Expect.equal server.Engine.WeightsVersion before "a refused adapter swaps nothing"
+                c.UseAdapter "a1"
+                close "the loaded adapter still serves after the refusals" (c.ServerLogProbs probe) adapterScores
+                let status, body, _ = load "a1" good
+                Expect.equal status 400 "a loaded name is refused"
+                Expect.stringContains (body.["error"].["message"].GetValue<string>()) "already loaded" "says why"
+                Expect.equal (let s, _, _ = load "tiny" good in s) 400 "the base model's name is refused"
+                let s, b, _ = ServeFixture.post (server.Url + "/v1/load_lora_adapter") (ServeFixture.json [ "lora_name", ServeFixture.jv "c" ]) None
+                Expect.equal s 400 "no lora_path"
+                Expect.equal (b.["error"].["param"].GetValue<string>()) "lora_path" "names the field"
+                // unload: the name is gone
+                c.UnloadAdapter "a1"
+                Expect.isNull c.Adapter "the client selects the base again"
+                let status, body, _ = echo "a1"
+                Expect.equal status 404 "an unloaded adapter is not served"
+                Expect.stringContains (body.["error"].["message"].GetValue<string>()) "'tiny'" "the error lists what is served"
+                let unload = ServeFixture.post (server.Url + "/v1/unload_lora_adapter") (ServeFixture.json [ "lora_name", ServeFixture.jv "a1" ]) None
+                Expect.equal (let s, _, _ = unload in s) 404 "unloading an unknown name is a 404"
+                // the name again, for another adapter: it is attached anew (the engine still holds the old one)
+                randomise tuned 33L
+                let good2 = Path.Combine(dir, "good2")
+                PeftAdapter.Save(tuned, good2, "tiny")
+                let adapter2Scores = scores tuned
+                let v = server.Engine.WeightsVersion
+                Expect.equal (c.LoadAdapter("a1", good2)) (Nullable(v + 1L)) "a reloaded name is a new version"
+                c.UseAdapter "a1"
+                close "a name loaded again serves the new adapter" (c.ServerLogProbs probe) adapter2Scores
+                c.UseAdapter null
+                close "the base still serves" (c.ServerLogProbs probe) baseScores
+            Directory.Delete(dir, true)
+
+        testCase "a LoRA run through simko serve syncs adapters: it equals the in-process LoRA run, the weights version rises every step, the probe passes, and the served log-probs equal the trainer's policy's" <| fun () ->
+            let root = temp "train-served"
+            let task = SimKO.Host.Runs.TaskBinding.Create SimKO.Cli.RunSpec.Countdown
+            // the runs continue from a random adapter (adapter=DIR): the tiny model earns no Countdown reward, so no gradient
+            // moves B off zero, and a zero adapter could not tell a served adapter from the base
+            let start = Path.Combine(root, "start-adapter")
+            (use m = SimKO.Host.Runs.TinyModel.Create(task, 3L)
+             m.AttachLora(LoraSettings(4, 8.0, all7), 5L)
+             randomise m 17L
+             PeftAdapter.Save(m, start, "tiny"))
+            let spec (out: string) (extra: (string * string) list) =
+                let pairs =
+                    [ "task", "countdown"; "method", "simko"; "steps", "3"; "prompts_per_step", "4"; "samples_per_prompt", "4"; "max_new_tokens", "10"
+                      "mini_batches", "1"; "micro_batch_size", "16"; "lr", "1e-2"; "seed", "3"; "adapter", start
+                      "checkpoint_every", "100"; "keep_checkpoints", "1"; "tensorboard", "false"; "out", out ]
+                match SimKO.Cli.TrainConfig.resolvePairs (pairs @ extra) with
+                | Ok s -> s
+                | Error e -> failtestf "spec: %A" e
+            let metrics (out: string) = [ for line in File.ReadLines(Path.Combine(out, "metrics.jsonl")) -> Text.Json.Nodes.JsonNode.Parse(line).AsObject() ]
+            let outA = Path.Combine(root, "in-process")
+            (use runA = SimKO.Host.Runs.RunFactory.Build(spec outA [], NullLogger.Instance)
+             runA.Trainer.Run(false) |> ignore)
+            let serve (baseSeed: int64) (f: SimKO.Host.Serving.SimkoServer -> unit) =
+                // the server holds the base the trainer starts from (the tiny model of the run's seed); syncs send adapters only
+                use s = SimKO.Host.Runs.TinyModel.Create(task, baseSeed)
+                s.eval() |> ignore
+                let server =
+                    SimKO.Host.Serving.SimkoServer.StartAsync(s, task.Tokenizer, SimKO.Host.Serving.ChatMarkup.FromTemplate(null, "test", task.Tokenizer), "countdown",
+                                                              SimKO.Host.Serving.ServeOptions(Host = "127.0.0.1", Port = 0, MaxBatch = 16), NullLogger.Instance).GetAwaiter().GetResult()
+                try f server
+                finally server.DisposeAsync().AsTask().GetAwaiter().GetResult()
+            let outB = Path.Combine(root, "served")
+            serve 3L <| fun server ->
+                use runB = SimKO.Host.Runs.RunFactory.Build(spec outB [ "rollout_url", server.Url; "rollout_server", "simko"; "rollout_concurrency", "4" ], NullLogger.Instance)
+                runB.Trainer.Run(false) |> ignore
+                Expect.equal server.Engine.WeightsVersion 4L "the server attached an adapter before step 0 and after each step"
+                let client = runB.Parts.Rollout :?> SimKO.Host.Rollout.ServerRolloutClient
+                Expect.stringContains client.Adapter "-v3" "requests select the last adapter"
+                let probe = SimKO.Host.Runs.ServerRollout.ProbeSequence runB.Parts
+                let served = client.ServerLogProbs probe
+                let trainer = SequenceScores.LogProbs(runB.Parts.Policy, probe)
+                for a, b in Array.zip served trainer do Expect.isLessThan (abs (a - b)) 1e-4f "served log-probs equal the trainer's policy's after the run"
+                client.UseAdapter null
+                let baseLps = client.ServerLogProbs probe
+                Expect.isGreaterThan (Array.map2 (fun (a: float32) b -> abs (a - b)) baseLps trainer |> Array.max) 1e-2f "the adapter differs from the base (else the comparison above could not fail)"
+                let last = Path.Combine(outB, SimKO.Host.Rollout.RolloutWeightSync.Folder, "3")
+                Expect.isTrue (File.Exists(Path.Combine(last, PeftAdapter.Weights))) "the last sync wrote a PEFT adapter"
+                Expect.isFalse (File.Exists(Path.Combine(last, HfFolder.Weights))) "and no full weights"
+            let ma, mb = metrics outA, metrics outB
+            Expect.equal mb.Length 3 "three steps"
+            Expect.equal [ for m in mb -> m.["rollout_weights_version"].GetValue<float>() ] [ 1.0; 2.0; 3.0 ] "the version rises every step"
+            let timing = set [ "time_s"; "rollout_tokens_per_s"; "update_tokens_per_s"; "peak_rss_mb" ]
+            for ra, rb in List.zip ma mb do
+                for kv in ra do
+                    if not (timing.Contains kv.Key) then
+                        let x, y = kv.Value.GetValue<float>(), rb.[kv.Key].GetValue<float>()
+                        if kv.Key = "sampler_logprob_mismatch" then Expect.floatClose { absolute = 1e-5; relative = 1e-4 } y x kv.Key
+                        else Expect.equal y x (sprintf "step %d: %s" (ra.["step"].GetValue<int>()) kv.Key)
+            // negative control: a server whose base is not the trainer's fails the probe on the first adapter
+            serve 99L <| fun server ->
+                use runC = SimKO.Host.Runs.RunFactory.Build(spec (Path.Combine(root, "other-base")) [ "rollout_url", server.Url; "rollout_server", "simko" ], NullLogger.Instance)
+                Expect.throwsT<SimKO.Host.Rollout.StaleWeightsException> (fun () -> runC.Trainer.Run(false) |> ignore) "the probe on the adapter sees another base"
+            Directory.Delete(root, true)
     ]

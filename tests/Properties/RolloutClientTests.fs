@@ -216,6 +216,109 @@ let tests =
                 Expect.stringContains e.Message "prefix" "says the prefix cache holds the old weights' KV"
                 Expect.isLessThan broken.LastProbeDifference 1e-4 "the prompt log-probs alone cannot see it"
 
+        testCase "adapter sync: vLLM and SGLang load each adapter folder under a new name after unloading the old one, every request names it, and the probe runs on it" <| fun () ->
+            use model = loadModel (tinyModel.Force())
+            model.AttachLora(LoraSettings(2, 4.0, LoraSettings.AllProjections), 5L)
+            let policy = ModelPolicy(model)
+            let probe = [| 65; 66; 67; 68 |]
+            let generated = [| 69; 70 |]
+            let num (x: float32) = JsonValue.Create(float x) :> JsonNode
+            let triple (lp: JsonNode) (id: int) = JsonArray(lp, JsonValue.Create id, null) :> JsonNode
+            /// A fake server: its load/unload routes keep the set of loaded names; it samples with the policy when a request
+            /// selects the adapter loaded last, and 0.5 nats lower otherwise (the base, or a server that ignores the selection).
+            let fake (server: RolloutServer) (honoursSelection: bool) =
+                let mutable loaded = Set.empty
+                let mutable last = ""
+                let shift (selected: string) (values: float32[]) =
+                    values |> Array.map (fun v -> if honoursSelection && selected = last && loaded.Contains selected then v else v - 0.5f)
+                new Fake(fun path body ->
+                    let str (k: string) = if isNull body.[k] then null else body.[k].GetValue<string>()
+                    match server, path with
+                    | RolloutServer.Vllm, "/v1/load_lora_adapter" ->
+                        loaded <- loaded.Add(str "lora_name"); last <- str "lora_name"
+                        200, sprintf "Success: LoRA adapter '%s' added successfully." (str "lora_name")
+                    | RolloutServer.Vllm, "/v1/unload_lora_adapter" ->
+                        if loaded.Contains(str "lora_name") then
+                            loaded <- loaded.Remove(str "lora_name")
+                            200, sprintf "Success: LoRA adapter '%s' removed successfully." (str "lora_name")
+                        else 404, """{"error": {"message": "cannot be found", "code": 404}}"""
+                    | RolloutServer.Sglang, "/load_lora_adapter" ->
+                        loaded <- loaded.Add(str "lora_name"); last <- str "lora_name"
+                        200, """{"success": true, "error_message": "", "loaded_adapters": {}}"""
+                    | RolloutServer.Sglang, "/unload_lora_adapter" ->
+                        loaded <- loaded.Remove(str "lora_name")
+                        200, """{"success": true, "error_message": "", "loaded_adapters": {}}"""
+                    | RolloutServer.Vllm, "/v1/completions" ->
+                        let prompt = [| for x in body.["prompt"].AsArray() -> x.GetValue<int>() |]
+                        let tokens, values =
+                            if not (isNull body.["echo"]) && body.["echo"].GetValue<bool>() then
+                                Array.append prompt [| 0 |], Array.append [| nanf |] (Array.append (shift (str "model") (SequenceScores.LogProbs(policy, prompt))) [| -1.0f |])
+                            else
+                                let all = SequenceScores.LogProbs(policy, Array.append prompt generated)
+                                generated, shift (str "model") all.[all.Length - generated.Length ..]
+                        let lp = JsonObject()
+                        lp.["tokens"] <- JsonArray(tokens |> Array.map (fun i -> JsonValue.Create(sprintf "token_id:%d" i) :> JsonNode))
+                        lp.["token_logprobs"] <- JsonArray(values |> Array.map (fun v -> if Single.IsNaN v then null else num v))
+                        let choices = JsonArray()
+                        for k in 0 .. (if isNull body.["n"] then 1 else body.["n"].GetValue<int>()) - 1 do
+                            choices.Add(JsonObject(dict [ "index", JsonValue.Create k :> JsonNode; "logprobs", lp.DeepClone(); "finish_reason", JsonValue.Create "length" ]))
+                        200, JsonObject(dict [ "choices", (choices :> JsonNode) ]).ToJsonString()
+                    | RolloutServer.Sglang, "/generate" ->
+                        let inputs = body.["input_ids"].AsArray()
+                        let first = match inputs.[0] with :? JsonArray as a -> a | _ -> inputs
+                        let prompt = [| for x in first -> x.GetValue<int>() |]
+                        if not (isNull body.["logprob_start_len"]) then
+                            let lps = shift (str "lora_path") (SequenceScores.LogProbs(policy, prompt))
+                            let items = JsonArray(Array.append [| triple null prompt.[0] |] (Array.init lps.Length (fun t -> triple (num lps.[t]) prompt.[t + 1])))
+                            200, JsonObject(dict [ "meta_info", (JsonObject(dict [ "input_token_logprobs", (items :> JsonNode) ]) :> JsonNode) ]).ToJsonString()
+                        else
+                            let all = SequenceScores.LogProbs(policy, Array.append prompt generated)
+                            let lps = shift (str "lora_path") all.[all.Length - generated.Length ..]
+                            let one () =
+                                let meta = JsonObject()
+                                meta.["finish_reason"] <- JsonObject(dict [ "type", JsonValue.Create "length" :> JsonNode ])
+                                meta.["output_token_logprobs"] <- JsonArray(Array.init generated.Length (fun t -> triple (num lps.[t]) generated.[t]))
+                                JsonObject(dict [ "output_ids", ints generated; "meta_info", (meta :> JsonNode) ]) :> JsonNode
+                            200, JsonArray([| for _ in 1 .. inputs.Count -> one () |]).ToJsonString()
+                    | _, other -> 404, sprintf """{"error": "no route %s"}""" other)
+            for server, load, unload, field in [ RolloutServer.Vllm, "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "model"
+                                                 RolloutServer.Sglang, "/load_lora_adapter", "/unload_lora_adapter", "lora_path" ] do
+                let f = fake server true
+                use c = client server f
+                let out = IO.Path.Combine(root, sprintf "adapter-sync-%A" server)
+                let sync = RolloutWeightSync(c, out, (fun dir -> PeftAdapter.Save(model, dir, "tiny")), policy, probe, 1e-4, NullLogger.Instance, SyncPayload.Adapter)
+                for v in 0L .. 1L do Expect.equal (sync.Sync v) v "version"
+                let out1 = c.Generate(GenerateRequest([| probe |], 2, 1.0, 1.0, 0, 2, 9L))
+                Expect.equal out1.Count 2 (sprintf "%A: n = 2 after the sync" server)
+                let calls = List.ofSeq f.Bodies
+                let folder v = IO.Path.GetFullPath(IO.Path.Combine(out, RolloutWeightSync.Folder, string v))
+                let routes = [ for p, b in calls do if p = load || p = unload then p, b.ToJsonString() ]
+                Expect.equal routes
+                    [ load, JsonObject(dict [ "lora_name", JsonValue.Create(sync.AdapterName 0L) :> JsonNode; "lora_path", JsonValue.Create(folder 0) ]).ToJsonString()
+                      unload, JsonObject(dict [ "lora_name", JsonValue.Create(sync.AdapterName 0L) :> JsonNode ]).ToJsonString()
+                      load, JsonObject(dict [ "lora_name", JsonValue.Create(sync.AdapterName 1L) :> JsonNode; "lora_path", JsonValue.Create(folder 1) ]).ToJsonString() ]
+                    (sprintf "%A: load v0; then unload v0 before loading v1 under a new name" server)
+                Expect.notEqual (sync.AdapterName 0L) (sync.AdapterName 1L) "a new name per version"
+                Expect.isFalse (calls |> List.exists (fun (p, _) -> p.Contains "reset_prefix_cache" || p.Contains "collective_rpc" || p.Contains "update_weights")) "no full-weight reload and no cache reset"
+                // every sampling request names the adapter loaded last before it
+                let mutable current = null
+                for p, b in calls do
+                    if p = load then current <- b.["lora_name"].GetValue<string>()
+                    elif p <> unload then Expect.equal (b.[field].GetValue<string>()) current (sprintf "%A: %s names the adapter in '%s'" server p field)
+                Expect.equal c.Adapter (sync.AdapterName 1L) "the client selects the last adapter"
+                Expect.isTrue (IO.File.Exists(IO.Path.Combine(folder 1, PeftAdapter.Weights)) && IO.File.Exists(IO.Path.Combine(folder 1, PeftAdapter.Config))) "the synced folder is a PEFT adapter"
+                Expect.isFalse (IO.File.Exists(IO.Path.Combine(folder 1, HfFolder.Weights))) "and holds no full weights"
+                // negative control: a server that loads the adapter but samples without it fails the probe
+                use c2 = client server (fake server false)
+                let blind = RolloutWeightSync(c2, out + "-blind", (fun dir -> PeftAdapter.Save(model, dir, "tiny")), policy, probe, 1e-4, NullLogger.Instance, SyncPayload.Adapter)
+                Expect.throwsT<StaleWeightsException> (fun () -> blind.Sync 0L |> ignore) (sprintf "%A: the probe runs on the adapter" server)
+            // SGLang refusing an adapter (e.g. a rank above --max-lora-rank) is an error naming the route and the reason
+            let refuse = new Fake(fun path _ -> if path = "/load_lora_adapter" then 400, """{"success": false, "error_message": "rank 64 exceeds max_lora_rank 16", "loaded_adapters": {}}""" else 404, "{}")
+            use c3 = client RolloutServer.Sglang refuse
+            let e = Expect.throwsC (fun () -> c3.LoadAdapter("x", root) |> ignore) id
+            Expect.stringContains e.Message "/load_lora_adapter" "names the route"
+            Expect.stringContains e.Message "max_lora_rank" "says why"
+
         testCase "an unreachable server is an error naming the URL after the retries" <| fun () ->
             use c = new ServerRolloutClient(RolloutClientOptions("http://127.0.0.1:9", RolloutServer.Simko, Model = "m", Retries = 1, BackoffSeconds = 0.01, TimeoutSeconds = 5.0))
             try

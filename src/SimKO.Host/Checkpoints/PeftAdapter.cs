@@ -100,12 +100,24 @@ public static class PeftAdapter
         return new LoraSettings((int)r!.Value, alpha!.Value, targets!, dropout, rslora);
     }
 
+    /// <summary>A PEFT adapter read from its folder and checked against a model, not yet attached: its settings
+    /// and its tensors by the model's names (&lt;projection&gt;.lora_A.weight [r, in], ….lora_B.weight [out, r]), on the CPU.</summary>
+    public sealed class Loaded(LoraSettings settings, Dictionary<string, Tensor> tensors, string folder) : IDisposable
+    {
+        public LoraSettings Settings => settings;
+        public IReadOnlyDictionary<string, Tensor> Tensors => tensors;
+        /// <summary>Where it was read from (or where the model's adapters were captured from).</summary>
+        public string Folder => folder;
+        public void Dispose() { foreach (var t in tensors.Values) t.Dispose(); }
+    }
+
     /// <summary>
-    /// Attach the adapter of a PEFT folder to a model (replacing any it has): its settings from
-    /// adapter_config.json, its tensors from adapter_model.safetensors. Every unknown tensor, missing
-    /// tensor, wrong shape and rank that disagrees with the config is reported at once, naming the file.
+    /// Read the adapter of a PEFT folder and check it fits the model: its settings from adapter_config.json,
+    /// its tensors from adapter_model.safetensors. Every unknown tensor, missing tensor, wrong shape and rank
+    /// that disagrees with the config is reported at once, naming the file; a tensor with NaN or Inf is an error
+    /// naming it. The model is not changed.
     /// </summary>
-    public static LoraSettings Apply(CausalLM model, string folder, long seed = 0)
+    public static Loaded Read(CausalLM model, string folder)
     {
         var settings = ReadSettings(folder);
         var path = Path.Combine(folder, Weights);
@@ -114,7 +126,7 @@ public static class PeftAdapter
         var problems = new List<string>();
         var projections = model.Projections().ToDictionary(p => p.Name);
         int r = settings.Rank;
-        var seen = new HashSet<string>();
+        var byInner = new Dictionary<string, Tensor>();
         foreach (var (name, t) in tensors)
         {
             var inner = name.StartsWith(Prefix) ? name[Prefix.Length..] : name;
@@ -133,26 +145,52 @@ public static class PeftAdapter
                 problems.Add($"tensor '{name}' has rank {(isA ? t.shape[0] : t.shape[1])}, the config says r = {r}");
             else if (!t.shape.SequenceEqual(expected))
                 problems.Add($"tensor '{name}' has shape [{string.Join(", ", t.shape)}], expected [{string.Join(", ", expected)}]");
-            seen.Add(inner);
+            byInner[inner] = t;
         }
         foreach (var (name, module, _) in model.Projections().Where(p => settings.TargetModules.Contains(p.Module)))
             foreach (var part in new[] { "lora_A", "lora_B" })
-                if (!seen.Contains($"{name}.{part}.weight")) problems.Add($"missing tensor '{Prefix}{name}.{part}.weight'");
+                if (!byInner.ContainsKey($"{name}.{part}.weight")) problems.Add($"missing tensor '{Prefix}{name}.{part}.weight'");
         if (problems.Count > 0)
         {
             foreach (var t in tensors.Values) t.Dispose();
             throw new InvalidDataException($"{path}: the adapter does not fit the model: {string.Join("; ", problems)}");
         }
-        model.AttachLora(settings, seed);
+        try { HfFolder.CheckFinite(tensors, path); }
+        catch { foreach (var t in tensors.Values) t.Dispose(); throw; }
+        return new Loaded(settings, byInner, folder);
+    }
+
+    /// <summary>Attach a read adapter to the model (replacing any it has): fresh adapters of its settings,
+    /// then its tensors copied in (converted to the model's dtype and device).</summary>
+    public static void Attach(CausalLM model, Loaded adapter, long seed = 0)
+    {
+        var projections = model.Projections().ToDictionary(p => p.Name);
+        model.AttachLora(adapter.Settings, seed);
         using (no_grad())
-            foreach (var (name, t) in tensors)
+            foreach (var (inner, t) in adapter.Tensors)
             {
-                var inner = (name.StartsWith(Prefix) ? name[Prefix.Length..] : name)
-                    .Replace(".lora_A.default.weight", ".lora_A.weight").Replace(".lora_B.default.weight", ".lora_B.weight");
                 var layer = projections[inner[..^".lora_A.weight".Length]].Layer;
                 (inner.EndsWith(".lora_A.weight") ? layer.LoraA! : layer.LoraB!).copy_(t);
-                t.Dispose();
             }
-        return settings;
+    }
+
+    /// <summary>A copy (on the CPU) of the adapters the model holds now, to attach again later; null without adapters.</summary>
+    public static Loaded? Capture(CausalLM model, string origin)
+    {
+        if (model.Lora is not { } settings) return null;
+        using var _ = no_grad();
+        var tensors = model.LoraParameters().ToDictionary(p => p.Name, p => p.Param.detach().to(CPU).clone().DetachFromDisposeScope());
+        return new Loaded(settings, tensors, origin);
+    }
+
+    /// <summary>
+    /// Attach the adapter of a PEFT folder to a model (replacing any it has): <see cref="Read"/>, then
+    /// <see cref="Attach"/>. A malformed adapter is an error naming the file and every bad tensor.
+    /// </summary>
+    public static LoraSettings Apply(CausalLM model, string folder, long seed = 0)
+    {
+        using var adapter = Read(model, folder);
+        Attach(model, adapter, seed);
+        return adapter.Settings;
     }
 }

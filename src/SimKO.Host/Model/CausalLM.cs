@@ -369,6 +369,13 @@ public sealed class CausalLM : Module
         Lora = settings;
     }
 
+    /// <summary>Remove every adapter: the model is its base again (its weights stay frozen).</summary>
+    public void DetachLora()
+    {
+        foreach (var (_, _, layer) in Projections()) layer.DetachAdapter();
+        Lora = null;
+    }
+
     /// <summary>Adapter tensors by name (&lt;projection&gt;.lora_A.weight [r, in], &lt;projection&gt;.lora_B.weight [out, r];
     /// PEFT's file adds the prefix base_model.model.); empty without adapters.</summary>
     public IReadOnlyList<(string Name, Parameter Param)> LoraParameters()

@@ -92,7 +92,13 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         var y = functional.linear(x, weight, bias);                                       // (..., out)
         if (_adapter.A is not { } a || _adapter.B is not { } b || !AdapterEnabled) return y;
         var input = _adapter.Dropout > 0 && training ? functional.dropout(x, _adapter.Dropout, true) : x;
-        return y + functional.linear(functional.linear(input, a), b) * _adapter.Scaling;   // (..., r) → (..., out)
+        // y += s · B(A x), added in place and the temporaries freed at once: written as y + B(A x) · s, the layer's
+        // dispose scope kept three more (..., out) tensors per projection alive until the layer ended, which made a
+        // LoRA update's peak higher than full fine-tuning's. Autograd keeps what backward needs (A x for ∂B, x for ∂A):
+        // neither linear's backward reads its output, and the in-place add reads neither operand.
+        using var ax = functional.linear(input, a);                                       // (..., r)
+        using var delta = functional.linear(ax, b);                                       // (..., out)
+        return y.add_(delta, _adapter.Scaling);
     }
 
     /// <summary>W + s · B A [out, in] in float32 (PEFT's merge_and_unload), from this layer's tensors.</summary>

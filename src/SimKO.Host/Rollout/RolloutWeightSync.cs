@@ -3,6 +3,17 @@ using SimKO.Host.Model;
 
 namespace SimKO.Host.Rollout;
 
+/// <summary>What a weight sync writes and the server loads.</summary>
+public enum SyncPayload
+{
+    /// <summary>The whole policy as an HF folder, loaded over the server's weights (vLLM reload_weights, SGLang and simko
+    /// update_weights_from_disk).</summary>
+    FullWeights,
+    /// <summary>Only the LoRA adapter as a PEFT folder, loaded under a new name (the previous one unloaded first); requests then
+    /// select it (<see cref="ServerRolloutClient.Adapter"/>).</summary>
+    Adapter,
+}
+
 /// <summary>The stale-weight probe found the server's log-probs differ from the trainer's.</summary>
 public sealed class StaleWeightsException(string message) : InvalidOperationException(message);
 
@@ -16,13 +27,22 @@ public sealed class StaleWeightsException(string message) : InvalidOperationExce
 /// server's prefix cache, and vLLM answers prompt log-prob requests without reading the cache, so only generated
 /// tokens show KV kept from the old weights (a reload without a prefix-cache reset).
 /// </summary>
-/// <param name="exportHf">writes the current policy as an HF folder</param>
+/// <param name="export">writes the current policy as an HF folder, or (<see cref="SyncPayload.Adapter"/>) its adapter as a PEFT folder</param>
 /// <param name="probeIds">the fixed sequence (≥ 2 tokens) whose log-probs are compared</param>
 /// <param name="tolerance">mean |log p_server − log p_trainer| allowed (fp32 server: 1e-3; a bf16 server needs ~0.05)</param>
-public sealed class RolloutWeightSync(ServerRolloutClient client, string outDir, Action<string> exportHf, IPolicy policy,
-    int[] probeIds, double tolerance, ILogger log)
+/// <param name="payload">the whole weights, or the LoRA adapter only: then version v is loaded as
+/// <c>simko-&lt;run tag&gt;-v&lt;v&gt;</c>, a name no earlier sync used (vLLM refuses a loaded name, and keys its prefix cache by
+/// the name, so a reused name could serve KV of the old adapter); the probe runs on that adapter</param>
+public sealed class RolloutWeightSync(ServerRolloutClient client, string outDir, Action<string> export, IPolicy policy,
+    int[] probeIds, double tolerance, ILogger log, SyncPayload payload = SyncPayload.FullWeights)
 {
     public const string Folder = "rollout-weights";
+
+    /// <summary>Tells this run's adapter names from another run's on the same server.</summary>
+    readonly string _runTag = Guid.NewGuid().ToString("N")[..8];
+
+    /// <summary>The adapter name version <paramref name="version"/> is loaded under.</summary>
+    public string AdapterName(long version) => $"simko-{_runTag}-v{version.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
     /// <summary>Versions synced so far (0 before the first sync).</summary>
     public long Version { get; private set; }
@@ -43,8 +63,19 @@ public sealed class RolloutWeightSync(ServerRolloutClient client, string outDir,
         if (probeIds.Length < 2) throw new ArgumentException("the stale-weight probe needs a sequence of at least 2 tokens");
         var root = Path.Combine(outDir, Folder);
         var dir = Path.Combine(root, version.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        exportHf(dir);
-        var reported = client.LoadWeights(dir);
+        export(dir);
+        long? reported;
+        if (payload == SyncPayload.Adapter)
+        {
+            // unload before loading: vLLM's adapter cache holds max_cpu_loras adapters (default max_loras = 1) and evicts the
+            // oldest to make room (LRUCacheWorkerLoRAManager.add_adapter, vllm/lora/worker_manager.py); unloading an evicted
+            // one then fails (remove_lora returns false: HTTP 500). The trainer sends no requests in between.
+            if (client.Adapter is { } previous) client.UnloadAdapter(previous);
+            var name = AdapterName(version);
+            reported = client.LoadAdapter(name, dir);
+            client.UseAdapter(name);
+        }
+        else reported = client.LoadWeights(dir);
         var server = client.ServerLogProbs(probeIds);
         var mine = SequenceScores.LogProbs(policy, probeIds);
         if (server.Length != mine.Length)
@@ -69,8 +100,8 @@ public sealed class RolloutWeightSync(ServerRolloutClient client, string outDir,
                     "followed by a working POST /reset_prefix_cache)");
         }
         Version = version;
-        log.LogInformation("rollout weights version {Version} loaded by {Url}{Server} (probe |Δ log p| {Diff:G3}, generated {Gen:G3})", version, client.Options.Url,
-            reported is long r ? $" (server version {r})" : "", LastProbeDifference, LastGeneratedDifference);
+        log.LogInformation("rollout weights version {Version} loaded by {Url}{Adapter}{Server} (probe |Δ log p| {Diff:G3}, generated {Gen:G3})", version, client.Options.Url,
+            client.Adapter is { } a ? $" as adapter {a}" : "", reported is long r ? $" (server version {r})" : "", LastProbeDifference, LastGeneratedDifference);
         foreach (var old in Directory.EnumerateDirectories(root)
                      .Select(d => (Dir: d, V: long.TryParse(Path.GetFileName(d), out var v) ? v : long.MaxValue))
                      .Where(x => x.V <= version - 2))

@@ -58,6 +58,15 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
 
     public RolloutClientOptions Options => _o;
 
+    /// <summary>The LoRA adapter requests select (null: the base model): vLLM and simko take it as the request's
+    /// <c>model</c> (vLLM's OpenAIServing._maybe_get_adapters, vllm/entrypoints/openai/engine/serving.py, looks
+    /// <c>request.model</c> up among the loaded adapters), SGLang's /generate as <c>lora_path</c> (its TokenizerManager
+    /// resolves that name in its LoRA registry, python/sglang/srt/managers/tokenizer_manager.py).</summary>
+    public string? Adapter { get; private set; }
+
+    /// <summary>Requests from now on select <paramref name="name"/> (a loaded adapter), or the base model when null.</summary>
+    public void UseAdapter(string? name) => Adapter = name;
+
     public ServerRolloutClient(RolloutClientOptions options, HttpMessageHandler? handler = null)
     {
         if (!Uri.TryCreate(options.Url, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https"))
@@ -80,7 +89,7 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
     public async Task<IReadOnlyList<Generated>> GenerateAsync(GenerateRequest r)
     {
         if (r.Prompts.Count == 0) return [];
-        if (_o.Server != RolloutServer.Sglang) await EnsureModel();
+        if (_o.Server != RolloutServer.Sglang && Adapter is null) await EnsureModel();
         var groups = await Task.WhenAll(r.Prompts.Select((p, i) => OneGroup(r, i)));
         return groups.SelectMany((g, i) => g.Select(x => new Generated(i, x.Tokens, x.LogProbs))).ToList();
     }
@@ -90,7 +99,7 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
         var seed = RolloutSeeds.Prompt(r.Seed, index);
         bool sglang = _o.Server == RolloutServer.Sglang;
         var url = _o.Url + (sglang ? "/generate" : "/v1/completions");
-        var body = sglang ? SglangGenerateBody(r.Prompts[index], r, seed) : CompletionBody(_model, r.Prompts[index], r, seed);
+        var body = sglang ? SglangGenerateBody(r.Prompts[index], r, seed, Adapter) : CompletionBody(Adapter ?? _model, r.Prompts[index], r, seed);
         for (int attempt = 0; ; attempt++)
         {
             var answer = await Post(url, body);
@@ -220,8 +229,10 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
         return result.ToList();
     }
 
-    /// <summary>SGLang <c>POST /generate</c> body: n copies of the prompt, each with its own sampling_seed.</summary>
-    public static JsonObject SglangGenerateBody(int[] prompt, GenerateRequest r, long seed)
+    /// <summary>SGLang <c>POST /generate</c> body: n copies of the prompt, each with its own sampling_seed; with
+    /// <paramref name="loraPath"/>, the loaded adapter of that name samples all of them (GenerateReqInput.lora_path,
+    /// a single name for the whole batch: python/sglang/srt/managers/io_struct.py).</summary>
+    public static JsonObject SglangGenerateBody(int[] prompt, GenerateRequest r, long seed, string? loraPath = null)
     {
         var ids = new JsonArray();
         var sampling = new JsonArray();
@@ -246,7 +257,9 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
             if (r.StopStrings.Count > 0) s["stop"] = new JsonArray(r.StopStrings.Select(x => (JsonNode)x).ToArray());
             sampling.Add(s);
         }
-        return new JsonObject { ["input_ids"] = ids, ["sampling_params"] = sampling, ["return_logprob"] = true };
+        var body = new JsonObject { ["input_ids"] = ids, ["sampling_params"] = sampling, ["return_logprob"] = true };
+        if (loraPath is not null) body["lora_path"] = loraPath;
+        return body;
     }
 
     /// <summary>Parses SGLang's /generate answer: a list of n objects with output_ids and
@@ -321,6 +334,35 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
         return answer["weights_version"] is JsonValue v && v.TryGetValue<long>(out var version) ? version : null;
     }
 
+    /// <summary>Load the PEFT adapter folder <paramref name="folder"/> (a path the server can read) under
+    /// <paramref name="name"/>: vLLM and simko <c>POST /v1/load_lora_adapter</c>, SGLang <c>POST /load_lora_adapter</c>, both
+    /// with <c>{"lora_name", "lora_path"}</c> (vLLM: LoadLoRAAdapterRequest, vllm/entrypoints/openai/models/serving.py,
+    /// answering a plain-text "Success: …"; SGLang: LoadLoRAAdapterReqInput, python/sglang/srt/managers/io_struct.py, answering
+    /// <c>{"success", "error_message", "loaded_adapters"}</c>). vLLM needs <c>--enable-lora --max-lora-rank R</c> and
+    /// <c>VLLM_ALLOW_RUNTIME_LORA_UPDATING=True</c>, SGLang <c>--enable-lora</c>. No prefix-cache reset is needed: both servers
+    /// key cached prefixes by the adapter (vLLM: _gen_lora_extra_hash_keys in vllm/v1/core/kv_cache_utils.py), and every
+    /// sync loads under a new name. Returns the server's weights version when it reports one (simko), else null.</summary>
+    public long? LoadAdapter(string name, string folder)
+    {
+        var full = Path.GetFullPath(folder);
+        var url = _o.Url + (_o.Server == RolloutServer.Sglang ? "/load_lora_adapter" : "/v1/load_lora_adapter");
+        var answer = Post(url, new JsonObject { ["lora_name"] = name, ["lora_path"] = full }, textIsSuccess: true).GetAwaiter().GetResult();
+        if (answer["success"] is JsonValue ok && ok.TryGetValue<bool>(out var success) && !success)
+            throw new RolloutServerException($"{url}: the server did not load the adapter {full} as '{name}': {Clip((answer["error_message"] ?? answer["message"])?.ToJsonString() ?? "")}");
+        return answer["weights_version"] is JsonValue v && v.TryGetValue<long>(out var version) ? version : null;
+    }
+
+    /// <summary>Unload the adapter loaded as <paramref name="name"/>: vLLM and simko <c>POST /v1/unload_lora_adapter</c>,
+    /// SGLang <c>POST /unload_lora_adapter</c>, with <c>{"lora_name"}</c>; requests that selected it select the base model again.</summary>
+    public void UnloadAdapter(string name)
+    {
+        var url = _o.Url + (_o.Server == RolloutServer.Sglang ? "/unload_lora_adapter" : "/v1/unload_lora_adapter");
+        var answer = Post(url, new JsonObject { ["lora_name"] = name }, textIsSuccess: true).GetAwaiter().GetResult();
+        if (answer["success"] is JsonValue ok && ok.TryGetValue<bool>(out var success) && !success)
+            throw new RolloutServerException($"{url}: the server did not unload the adapter '{name}': {Clip((answer["error_message"] ?? answer["message"])?.ToJsonString() ?? "")}");
+        if (Adapter == name) Adapter = null;
+    }
+
     /// <summary>vLLM: <c>POST /reset_prefix_cache</c>. Its route (vllm/entrypoints/serve/dev/cache/api_router.py) answers
     /// an empty 200; a JSON body saying <c>false</c> or <c>{"success": false}</c> is a refusal.</summary>
     void ResetPrefixCache()
@@ -355,6 +397,7 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
                 ["return_logprob"] = true,
                 ["logprob_start_len"] = 0,
             };
+            if (Adapter is not null) body["lora_path"] = Adapter;
             var answer = Post(url, body).GetAwaiter().GetResult();
             var one = answer is JsonArray a ? a.FirstOrDefault() : answer;
             var lps = one?["meta_info"]?["input_token_logprobs"] as JsonArray ?? throw Shape(url, "meta_info.input_token_logprobs is missing");
@@ -362,14 +405,14 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
         }
         else
         {
-            EnsureModel().GetAwaiter().GetResult();
+            if (Adapter is null) EnsureModel().GetAwaiter().GetResult();
             var url = _o.Url + "/v1/completions";
             var body = new JsonObject
             {
                 ["prompt"] = Ints(ids), ["max_tokens"] = 1, ["temperature"] = 1.0, ["echo"] = true, ["logprobs"] = 1,
                 ["return_tokens_as_token_ids"] = true,
             };
-            if (_model is not null) body["model"] = _model;
+            if ((Adapter ?? _model) is { } model) body["model"] = model;
             var answer = Post(url, body).GetAwaiter().GetResult();
             var lps = answer["choices"]?[0]?["logprobs"]?["token_logprobs"] as JsonArray ?? throw Shape(url, "choices[0].logprobs.token_logprobs is missing");
             return PromptValues(lps.ToList(), ids.Length, url);
@@ -387,15 +430,17 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
 
     // ------------------------------------------------------------------ transport
 
-    Task<JsonNode> Post(string url, JsonObject body)
+    Task<JsonNode> Post(string url, JsonObject body, bool textIsSuccess = false)
     {
         var text = body.ToJsonString();
-        return Send(() => new HttpRequestMessage(HttpMethod.Post, url) { Content = new StringContent(text, Encoding.UTF8, "application/json") }, url);
+        return Send(() => new HttpRequestMessage(HttpMethod.Post, url) { Content = new StringContent(text, Encoding.UTF8, "application/json") }, url,
+            textIsSuccess: textIsSuccess);
     }
 
     /// <summary>One request with bounded concurrency, a timeout, and retries with exponential backoff on
-    /// connection errors, timeouts, 429 (honouring Retry-After) and 5xx.</summary>
-    async Task<JsonNode> Send(Func<HttpRequestMessage> make, string url, bool emptyIsSuccess = false)
+    /// connection errors, timeouts, 429 (honouring Retry-After) and 5xx. With <paramref name="textIsSuccess"/>, a 2xx
+    /// answer that is not JSON (vLLM's adapter routes answer plain text) comes back as <c>{"message": text}</c>.</summary>
+    async Task<JsonNode> Send(Func<HttpRequestMessage> make, string url, bool emptyIsSuccess = false, bool textIsSuccess = false)
     {
         await _slots.WaitAsync();
         try
@@ -414,6 +459,7 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
                     {
                         if (emptyIsSuccess && string.IsNullOrWhiteSpace(text)) return new JsonObject();
                         try { return JsonNode.Parse(text) ?? throw new RolloutServerException($"{url}: the answer is JSON null"); }
+                        catch (System.Text.Json.JsonException) when (textIsSuccess) { return new JsonObject { ["message"] = text }; }
                         catch (System.Text.Json.JsonException e) { throw new RolloutServerException($"{url}: the answer is not JSON: {e.Message}: {Clip(text)}"); }
                     }
                     failure = $"HTTP {status}: {Clip(text)}";

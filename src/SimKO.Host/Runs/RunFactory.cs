@@ -94,7 +94,7 @@ public static class RunFactory
                 string.Join(",", lora.TargetModules), model.LoraParameters().Sum(p => p.Param.numel()));
         ServerRolloutClient? client = null;
         if (spec.Rollout is RunSpec.RolloutSource.Server server)
-            (parts, client) = ServerRollout.Attach(parts, ServerRollout.OptionsOf(server.Item), spec.Out, log);
+            (parts, client) = ServerRollout.Attach(parts, ServerRollout.OptionsOf(server.Item), spec.Out, log, baseModel: folder ?? "tiny");
         return new Run { Spec = spec, Task = task, Model = model, Reference = reference, Parts = parts, Trainer = new Trainer(TrainConfig.trainSettings(spec), parts, log),
                          RolloutClient = client ?? parts.Rollout as IDisposable };
     }

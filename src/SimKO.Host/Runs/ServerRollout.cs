@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Logging;
 using SimKO.Cli;
+using SimKO.Host.Checkpoints;
+using SimKO.Host.Model;
 using SimKO.Host.Rollout;
 using SimKO.Host.Training;
 
@@ -8,8 +10,8 @@ namespace SimKO.Host.Runs;
 /// <summary>
 /// A run's rollouts on an inference server (issue 13): the parts' rollout engine becomes a
 /// <see cref="ServerRolloutClient"/> and the trainer syncs weights before the first step and after every
-/// step (export to <c>&lt;out&gt;/rollout-weights/&lt;version&gt;/</c>, reload route, stale-weight probe).
-/// With no URL the parts stay in process.
+/// step (export to <c>&lt;out&gt;/rollout-weights/&lt;version&gt;/</c>, reload route, stale-weight probe). A LoRA
+/// policy syncs its adapter only (a PEFT folder loaded under a new name, issue 22.5). With no URL the parts stay in process.
 /// </summary>
 public static class ServerRollout
 {
@@ -32,12 +34,17 @@ public static class ServerRollout
             Retries = s.Retries,
         };
 
-    /// <summary>The parts with the server client and the weight-sync hook; dispose the client after the run.</summary>
-    public static (TrainerParts Parts, ServerRolloutClient Client) Attach(TrainerParts parts, RolloutClientOptions options, string outDir, ILogger log, double? probeTolerance = null)
+    /// <summary>The parts with the server client and the weight-sync hook; dispose the client after the run. A policy
+    /// with LoRA adapters syncs them alone (PEFT folders naming <paramref name="baseModel"/> as their base).</summary>
+    public static (TrainerParts Parts, ServerRolloutClient Client) Attach(TrainerParts parts, RolloutClientOptions options, string outDir, ILogger log,
+        double? probeTolerance = null, string baseModel = "base")
     {
         var client = new ServerRolloutClient(options);
-        var sync = new RolloutWeightSync(client, outDir, parts.ExportHf, parts.Policy, ProbeSequence(parts),
-            probeTolerance ?? DefaultTolerance(options.Server), log);
+        var lora = parts.Policy is ModelPolicy { Model: { Lora: not null } model } ? model : null;
+        var sync = lora is null
+            ? new RolloutWeightSync(client, outDir, parts.ExportHf, parts.Policy, ProbeSequence(parts), probeTolerance ?? DefaultTolerance(options.Server), log)
+            : new RolloutWeightSync(client, outDir, dir => PeftAdapter.Save(lora, dir, baseModel), parts.Policy, ProbeSequence(parts),
+                probeTolerance ?? DefaultTolerance(options.Server), log, SyncPayload.Adapter);
         log.LogInformation("rollouts on {Server} at {Url} (concurrency {C}, timeout {T} s, {R} retries)", options.Server, options.Url,
             options.Concurrency, options.TimeoutSeconds, options.Retries);
         return (parts with { Rollout = client, SyncRolloutWeights = sync.Sync }, client);

@@ -34,7 +34,8 @@ public sealed record ServeOptions(string Host = "127.0.0.1", int Port = 8000, st
 /// <summary>
 /// <c>simko serve</c>: the continuous-batching engine behind the OpenAI-compatible subset that vLLM and
 /// SGLang offer (ASP.NET Core minimal APIs on Kestrel): <c>GET /v1/models</c>, <c>POST /v1/completions</c>,
-/// <c>POST /v1/chat/completions</c>, <c>GET /health</c>, and SGLang's <c>POST /update_weights_from_disk</c>.
+/// <c>POST /v1/chat/completions</c>, <c>GET /health</c>, SGLang's <c>POST /update_weights_from_disk</c>, and vLLM's
+/// <c>POST /v1/load_lora_adapter</c> / <c>/v1/unload_lora_adapter</c> (requests name an adapter as their model: <see cref="ServedAdapters"/>).
 /// Errors are OpenAI-style <c>{"error": {"message", "type", "param", "code"}}</c>; a bad request never
 /// stops the server. Every response carries the weights version in <c>X-Weights-Version</c>.
 /// </summary>
@@ -49,6 +50,7 @@ public sealed class SimkoServer : IAsyncDisposable
     readonly ILogger _log;
     readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     readonly object _swapLock = new();
+    readonly ServedAdapters _adapters;
 
     public ContinuousBatcher Engine { get; }
     public string ModelName { get; }
@@ -62,6 +64,7 @@ public sealed class SimkoServer : IAsyncDisposable
         _limits = new RequestLimits(MaxPromptTokens: context, MaxNewTokens: System.Math.Min(options.MaxNewTokens, context),
             MaxSequences: options.MaxSequencesPerRequest, MaxContext: context);
         Engine = new ContinuousBatcher(model, tokenizer.PadId, options.MaxBatch, options.MaxQueue, ids => Decode(ids)) { SampledVocab = tokenizer.VocabSize };
+        _adapters = new ServedAdapters(model, Engine);
     }
 
     /// <summary>Start serving <paramref name="model"/> (already on its device, in eval mode) on the options' host and port.</summary>
@@ -138,15 +141,20 @@ public sealed class SimkoServer : IAsyncDisposable
         _app.MapGet("/v1/models", () => Results.Json(new JsonObject
         {
             ["object"] = "list",
-            ["data"] = new JsonArray(new JsonObject
+            ["data"] = new JsonArray(new JsonNode[] { new JsonObject
             {
                 ["id"] = ModelName, ["object"] = "model", ["created"] = _created, ["owned_by"] = "simko",
                 ["max_model_len"] = _model.Config.MaxPositionEmbeddings,
-            }),
+            } }.Concat(_adapters.List().Select(a => new JsonObject
+            {
+                ["id"] = a.Name, ["object"] = "model", ["created"] = _created, ["owned_by"] = "simko", ["root"] = a.Folder, ["parent"] = ModelName,
+            })).ToArray()),
         }));
         _app.MapPost("/v1/completions", Completions);
         _app.MapPost("/v1/chat/completions", ChatCompletions);
         _app.MapPost("/update_weights_from_disk", UpdateWeights);
+        _app.MapPost("/v1/load_lora_adapter", LoadAdapter);
+        _app.MapPost("/v1/unload_lora_adapter", UnloadAdapter);
     }
 
     /// <summary>A browser page of another site can POST to a loopback server (a "simple" request with
@@ -190,10 +198,13 @@ public sealed class SimkoServer : IAsyncDisposable
         return OpenAiRequests.ParseBody(text);
     }
 
-    void CheckModel(string? model)
+    /// <summary>The variant a request's <c>model</c> names: null for the base model (or no model), else a loaded adapter.</summary>
+    string? CheckModel(string? model)
     {
-        if (model is not null && model != ModelName)
-            throw new RequestException(404, $"field 'model' is '{model}'; this server serves '{ModelName}'", "model", "not_found_error");
+        if (model is null || model == ModelName) return null;
+        if (_adapters.IsLoaded(model)) return model;
+        var served = new[] { ModelName }.Concat(_adapters.List().Select(a => a.Name)).Select(n => $"'{n}'");
+        throw new RequestException(404, $"field 'model' is '{model}'; this server serves {string.Join(", ", served)}", "model", "not_found_error");
     }
 
     SamplingSettings Settings(SamplingFields f, IEnumerable<int> extraStops) =>
@@ -205,7 +216,7 @@ public sealed class SimkoServer : IAsyncDisposable
 
     /// <summary>Queue prompt × n sequences (all or none) and wait for them; sample j of a prompt is seeded
     /// with <see cref="RolloutSeeds.Sample"/>(seed, j), the request's seed or a random one.</summary>
-    async Task<SequenceResult[]> Run(IReadOnlyList<int[]> prompts, SamplingSettings settings, SamplingFields f, bool promptLogProbs, CancellationToken aborted)
+    async Task<SequenceResult[]> Run(IReadOnlyList<int[]> prompts, SamplingSettings settings, SamplingFields f, bool promptLogProbs, CancellationToken aborted, string? adapter = null)
     {
         var jobs = new List<SequenceJob>();
         foreach (var p in prompts)
@@ -215,6 +226,11 @@ public sealed class SimkoServer : IAsyncDisposable
         }
         if (jobs.Count > Engine.MaxQueue)
             throw new RequestException(400, $"field 'n': {prompts.Count} prompt(s) × n = {f.N} asks for {jobs.Count} sequences; this server's queue holds at most {Engine.MaxQueue} (--max-queue), so the request can never be queued", "n");
+        // the variant stays attached until this request's sequences are done
+        IDisposable lease;
+        try { lease = await _adapters.Enter(adapter); }
+        catch (KeyNotFoundException e) { throw new RequestException(404, e.Message, "model", "not_found_error"); }
+        using var _ = lease;
         IReadOnlyList<Task<SequenceResult>> tasks;
         try { tasks = Engine.SubmitAll(jobs); }
         catch (ArgumentException e) { throw new RequestException(400, e.Message); }
@@ -230,10 +246,10 @@ public sealed class SimkoServer : IAsyncDisposable
     {
         var o = await Body(ctx.Request);
         var r = OpenAiRequests.Completion(o, _limits, _tokenizer.Encode, _model.Config.VocabSize);
-        CheckModel(r.Model);
+        var adapter = CheckModel(r.Model);
         var settings = Settings(r.Sampling, []);
         bool wantPrompt = r.Echo && r.Logprobs is not null;
-        var results = await Run(r.Prompts.Select(p => p.Ids).ToList(), settings, r.Sampling, wantPrompt, ctx.RequestAborted);
+        var results = await Run(r.Prompts.Select(p => p.Ids).ToList(), settings, r.Sampling, wantPrompt, ctx.RequestAborted, adapter);
         var choices = new JsonArray();
         int promptTokens = 0, completionTokens = 0;
         for (int i = 0; i < r.Prompts.Count; i++)
@@ -272,7 +288,7 @@ public sealed class SimkoServer : IAsyncDisposable
     {
         var o = await Body(ctx.Request);
         var r = OpenAiRequests.Chat(o, _limits);
-        CheckModel(r.Model);
+        var adapter = CheckModel(r.Model);
         if (_chat.Unsupported is { } why) throw new RequestException(400, $"chat is not available for this model: {why}");
         string prompt;
         try { prompt = await Task.Run(() => _chat.Render(r.Messages)); }
@@ -283,7 +299,7 @@ public sealed class SimkoServer : IAsyncDisposable
         int maxTokens = System.Math.Min(r.Sampling.MaxTokens, _limits.MaxContext - ids.Length);
         var fields = r.Sampling with { MaxTokens = maxTokens };
         var settings = Settings(fields, _chat.StopTokenIds);
-        var results = await Run([ids], settings, fields, false, ctx.RequestAborted);
+        var results = await Run([ids], settings, fields, false, ctx.RequestAborted, adapter);
         var choices = new JsonArray();
         for (int j = 0; j < results.Length; j++)
         {
@@ -363,6 +379,46 @@ public sealed class SimkoServer : IAsyncDisposable
         ctx.Response.Headers["X-Weights-Version"] = version.ToString();
         await Reply(ctx, 200, true, $"loaded {path}", version);
     }
+
+    /// <summary>vLLM's route: <c>{"lora_name", "lora_path"}</c>, a PEFT folder of an adapter of the served model. The adapter
+    /// is read and checked (a malformed one is a 400 naming the file and tensor, and nothing changes), registered under its
+    /// name and attached; requests then select it with <c>"model": lora_name</c>. The answer carries the weights version.</summary>
+    async Task LoadAdapter(HttpContext ctx)
+    {
+        var o = await Body(ctx.Request);
+        var name = StringField(o, "lora_name", "the name requests will give as 'model'");
+        var path = StringField(o, "lora_path", "a PEFT adapter folder with adapter_config.json and adapter_model.safetensors");
+        if (name == ModelName) throw new RequestException(400, $"field 'lora_name' is '{name}', the base model's name; give the adapter another name", "lora_name");
+        var clock = Stopwatch.StartNew();
+        long version;
+        try { version = await _adapters.Load(name, path, _model); }
+        catch (InvalidOperationException e) { throw new RequestException(400, e.Message, "lora_name"); }
+        catch (Exception e) when (e is IOException or InvalidDataException or JsonException or UnauthorizedAccessException or ArgumentException)
+        {
+            throw new RequestException(400, $"lora_path '{path}': {e.Message}", "lora_path");
+        }
+        _log.LogInformation("adapter {Name} from {Path}: weights version {Version} ({Ms:F0} ms)", name, path, version, clock.Elapsed.TotalMilliseconds);
+        ctx.Response.Headers["X-Weights-Version"] = version.ToString();
+        await ctx.Response.WriteAsJsonAsync(new JsonObject
+        {
+            ["success"] = true, ["message"] = $"Success: LoRA adapter '{name}' added successfully.", ["weights_version"] = version,
+        });
+    }
+
+    /// <summary>vLLM's route: <c>{"lora_name"}</c>; an unknown name is a 404. Requests of the adapter in flight finish with it.</summary>
+    async Task UnloadAdapter(HttpContext ctx)
+    {
+        var o = await Body(ctx.Request);
+        var name = StringField(o, "lora_name", "the name the adapter was loaded under");
+        if (!_adapters.Unload(name))
+            throw new RequestException(404, $"field 'lora_name': no adapter '{name}' is loaded (loaded: {string.Join(", ", _adapters.List().Select(a => $"'{a.Name}'"))})", "lora_name", "not_found_error");
+        _log.LogInformation("adapter {Name} unloaded", name);
+        await ctx.Response.WriteAsJsonAsync(new JsonObject { ["success"] = true, ["message"] = $"Success: LoRA adapter '{name}' removed successfully." });
+    }
+
+    static string StringField(JsonObject o, string field, string what) =>
+        o[field] is JsonValue v && v.TryGetValue<string>(out var s) && s.Length > 0 ? s
+        : throw new RequestException(400, $"field '{field}' is missing or not a non-empty string ({what})", field);
 
     static Task Reply(HttpContext ctx, int status, bool success, string message, long? version = null)
     {
