@@ -518,7 +518,7 @@ let tests =
                 use s = SimKO.Host.Runs.TinyModel.Create(task, baseSeed)
                 s.eval() |> ignore
                 let server =
-                    SimKO.Host.Serving.SimkoServer.StartAsync(s, task.Tokenizer, SimKO.Host.Serving.ChatMarkup.FromTemplate(null, "test", task.Tokenizer), "countdown",
+                    SimKO.Host.Serving.SimkoServer.StartAsync(s, task.Tokenizer, SimKO.Host.Serving.ChatMarkup.FromTemplate(null, task.Tokenizer), "countdown",
                                                               SimKO.Host.Serving.ServeOptions(Host = "127.0.0.1", Port = 0, MaxBatch = 16), NullLogger.Instance).GetAwaiter().GetResult()
                 try f server
                 finally server.DisposeAsync().AsTask().GetAwaiter().GetResult()

@@ -102,7 +102,7 @@ public static class LoraBench
         var tokenizer = new CharTokenizer(new string(Enumerable.Range(0, Vocab - CharTokenizer.Reserved).Select(i => (char)('0' + i)).ToArray()));
         using var served = Model(false, device);
         served.eval();
-        var server = SimkoServer.StartAsync(served, tokenizer, ChatMarkup.FromTemplate(null, "bench", tokenizer), "bench",
+        var server = SimkoServer.StartAsync(served, tokenizer, ChatMarkup.FromTemplate(null, tokenizer), "bench",
             new ServeOptions("127.0.0.1", 0), NullLogger.Instance).GetAwaiter().GetResult();
         var dir = Path.Combine(Path.GetTempPath(), $"simko-lora-bench-{Environment.ProcessId}");
         try
