@@ -1,3 +1,4 @@
+using Microsoft.FSharp.Core;
 using SimKO.Host.Collective;
 using SimKO.Math;
 using SimKO.Host.Model;
@@ -23,6 +24,59 @@ public static class DataParallel
             throw new ArgumentException($"prompts_per_step = {prompts} must split into mini_batches × ranks = {miniBatches} × {worldSize} equal shares of whole prompt groups");
         int per = prompts / miniBatches, each = per / worldSize;
         return Enumerable.Range(0, miniBatches).Select(m => new Share(m * per + rank * each, each)).ToList();
+    }
+
+    /// <summary>
+    /// The context of the global mini-batch (SPEC §7.11, issue 21): this rank holds rows
+    /// [rank·b, (rank+1)·b) of it, the ranks' shares in rank order (<see cref="Shares"/>), so the global
+    /// mini-batch is exactly the one a single process would take. Its statistics — the token and sequence
+    /// counts, a batch-level gate's τ and KL-Cov's means and cut-off — are taken by the one statistics pass
+    /// (<see cref="Objective.context"/>) over every rank's rows: each rank contributes its mask, advantages,
+    /// old log-probs and (batch-level gates) entropies, padded to the widest response of any rank, in one
+    /// float32 all-gather. The quantile and the top-k cut-off are order statistics, which no sum of
+    /// per-rank values gives; the gathered rows are [W·b, R] floats per tensor, what one process holds anyway.
+    /// </summary>
+    /// <param name="mask">[b, r] this rank's response mask (0/1).</param>
+    /// <param name="advantages">[b] this rank's response advantages.</param>
+    /// <param name="oldLogProbs">[b, r] log π_old of this rank's response tokens.</param>
+    /// <param name="entropy">[b, r] the current policy's entropies when the objective needs them (<see cref="Objective.needsEntropy"/>), else null.</param>
+    /// <returns>The context, and the index in the global mini-batch of this rank's first row (KL-Cov's tie order).</returns>
+    public static (Objective.MiniBatchContext Context, long RowOffset) GlobalContext(ICollective ranks, Objective.Objective objective,
+        Tensor mask, Tensor advantages, Tensor oldLogProbs, Tensor? entropy)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        long b = mask.shape[0], r = mask.shape[1];
+        int w = ranks.WorldSize;
+        var shapes = AllGatherValues(ranks, b, r);
+        var rowsOf = Enumerable.Range(0, w).Select(k => (long)shapes[2 * k]).ToArray();
+        if (rowsOf.Any(x => x != b))
+            throw new InvalidOperationException($"step {ranks.Step}: the ranks hold different shares of the mini-batch (rows per rank: {string.Join(", ", rowsOf)}); every rank takes the same number of whole prompt groups");
+        long width = Enumerable.Range(0, w).Max(k => (long)shapes[2 * k + 1]);
+        bool withEntropy = entropy is not null;
+        int channels = withEntropy ? 3 : 2;
+        // [channels, b, width]: mask, old log-probs (0 where masked), entropies; then the b advantages
+        var planes = zeros([channels, b, width], ScalarType.Float32, mask.device);
+        var valid = mask.gt(0);
+        planes[0].narrow(1, 0, r).copy_(mask.to(ScalarType.Float32));
+        planes[1].narrow(1, 0, r).copy_(where(valid, oldLogProbs.to(ScalarType.Float32), zeros_like(oldLogProbs, ScalarType.Float32)));
+        if (entropy is not null) planes[2].narrow(1, 0, r).copy_(entropy.to(ScalarType.Float32));
+        var mine = cat([planes.reshape(-1), advantages.to(ScalarType.Float32).reshape(-1)]);
+        var all = ranks.AllGather(mine).view(w, -1);                                               // [W, channels·b·width + b]
+        long planeSize = channels * b * width;
+        var globalPlanes = all.narrow(1, 0, planeSize).reshape(w, channels, b, width).transpose(0, 1).reshape(channels, w * b, width); // [channels, W·b, width]
+        var globalAdvantages = all.narrow(1, planeSize, b).reshape(w * b);                         // [W·b]
+        var context = Objective.context(objective, globalPlanes[0], globalAdvantages, globalPlanes[1],
+            withEntropy ? FSharpOption<Tensor>.Some(globalPlanes[2]) : FSharpOption<Tensor>.None);
+        return (context, ranks.Rank * b);
+    }
+
+    /// <summary>Every rank's <paramref name="values"/> (the same count on every rank), concatenated in rank order.</summary>
+    static double[] AllGatherValues(ICollective ranks, params double[] values)
+    {
+        using var t = tensor(values, ScalarType.Float64);
+        using var all = ranks.AllGather(t);
+        return all.data<double>().ToArray();
     }
 
     /// <summary>Every rank's master weights (and parameters) become rank 0's.</summary>

@@ -77,7 +77,7 @@ public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
     {
         var store = new CheckpointStore(Path.Combine(settings.Out, "checkpoints"));
         var optimizer = new AdamW(parts.Policy.NamedParameters.Select(p => (p.Name, (Tensor)p.Param)).ToList(),
-            settings.Optimizer.Beta1, settings.Optimizer.Beta2, 1e-8, settings.Optimizer.WeightDecay, settings.Memory.OptimizerOffload);
+            settings.Optimizer.Beta1, settings.Optimizer.Beta2, settings.Optimizer.Eps, settings.Optimizer.WeightDecay, settings.Memory.OptimizerOffload);
         var ranks = parts.Collective;
         optimizer.Collective = ranks;
         bool writer = ranks.Rank == 0;
