@@ -31,10 +31,11 @@ public static class DataParallel
     /// [rank·b, (rank+1)·b) of it, the ranks' shares in rank order (<see cref="Shares"/>), so the global
     /// mini-batch is exactly the one a single process would take. Its statistics — the token and sequence
     /// counts, a batch-level gate's τ and KL-Cov's means and cut-off — are taken by the one statistics pass
-    /// (<see cref="Objective.context"/>) over every rank's rows: each rank contributes its mask, advantages,
-    /// old log-probs and (batch-level gates) entropies, padded to the widest response of any rank, in one
-    /// float32 all-gather. The quantile and the top-k cut-off are order statistics, which no sum of
-    /// per-rank values gives; the gathered rows are [W·b, R] floats per tensor, what one process holds anyway.
+    /// (<see cref="Objective.context"/>) over every rank's rows. Without a batch gate or KL-Cov the counts
+    /// are all there is: summed over the ranks. Otherwise each rank contributes its mask, advantages and
+    /// KL-Cov's old log-probs or a batch gate's entropies, padded to the widest response of any rank, in one
+    /// float32 all-gather: the quantile and the top-k cut-off are order statistics, which no sum of per-rank
+    /// values gives; the gathered rows are [W·b, R] floats per tensor, what one process holds anyway.
     /// </summary>
     /// <param name="mask">[b, r] this rank's response mask (0/1).</param>
     /// <param name="advantages">[b] this rank's response advantages.</param>
@@ -48,26 +49,34 @@ public static class DataParallel
         using var scope = NewDisposeScope();
         long b = mask.shape[0], r = mask.shape[1];
         int w = ranks.WorldSize;
-        var shapes = AllGatherValues(ranks, b, r);
-        var rowsOf = Enumerable.Range(0, w).Select(k => (long)shapes[2 * k]).ToArray();
+        var shapes = AllGatherValues(ranks, b, r, mask.sum().item<float>());                      // rows, width, valid tokens of every rank
+        var rowsOf = Enumerable.Range(0, w).Select(k => (long)shapes[3 * k]).ToArray();
         if (rowsOf.Any(x => x != b))
             throw new InvalidOperationException($"step {ranks.Step}: the ranks hold different shares of the mini-batch (rows per rank: {string.Join(", ", rowsOf)}); every rank takes the same number of whole prompt groups");
-        long width = Enumerable.Range(0, w).Max(k => (long)shapes[2 * k + 1]);
-        bool withEntropy = entropy is not null;
-        int channels = withEntropy ? 3 : 2;
-        // [channels, b, width]: mask, old log-probs (0 where masked), entropies; then the b advantages
+        bool withEntropy = entropy is not null, withKlCov = objective.KlCov != null;
+        if (!withEntropy && !withKlCov)                                                            // the counts are all there is
+        {
+            double tokens = Enumerable.Range(0, w).Sum(k => shapes[3 * k + 2]);
+            return (new Objective.MiniBatchContext(new Aggregation.Normaliser(tokens, w * b), FSharpOption<double>.None,
+                FSharpOption<Regularisers.KlCovStats>.None, FSharpOption<long[]>.None), ranks.Rank * b);
+        }
+        long width = Enumerable.Range(0, w).Max(k => (long)shapes[3 * k + 1]);
+        // [channels, b, width]: the mask, then KL-Cov's old log-probs (0 where masked), then a batch gate's entropies;
+        // after them the b advantages
+        var local = new List<Tensor> { mask.to(ScalarType.Float32) };
+        if (withKlCov) local.Add(where(mask.gt(0), oldLogProbs.to(ScalarType.Float32), zeros_like(oldLogProbs, ScalarType.Float32)));
+        if (entropy is not null) local.Add(entropy.to(ScalarType.Float32));
+        int channels = local.Count;
         var planes = zeros([channels, b, width], ScalarType.Float32, mask.device);
-        var valid = mask.gt(0);
-        planes[0].narrow(1, 0, r).copy_(mask.to(ScalarType.Float32));
-        planes[1].narrow(1, 0, r).copy_(where(valid, oldLogProbs.to(ScalarType.Float32), zeros_like(oldLogProbs, ScalarType.Float32)));
-        if (entropy is not null) planes[2].narrow(1, 0, r).copy_(entropy.to(ScalarType.Float32));
+        for (int c = 0; c < channels; c++) planes[c].narrow(1, 0, r).copy_(local[c]);
         var mine = cat([planes.reshape(-1), advantages.to(ScalarType.Float32).reshape(-1)]);
         var all = ranks.AllGather(mine).view(w, -1);                                               // [W, channels·b·width + b]
         long planeSize = channels * b * width;
         var globalPlanes = all.narrow(1, 0, planeSize).reshape(w, channels, b, width).transpose(0, 1).reshape(channels, w * b, width); // [channels, W·b, width]
         var globalAdvantages = all.narrow(1, planeSize, b).reshape(w * b);                         // [W·b]
-        var context = Objective.context(objective, globalPlanes[0], globalAdvantages, globalPlanes[1],
-            withEntropy ? FSharpOption<Tensor>.Some(globalPlanes[2]) : FSharpOption<Tensor>.None);
+        var globalMask = globalPlanes[0];
+        var context = Objective.context(objective, globalMask, globalAdvantages, withKlCov ? globalPlanes[1] : zeros_like(globalMask),
+            withEntropy ? FSharpOption<Tensor>.Some(globalPlanes[channels - 1]) : FSharpOption<Tensor>.None);
         return (context, ranks.Rank * b);
     }
 
