@@ -192,11 +192,6 @@ public static class MemoryPlan
         var k = plan.Components;
         if (!s.OptimizerOffload)
             options.Add((k.MasterWeights + k.OptimizerState + (s.ComputeBytes == 4 ? 0 : plan.TrainableParameters * 4), "optimizer_offload=true (master weights, fp32 gradient sums and AdamW moments to host memory)"));
-        if (s.WorldSize > 1 && !s.ShardOptimizer && !s.OptimizerOffload)
-        {
-            var sharded = Compute(c, s with { ShardOptimizer = true }, plan.GpuMemoryBytes);
-            options.Add((plan.TotalBytes - sharded.TotalBytes, $"shard_optimizer=true (each of the {s.WorldSize} ranks keeps 1/{s.WorldSize} of the master weights, fp32 gradient sums and AdamW moments)"));
-        }
         if (!s.GradientCheckpointing)
             options.Add((plan.ActivationsWithoutCheckpointing - plan.ActivationsWithCheckpointing, "gradient_checkpointing=true"));
         if (s.ComputeBytes == 4)
