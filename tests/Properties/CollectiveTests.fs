@@ -3,7 +3,8 @@
 /// MPI's all-reduce, reduce-scatter, all-gather and broadcast against their formulas, and a hung or
 /// killed rank stopping the other within the timeout with an error naming the rank (and the step); and
 /// `mpirun -np 2 simko train` ending with the weights of `simko train` for grpo, simko, forking and kl-cov
-/// (the mini-batch context — token counts, the batch gate's τ, KL-Cov's statistics — taken over the ranks).
+/// (the mini-batch context — token counts, the batch gate's τ, KL-Cov's statistics — taken over the ranks),
+/// and a run resumed with another number of ranks (2 → 1, 1 → 2) ending where the uninterrupted one does.
 /// Without mpirun the multi-process tests are skipped, naming the install command.
 module SimKO.Tests.CollectiveTests
 
@@ -118,6 +119,30 @@ let private sameAsOneProcess (name: string) (methodArgs: string list) =
         let d = maxAbsDiff v w2[k]
         Expect.isLessThanOrEqual d tolerance (sprintf "%s: 2 ranks end where 1 rank does (max |Δ| = %.3g lr; moved up to %.3g lr)" k (d / lr) (maxAbsDiff v b[k] / lr))
 
+/// A run resumed with another number of ranks (the checkpoint holds the whole optimizer state, so each rank
+/// loads it whole): 2 steps as `ranksBefore`, the third as `ranksAfter`, against 3 uninterrupted steps of one process.
+let private resumedAcross (ranksBefore: int) (ranksAfter: int) =
+    let run (ranks: int) (args: string list) =
+        if ranks = 1 then
+            match SimKO.Cli.Commands.parse (Array.ofList args) with
+            | SimKO.Cli.Commands.Parsed.Run (SimKO.Cli.Commands.Command.Train (spec, resume)) ->
+                Expect.equal (SimKO.Host.Commands.TrainCommand.Run(spec, resume, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)) 0 "one process trains"
+            | other -> failtestf "parse: %A" other
+        else
+            let r = launch ranks args 300.0
+            Expect.equal r.Code 0 (sprintf "mpirun -np %d simko train failed:\n%s" ranks r.Output)
+    let method = [ "--set"; "method=grpo" ]
+    let reference, resumed = temp (sprintf "ref-%d%d" ranksBefore ranksAfter), temp (sprintf "resumed-%d%d" ranksBefore ranksAfter)
+    run 1 (trainArgs method reference)
+    run ranksBefore (trainArgs method resumed @ [ "--set"; "steps=2" ])
+    run ranksAfter (trainArgs method resumed @ [ "--resume" ])
+    Expect.sequenceEqual (series "reward_mean" resumed) (series "reward_mean" reference) "the same samples every step"
+    let final out = weightsOf (Path.Combine(out, "checkpoints", "step-00000003", "model.safetensors"))
+    let w1, w2 = final reference, final resumed
+    for KeyValue (k, v) in w1 do
+        let d = Array.fold2 (fun m a c -> max m (float (abs (a - c)))) 0.0 v w2[k]
+        Expect.isLessThanOrEqual d (0.02 * lr) (sprintf "%s: resumed across ranks ends where one process does (max |Δ| = %.3g lr)" k (d / lr))
+
 let tests =
     testList "collective" [
         testCase "the one-process collective is the identity" <| fun () ->
@@ -155,6 +180,9 @@ let tests =
                                       "kl-cov", [ "--set"; "method=kl-cov"; "--set"; "method.ratio=0.05" ] ] do
                 testCase (sprintf "2 ranks × 4 prompts end with the weights of 1 rank × 8 prompts after 3 steps (%s)" name) <| fun () ->
                     sameAsOneProcess name methodArgs
+            testCase "a run of 2 ranks resumed as 1 process, and of 1 process resumed as 2 ranks, ends with the uninterrupted run's weights" <| fun () ->
+                resumedAcross 2 1
+                resumedAcross 1 2
             testCase "a killed rank stops the job, naming the rank" <| fun () ->
                 let r = launch 2 [ "collective-check"; "--timeout"; "5"; "--die-rank"; "1" ] 90.0
                 Expect.notEqual r.Code 0 "the job failed"
