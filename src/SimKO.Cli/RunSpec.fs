@@ -109,35 +109,8 @@ type RolloutBatching =
     /// one left-padded batch decoded until its longest row finishes (Rollout/KvCacheSampler).
     | Static
 
-/// Memory and precision of the update (SPEC §8; issue 12).
-type MemorySpec =
-    { /// recompute each decoder layer in backward, keeping only layer inputs.
-      GradientCheckpointing: bool
-      /// tokens per chunk of the fused LM head and token statistics (0: whole micro-batches).
-      LogitsChunkTokens: int
-      /// micro-batches filled up to this many tokens (0: `micro_batch_size` rows each).
-      MaxTokensPerMicroBatch: int
-      /// keep fp32 master weights and AdamW moments in host memory and update there.
-      OptimizerOffload: bool }
-
-/// The collective library that joins the ranks of a multi-process run (issue 21).
-type CollectiveBackend =
-    /// NCCL on CUDA, MPI on the CPU, none when not launched by mpirun/srun.
-    | AutoCollective
-    /// one process.
-    | NoCollective
-    /// Open MPI (libmpi.so.40), CPU tensors.
-    | MpiCollective
-    /// NCCL (libnccl.so.2), CUDA tensors; its unique id travels over MPI.
-    | NcclCollective
-
-/// Data parallelism over the ranks of `mpirun`/`srun` (issue 21).
-type DistributedSpec =
-    { Collective: CollectiveBackend
-      /// seconds a collective waits for the other ranks before the run stops, naming the missing rank and the step.
-      TimeoutSeconds: float
-      /// steps between weight checksums across ranks (0 = never).
-      ChecksumEvery: int }
+// MemorySpec, CollectiveBackend and DistributedSpec are declared in SimKO.Math (TrainSettings.fs), what the
+// training loop reads, so that the trainer does not depend on this assembly.
 
 /// What `final/` holds for a LoRA run (issue 22).
 type LoraExport =
@@ -164,16 +137,7 @@ type LoraSpec =
       Adapter: string option
       Export: LoraExport }
 
-/// AdamW and its schedule.
-type OptimizerSpec =
-    { LearningRate: float
-      WarmupSteps: int
-      Beta1: float
-      Beta2: float
-      /// AdamW's ε, added to √v̂ (torch, verl: 1e-8).
-      Eps: float
-      WeightDecay: float
-      GradClip: float }
+// OptimizerSpec: SimKO.Math (TrainSettings.fs).
 
 /// One RL training run.
 type TrainSpec =

@@ -401,3 +401,28 @@ let helpTextWith (methods: Methods.Method list) =
 
 /// The help of the shipped methods (`Methods.all`).
 let helpText () = helpTextWith Methods.all
+
+/// What the training loop reads of a spec (SimKO.Math.TrainLoop), with the whole configuration as
+/// config.json text for the run folder, the checkpoints and the resume comparison.
+let trainSettings (s: TrainSpec) : TrainLoop.TrainSettings =
+    { Method = s.Method
+      Steps = s.Steps
+      PromptsPerStep = s.PromptsPerStep
+      SamplesPerPrompt = s.SamplesPerPrompt
+      Temperature = s.Temperature
+      TopP = s.TopP
+      TopK = s.TopK
+      MaxNewTokens = s.MaxNewTokens
+      MiniBatches = s.MiniBatches
+      MicroBatchSize = s.MicroBatchSize
+      PpoEpochs = s.PpoEpochs
+      Optimizer = s.Optimizer
+      MaxBadSteps = s.MaxBadSteps
+      Seed = s.Seed
+      Memory = s.Memory
+      Distributed = s.Distributed
+      Out = s.Out
+      CheckpointEvery = s.CheckpointEvery
+      KeepCheckpoints = s.KeepCheckpoints
+      Tensorboard = s.Tensorboard
+      ConfigJson = toJson s }

@@ -61,4 +61,20 @@ let tests =
                     for rel, text in files do
                         for bad in [ "SimKO.Host"; "SimKO.Cli" ] do
                             Expect.isFalse (Regex.IsMatch(text, $@"\b{Regex.Escape bad}\b")) $"{project}/{rel} names {bad}"
+        testCase "the training loop knows nothing of the CLI (it takes its settings value, not the run spec)" <| fun () ->
+            match Checks.readme () with
+            | None -> skiptest "no SimKO.sln above the test binary"
+            | Some (root, _) ->
+                let training = sources root "SimKO.Host" ".cs" |> List.filter (fun (rel, _) -> rel.StartsWith("Training" + string Path.DirectorySeparatorChar))
+                Expect.isGreaterThan training.Length 3 "the Training folder's sources read"
+                // the assembly, or one of its modules by name (a `global using SimKO.Cli` elsewhere would let a file
+                // write `RunSpec.TrainSpec` without naming the assembly)
+                let modules =
+                    sources root "SimKO.Cli" ".fs"
+                    |> List.collect (fun (_, text) -> [ for m in Regex.Matches(text, @"(?m)^module SimKO\.Cli\.(\w+)") -> m.Groups[1].Value ])
+                Expect.contains modules "RunSpec" "the CLI's modules read"
+                for rel, text in training do
+                    Expect.isFalse (Regex.IsMatch(text, @"\bSimKO\.Cli\b")) $"SimKO.Host/{rel} names SimKO.Cli"
+                    for m in modules do
+                        Expect.isFalse (Regex.IsMatch(text, $@"(?<![\w.]){m}\.")) $"SimKO.Host/{rel} names the CLI's module {m}"
     ]

@@ -154,12 +154,12 @@ let tests =
             Expect.throws (fun () -> c.AllReduce(torch.zeros(2L, 3L))) "a 2-D tensor is refused"
         testCase "auto outside mpirun is one process" <| fun () ->
             if LaunchEnvironment.Launched then skiptest "this test console runs under a launcher"
-            use c = Collectives.Open(RunSpec.AutoCollective, torch.CPU, 600.0)
+            use c = Collectives.Open(SimKO.Math.AutoCollective, torch.CPU, 600.0)
             Expect.equal c.Backend "none" "auto without mpirun/srun"
         testCase "collective=nccl without libnccl says what is missing and how to install it" <| fun () ->
             let ok, why = NcclBackend.Available()
             if ok then skiptest "libnccl.so.2 is present here (the NCCL path is exercised on CUDA machines)"
-            let e = Expect.throwsC (fun () -> Collectives.Open(RunSpec.NcclCollective, torch.CPU, 600.0) |> ignore) id
+            let e = Expect.throwsC (fun () -> Collectives.Open(SimKO.Math.NcclCollective, torch.CPU, 600.0) |> ignore) id
             Expect.stringContains e.Message "libnccl.so.2" "names the library"
             Expect.stringContains e.Message "collective=mpi" "says what to use instead"
             Expect.equal e.Message why "the same message as the availability check"

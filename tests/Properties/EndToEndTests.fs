@@ -91,7 +91,7 @@ let tests =
                     Expect.equal (SimKO.Host.Commands.TrainCommand.Run(spec, resume, NullLogger.Instance)) 0 "train exit code"
                 | other -> failtestf "parsed as %A" other
                 Expect.isTrue (File.Exists(Path.Combine(out, "final", "tokenizer.json"))) "exported with its tokenizer"
-                SimKO.Host.Training.CheckpointStore.Verify(Path.Combine(out, "checkpoints", "step-00000001"))
+                SimKO.Host.Checkpoints.CheckpointStore.Verify(Path.Combine(out, "checkpoints", "step-00000001"))
                 let evalOut = temp "preset-eval"
                 match parsed [| "eval"; "--model"; Path.Combine(out, "final"); "--task"; "math500"; "--task"; "aime24"; "--task"; "bbh/web_of_lies"
                                 "--task"; "bbh/navigate"; "--n"; "2"; "--temperature"; "0.6"; "--max-new-tokens"; "4"; "--problems"; "2"; "--seed"; "1"; "--out"; evalOut |] with
@@ -153,7 +153,7 @@ let tests =
                 let whole = temp (name + "-whole")
                 runToEnd (trainArgs methodArgs whole) |> ignore
                 let killed = temp (name + "-killed")
-                let store = SimKO.Host.Training.CheckpointStore(Path.Combine(killed, "checkpoints"))
+                let store = SimKO.Host.Checkpoints.CheckpointStore(Path.Combine(killed, "checkpoints"))
                 let rng = Random(11)
                 let mutable kills = 0
                 let logs = ResizeArray<string>()
@@ -181,7 +181,7 @@ let tests =
                 let resumed = resumedSteps logs
                 Expect.exists resumed (fun s -> s > 0 && s < 8) (sprintf "a run resumed from a checkpoint strictly between step 0 and step 8 (resumed from %A)" resumed)
                 Expect.isTrue (finalModel whole = finalModel killed) "final model bytes equal the uninterrupted run's"
-                SimKO.Host.Training.CheckpointStore.Verify(Path.Combine(killed, "checkpoints", "step-00000008"))
+                SimKO.Host.Checkpoints.CheckpointStore.Verify(Path.Combine(killed, "checkpoints", "step-00000008"))
         testCase "reproduce --ablation and --sweep write their tables and plots" <| fun () ->
             let small = [ "--seeds"; "1"; "--steps"; "2"; "--base-steps"; "10"; "--eval-samples"; "2"; "--eval-problems"; "4" ]
             let run (args: string list) =

@@ -271,7 +271,7 @@ let tests =
                 let parts = SimKO.Host.Training.TrainerParts(Policy = p.Policy, Rollout = p.Rollout, StopTokenIds = p.StopTokenIds, Problems = problems, PadId = p.PadId,
                                                              WriteTensors = p.WriteTensors, ReadTensors = p.ReadTensors, ExportHf = p.ExportHf,
                                                              ExportHfWeights = p.ExportHfWeights, Reference = p.Reference)
-                SimKO.Host.Training.Trainer(spec, parts, NullLogger.Instance)
+                SimKO.Host.Training.Trainer(SimKO.Cli.TrainConfig.trainSettings spec, parts, NullLogger.Instance)
             let adaptersOf (run: SimKO.Host.Runs.Run) = run.Model.LoraParameters() |> Seq.map (fun struct (n, p) -> n, p.detach().clone()) |> List.ofSeq
             use run = SimKO.Host.Runs.RunFactory.Build(spec, NullLogger.Instance)
             Expect.isNull (box run.Reference) "no second copy of the weights for the KL reference"

@@ -5,10 +5,28 @@ module SimKO.Tests.Main
 open Expecto
 open Expecto.Impl
 
+/// Runs every test case of `t` inside its own dispose scope. A tensor or Scalar that a test passes
+/// straight into a TorchSharp call (`(x * m).sum()`, `t.clamp_min(sc 1.0)`) is otherwise reachable
+/// only through the native handle during the call, so a collection on another thread can finalize
+/// it while libtorch still reads it: a run under load failed "Expected false to be true … Scalar.h
+/// The scope holds every tensor the test creates until the test ends, then frees them.
+let rec inDisposeScopes (t: Test) : Test =
+    let scoped (f: unit -> 'a) = fun () -> (use _ = TorchSharp.torch.NewDisposeScope() in f ())
+    match t with
+    | TestCase (Sync f, s) -> TestCase (Sync (scoped f), s)
+    | TestCase (SyncWithCancel f, s) -> TestCase (SyncWithCancel (fun ct -> scoped (fun () -> f ct) ()), s)
+    | TestCase (AsyncFsCheck (c1, c2, f), s) ->
+        // FsCheck checks a property synchronously on the thread that starts it
+        TestCase (AsyncFsCheck (c1, c2, fun cfg -> async { return scoped (fun () -> Async.RunSynchronously (f cfg)) () }), s)
+    | TestCase (Async _, _) -> t
+    | TestList (ts, s) -> TestList (List.map inDisposeScopes ts, s)
+    | TestLabel (label, inner, s) -> TestLabel (label, inDisposeScopes inner, s)
+    | Test.Sequenced (k, inner) -> Test.Sequenced (k, inDisposeScopes inner)
+
 let all =
     testList "SimKO" [
         Smoke.tests
-        testList "Math" [
+        inDisposeScopes <| testList "Math" [
             TokenStatsTests.tests
             AdvantagesTests.tests
             GatesTests.tests

@@ -8,6 +8,7 @@ open TorchSharp
 open Microsoft.Extensions.Logging.Abstractions
 open SimKO.Math
 open SimKO.Host.Training
+open SimKO.Host.Checkpoints
 open SimKO.Host.Model
 open SimKO.Host.Rollout
 open SimKO.Tests.UpdateStepTests
@@ -58,6 +59,10 @@ let private settings (m: Methods.Method) out steps : SimKO.Cli.RunSpec.TrainSpec
         Optimizer = { LearningRate = 1e-2; WarmupSteps = 0; Beta1 = 0.9; Beta2 = 0.99; Eps = 1e-8; WeightDecay = 0.0; GradClip = 1.0 }
         MaxBadSteps = 2; Seed = 7; Out = out; CheckpointEvery = 2; KeepCheckpoints = 3; Tensorboard = false }
 
+/// A trainer of a spec: what the run factory hands it (the loop's settings and the whole configuration).
+let private trainerOf (spec: SimKO.Cli.RunSpec.TrainSpec, parts: TrainerParts, log: Microsoft.Extensions.Logging.ILogger) =
+    Trainer(SimKO.Cli.TrainConfig.trainSettings spec, parts, log)
+
 let private parts (policy: ToyPolicy) =
     let p = policy :> IPolicy
     TrainerParts(
@@ -93,55 +98,55 @@ let tests =
     testSequenced <| testList "trainer" [
         testCase "4 steps equal 2 steps + resume + 2 steps, bit for bit" <| fun () ->
             let full = ToyPolicy(10L, 8L, 3L)
-            Trainer(settings simko (tempDir "full") 4, parts full, NullLogger.Instance).Run(false) |> ignore
+            trainerOf(settings simko (tempDir "full") 4, parts full, NullLogger.Instance).Run(false) |> ignore
             let out = tempDir "halves"
             let first = ToyPolicy(10L, 8L, 3L)
-            let r1 = Trainer(settings simko out 4, parts first, NullLogger.Instance).Run(false, stopAfter = 2L)
+            let r1 = trainerOf(settings simko out 4, parts first, NullLogger.Instance).Run(false, stopAfter = 2L)
             Expect.equal r1.StepsDone 2L "stopped after 2"
             let second = ToyPolicy(10L, 8L, 99L)            // different init: everything must come from the checkpoint
-            let r2 = Trainer(settings simko out 4, parts second, NullLogger.Instance).Run(true)
+            let r2 = trainerOf(settings simko out 4, parts second, NullLogger.Instance).Run(true)
             Expect.equal r2.StepsDone 4L "finished"
             for a, b in Array.zip (paramsOf full) (paramsOf second) do
                 Expect.isTrue (a.Equals(b)) "parameters identical"
         testCase "resume compares the whole run configuration and names every setting that differs" <| fun () ->
             let out = tempDir "other-config"
-            Trainer(settings simko out 4, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false, stopAfter = 2L) |> ignore
+            trainerOf(settings simko out 4, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false, stopAfter = 2L) |> ignore
             let changed =
                 { settings (Methods.make Methods.simko { Methods.simkoDefaults with Alpha = 0.2; Q = 0.5 }) out 6 with
                     Optimizer = { (settings simko out 6).Optimizer with LearningRate = 2e-2 } }
-            Expect.throwsC (fun () -> Trainer(changed, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(true) |> ignore)
+            Expect.throwsC (fun () -> trainerOf(changed, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(true) |> ignore)
                 (fun e ->
                     Expect.stringContains e.Message "lr: checkpoint 0.01, this run 0.02" "names lr with both values"
                     Expect.stringContains e.Message "method.alpha: checkpoint 0.1, this run 0.2" "names the method setting"
                     Expect.isFalse (e.Message.Contains "steps:") "steps may change on resume")
             // the same configuration with more steps resumes
-            let r = Trainer(settings simko out 6, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(true)
+            let r = trainerOf(settings simko out 6, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(true)
             Expect.equal r.StepsDone 6L "resumed and extended"
         testCase "a damaged checkpoint is named and never loaded" <| fun () ->
             let out = tempDir "damaged"
-            Trainer(settings simko out 2, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore
+            trainerOf(settings simko out 2, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore
             let model = Path.Combine(out, "checkpoints", "step-00000002", Trainer.ModelFile)
             let bytes = File.ReadAllBytes model
             bytes.[bytes.Length / 2] <- bytes.[bytes.Length / 2] ^^^ 0xFFuy
             File.WriteAllBytes(model, bytes)
             let fresh = ToyPolicy(10L, 8L, 5L)
             let before = paramsOf fresh
-            Expect.throwsC (fun () -> Trainer(settings simko out 4, parts fresh, NullLogger.Instance).Run(true) |> ignore)
+            Expect.throwsC (fun () -> trainerOf(settings simko out 4, parts fresh, NullLogger.Instance).Run(true) |> ignore)
                 (fun e -> Expect.stringContains e.Message model "names the damaged file")
             for a, b in Array.zip before (paramsOf fresh) do
                 Expect.isTrue (a.Equals(b)) "nothing was loaded"
         testCase "resuming past a damaged newest checkpoint falls back to the newest intact one, with a warning naming it" <| fun () ->
             let whole = ToyPolicy(10L, 8L, 3L)
-            Trainer(settings simko (tempDir "fallback-whole") 6, parts whole, NullLogger.Instance).Run(false) |> ignore
+            trainerOf(settings simko (tempDir "fallback-whole") 6, parts whole, NullLogger.Instance).Run(false) |> ignore
             let out = tempDir "fallback"
-            Trainer(settings simko out 6, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false, stopAfter = 4L) |> ignore
+            trainerOf(settings simko out 6, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false, stopAfter = 4L) |> ignore
             let damaged = Path.Combine(out, "checkpoints", "step-00000004", Trainer.OptimizerFile)
             let bytes = File.ReadAllBytes damaged
             bytes.[bytes.Length - 3] <- bytes.[bytes.Length - 3] ^^^ 0x5Auy
             File.WriteAllBytes(damaged, bytes)
             let log = RecordingLogger()
             let resumed = ToyPolicy(10L, 8L, 99L)
-            let r = Trainer(settings simko out 6, parts resumed, log).Run(true)
+            let r = trainerOf(settings simko out 6, parts resumed, log).Run(true)
             Expect.equal r.StepsDone 6L "finished"
             Expect.exists log.Warnings (fun w -> w.Contains damaged) (sprintf "a warning names the damaged file: %A" log.Warnings)
             Expect.exists log.Warnings (fun w -> w.Contains "step-00000002") (sprintf "a warning names the checkpoint resumed from: %A" log.Warnings)
@@ -150,7 +155,7 @@ let tests =
         testCase "repeated NaN updates stop the run with a message" <| fun () ->
             let policy = ToyPolicy(10L, 8L, 3L)
             policy.Poison <- true
-            Expect.throwsC (fun () -> Trainer(settings simko (tempDir "nan") 10, parts policy, NullLogger.Instance).Run(false) |> ignore)
+            Expect.throwsC (fun () -> trainerOf(settings simko (tempDir "nan") 10, parts policy, NullLogger.Instance).Run(false) |> ignore)
                 (fun e -> Expect.stringContains e.Message "max_bad_steps = 2" "says why")
         for method in Methods.all do
             let name = Methods.name method
@@ -159,32 +164,32 @@ let tests =
                 let out = tempDir ("method-" + name)
                 let policy = ToyPolicy(10L, 8L, 3L)
                 let before = paramsOf policy
-                let r = Trainer(settings method out 2, parts policy, NullLogger.Instance).Run(false)
+                let r = trainerOf(settings method out 2, parts policy, NullLogger.Instance).Run(false)
                 Expect.equal r.StepsDone 2L "steps"
                 Expect.isTrue (Array.exists2 (fun (a: torch.Tensor) b -> not (a.Equals b)) before (paramsOf policy)) "parameters changed"
                 for kv in r.LastMetrics do
                     Expect.isTrue (System.Double.IsFinite kv.Value) (sprintf "metric %s = %g" kv.Key kv.Value)
                 let reloaded = ToyPolicy(10L, 8L, 77L)
-                let r2 = Trainer(settings method out 2, parts reloaded, NullLogger.Instance).Run(true)
+                let r2 = trainerOf(settings method out 2, parts reloaded, NullLogger.Instance).Run(true)
                 Expect.equal r2.StepsDone 2L "nothing left to do after resuming the final checkpoint"
                 for a, b in Array.zip (paramsOf policy) (paramsOf reloaded) do
                     Expect.isTrue (a.Equals b) "reloaded parameters equal the trained ones"
         testCase "prompt order covers every problem once per epoch" <| fun () ->
-            let t = Trainer(settings simko (tempDir "order") 10, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
+            let t = trainerOf(settings simko (tempDir "order") 10, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
             let firstEpoch = [ for s in 0L .. 1L do yield! t.PromptsOf s ] @ (t.PromptsOf 2L |> Seq.take 2 |> List.ofSeq)
             Expect.sequenceEqual (List.sort firstEpoch) [ 0 .. 9 ] "a permutation of 0..9"
         testCase "the learning rate warms up linearly over warmup_steps, then stays constant" <| fun () ->
             let plain = settings simko (tempDir "warmup") 10
             let warm = { plain with Optimizer = { plain.Optimizer with WarmupSteps = 4 } }
-            let t = Trainer(warm, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
+            let t = trainerOf(warm, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
             let expected = [ 0.25e-2; 0.5e-2; 0.75e-2; 1e-2; 1e-2; 1e-2 ]
             SimKO.Tests.Checks.allClose "lr at steps 0..5 (lr·(s+1)/4, then lr)" 1e-15 1e-12 (Array.ofList expected) [| for s in 0L .. 5L -> t.LearningRate s |]
-            let flat = Trainer(settings simko (tempDir "nowarmup") 10, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
+            let flat = trainerOf(settings simko (tempDir "nowarmup") 10, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance)
             SimKO.Tests.Checks.allClose "no warm-up: constant lr" 0.0 0.0 [| 1e-2; 1e-2 |] [| flat.LearningRate 0L; flat.LearningRate 9L |]
         // issue 24 (items 6 and 9): careless checkpoints
         testCase "a trainer.json with wrong fields but a matching checksum is an error naming the file and field" <| fun () ->
             let out = tempDir "badstate"
-            Trainer(settings simko out 2, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore
+            trainerOf(settings simko out 2, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore
             let ckpt = Path.Combine(out, "checkpoints", "step-00000002")
             let state = Path.Combine(ckpt, Trainer.StateFile)
             File.WriteAllText(state, """{"seed": 7, "skipped_updates": 0}""")
@@ -195,17 +200,17 @@ let tests =
             manifest.["files"].[Trainer.StateFile].["bytes"] <- System.Text.Json.Nodes.JsonValue.Create((FileInfo state).Length)
             File.WriteAllText(Path.Combine(ckpt, CheckpointStore.Manifest), manifest.ToJsonString())
             CheckpointStore.Verify ckpt
-            Expect.throwsC (fun () -> Trainer(settings simko out 4, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(true) |> ignore) (fun e ->
+            Expect.throwsC (fun () -> trainerOf(settings simko out 4, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(true) |> ignore) (fun e ->
                 Expect.isTrue (e :? InvalidDataException) (sprintf "an InvalidDataException, got %s: %s" (e.GetType().Name) e.Message)
                 Expect.stringContains e.Message state "names the file"
                 Expect.stringContains e.Message "'steps_done'" "names the field")
         testCase "a checkpoint folder without its manifest.json is named in a warning, never skipped silently" <| fun () ->
             let out = tempDir "nomanifest"
-            Trainer(settings simko out 4, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore
+            trainerOf(settings simko out 4, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore
             let manifest = Path.Combine(out, "checkpoints", "step-00000004", CheckpointStore.Manifest)
             File.Delete manifest
             let log = RecordingLogger()
-            let r = Trainer(settings simko out 4, parts (ToyPolicy(10L, 8L, 3L)), log).Run(true)
+            let r = trainerOf(settings simko out 4, parts (ToyPolicy(10L, 8L, 3L)), log).Run(true)
             Expect.equal r.StepsDone 4L "resumed from step 2 and finished"
             Expect.exists log.Warnings (fun w -> w.Contains manifest) (sprintf "a warning names the missing manifest: %A" log.Warnings)
     ]

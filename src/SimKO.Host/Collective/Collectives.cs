@@ -32,13 +32,13 @@ public static class Collectives
 {
     /// <summary>The backend <paramref name="kind"/> names, for a run on <paramref name="device"/>;
     /// auto: NCCL on CUDA (when libnccl loads), MPI on the CPU, none when not launched as several ranks.</summary>
-    public static ICollective Open(RunSpec.CollectiveBackend kind, Device device, double timeoutSeconds)
+    public static ICollective Open(SimKO.Math.CollectiveBackend kind, Device device, double timeoutSeconds)
     {
         if (kind.IsNoCollective) return new SingleProcess();
         if (kind.IsAutoCollective)
         {
             if (!LaunchEnvironment.Launched) return new SingleProcess();
-            kind = device.type == DeviceType.CUDA && NcclBackend.Available(out _) ? RunSpec.CollectiveBackend.NcclCollective : RunSpec.CollectiveBackend.MpiCollective;
+            kind = device.type == DeviceType.CUDA && NcclBackend.Available(out _) ? SimKO.Math.CollectiveBackend.NcclCollective : SimKO.Math.CollectiveBackend.MpiCollective;
         }
         if (kind.IsNcclCollective)
         {

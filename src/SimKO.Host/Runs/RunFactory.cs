@@ -93,7 +93,7 @@ public static class RunFactory
         ServerRolloutClient? client = null;
         if (spec.Rollout is RunSpec.RolloutSource.Server server)
             (parts, client) = ServerRollout.Attach(parts, ServerRollout.OptionsOf(server.Item), spec.Out, log);
-        return new Run { Spec = spec, Task = task, Model = model, Reference = reference, Parts = parts, Trainer = new Trainer(spec, parts, log),
+        return new Run { Spec = spec, Task = task, Model = model, Reference = reference, Parts = parts, Trainer = new Trainer(TrainConfig.trainSettings(spec), parts, log),
                          RolloutClient = client ?? parts.Rollout as IDisposable };
     }
 

@@ -2,15 +2,15 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
-using SimKO.Cli;
 using SimKO.Math;
 using TorchSharp;
 using SimKO.Host.Rollout;
 using SimKO.Host.Model;
 using SimKO.Host.Collective;
+using SimKO.Host.Checkpoints;
 using static TorchSharp.torch;
 
-using TrainSpec = SimKO.Cli.RunSpec.TrainSpec;
+using TrainSettings = SimKO.Math.TrainLoop.TrainSettings;
 
 namespace SimKO.Host.Training;
 
@@ -65,12 +65,12 @@ public sealed record TrainResult(long StepsDone, IReadOnlyDictionary<string, dou
 /// advantages → PPO updates (PolicyUpdate) → metrics → checkpoints. Every random choice of step s
 /// comes from (seed, s), so a resumed run repeats exactly what an uninterrupted one does.
 /// </summary>
-public sealed class Trainer(TrainSpec settings, TrainerParts parts, ILogger log)
+public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger log)
 {
     public const string ModelFile = "model.safetensors", OptimizerFile = "optimizer.safetensors", StateFile = "trainer.json";
 
     readonly Objective.Objective _objective = Methods.objective(settings.Method);
-    readonly string _configJson = TrainConfig.toJson(settings);
+    readonly string _configJson = settings.ConfigJson;
 
     /// <summary>Train from scratch, or from the newest complete checkpoint when <paramref name="resume"/>.</summary>
     public TrainResult Run(bool resume, long? stopAfter = null)

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace SimKO.Host.Training;
+namespace SimKO.Host.Checkpoints;
 
 /// <summary>
 /// Checkpoints as folders <c>step-NNNNNNNN/</c> under one directory. A checkpoint is written into a
