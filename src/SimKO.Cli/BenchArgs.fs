@@ -14,7 +14,7 @@ type BenchArgs =
             match a with
             | Quick -> "small sizes and few repetitions (under a minute), for a smoke run."
             | Out _ -> "folder for bench.json and bench.md (default runs/bench)."
-            | Only _ -> "run only these sections: machine, loss-overhead, update, rollout, grading, memory, collective (MPI all-reduce bandwidth, 2 ranks)."
+            | Only _ -> "run only these sections: machine, loss-overhead, update, rollout, grading, memory, collective (MPI all-reduce bandwidth, 2 ranks; seconds per training step as 1 process and 2 ranks)."
             | Device _ -> "cpu (default) or cuda."
             | Full -> "also the slow figures: rollout without the KV cache at 512 new tokens (one repetition; ~15 min on 2 CPU cores)."
 

@@ -42,7 +42,7 @@ let defaults : TrainSpec =
       Method = Methods.define Methods.simko
       Steps = 300; PromptsPerStep = 16; SamplesPerPrompt = 8; Temperature = 1.0; TopP = 1.0; TopK = 0; MaxNewTokens = 12
       MiniBatches = 1; MicroBatchSize = 64; PpoEpochs = 1
-      Optimizer = { LearningRate = 3e-4; WarmupSteps = 0; Beta1 = 0.9; Beta2 = 0.99; WeightDecay = 0.0; GradClip = 1.0 }
+      Optimizer = { LearningRate = 3e-4; WarmupSteps = 0; Beta1 = 0.9; Beta2 = 0.99; Eps = 1e-8; WeightDecay = 0.0; GradClip = 1.0 }
       MaxBadSteps = 3
       Seed = 0; Device = Cpu; DType = Float32; ExportDType = Float32
       Memory = { GradientCheckpointing = false; LogitsChunkTokens = 0; MaxTokensPerMicroBatch = 0; OptimizerOffload = false }
@@ -145,6 +145,7 @@ let fields : Field list =
       integer "warmup_steps" "linear learning-rate warm-up steps" (fun s -> s.Optimizer.WarmupSteps) (fun v -> opt (fun o -> { o with WarmupSteps = v }))
       float' "beta1" "AdamW β1" (fun s -> s.Optimizer.Beta1) (fun v -> opt (fun o -> { o with Beta1 = v }))
       float' "beta2" "AdamW β2 (notes 0.99)" (fun s -> s.Optimizer.Beta2) (fun v -> opt (fun o -> { o with Beta2 = v }))
+      float' "eps" "AdamW ε, added to √v̂ (torch and verl 1e-8; larger keeps updates of near-zero gradients small)" (fun s -> s.Optimizer.Eps) (fun v -> opt (fun o -> { o with Eps = v }))
       float' "weight_decay" "AdamW decoupled weight decay" (fun s -> s.Optimizer.WeightDecay) (fun v -> opt (fun o -> { o with WeightDecay = v }))
       float' "grad_clip" "gradient-norm clip (paper 1.0)" (fun s -> s.Optimizer.GradClip) (fun v -> opt (fun o -> { o with GradClip = v }))
       integer "max_bad_steps" "a NaN/Inf loss or gradient skips the update; this many skipped updates stop the run" (fun s -> s.MaxBadSteps) (fun v s -> { s with MaxBadSteps = v })
@@ -258,6 +259,7 @@ let private checks (s: TrainSpec) =
       if o.WarmupSteps < 0 then yield sprintf "warmup_steps must be >= 0, got %d" o.WarmupSteps
       if not (o.Beta1 >= 0.0 && o.Beta1 < 1.0) then yield sprintf "beta1 must be in [0, 1), got %g" o.Beta1
       if not (o.Beta2 >= 0.0 && o.Beta2 < 1.0) then yield sprintf "beta2 must be in [0, 1), got %g" o.Beta2
+      if not (o.Eps > 0.0) then yield sprintf "eps must be > 0, got %g" o.Eps
       if not (o.WeightDecay >= 0.0) then yield sprintf "weight_decay must be >= 0, got %g" o.WeightDecay
       if not (o.GradClip > 0.0) then yield sprintf "grad_clip must be > 0, got %g" o.GradClip
       if s.MaxBadSteps < 1 then yield sprintf "max_bad_steps must be >= 1, got %d" s.MaxBadSteps

@@ -41,6 +41,8 @@ type OptimizerSpec =
       WarmupSteps: int
       Beta1: float
       Beta2: float
+      /// AdamW's ε, added to √v̂ (torch, verl: 1e-8).
+      Eps: float
       WeightDecay: float
       GradClip: float }
 

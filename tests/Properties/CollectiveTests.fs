@@ -1,7 +1,10 @@
 /// The collectives of issue 21: the one-process backend, the NCCL binding's error where libnccl is
 /// absent, and — under `mpirun --allow-run-as-root --oversubscribe -np 2`, one torch thread per rank —
 /// MPI's all-reduce, reduce-scatter, all-gather and broadcast against their formulas, and a hung or
-/// killed rank stopping the other within the timeout with an error naming the rank (and the step).
+/// killed rank stopping the other within the timeout with an error naming the rank (and the step); and
+/// `mpirun -np 2 simko train` ending with the weights of `simko train` for grpo, simko, forking and kl-cov
+/// (the mini-batch context — token counts, the batch gate's τ, KL-Cov's statistics — taken over the ranks),
+/// and a run resumed with another number of ranks (2 → 1, 1 → 2) ending where the uninterrupted one does.
 /// Without mpirun the multi-process tests are skipped, naming the install command.
 module SimKO.Tests.CollectiveTests
 
@@ -43,6 +46,103 @@ let launch (ranks: int) (args: string list) (limitS: float) : Launch =
             failtestf "mpirun %s did not finish within %g s" (String.concat " " args) limitS
         { Code = p.ExitCode; Output = out.Result + err.Result; Seconds = clock.Elapsed.TotalSeconds }
 
+let private temp name =
+    let d = Path.Combine(Path.GetTempPath(), sprintf "simko-dp-%s-%d" name Environment.ProcessId)
+    if Directory.Exists d then Directory.Delete(d, true)
+    d
+
+/// A Countdown base whose samples are partly right (so rewards differ within groups and the gradient is
+/// not zero): the tiny model after a short supervised warm-start, as `reproduce` builds its base, as an HF folder.
+let private countdownBase =
+    lazy (
+        let dir = temp "base"
+        let task = SimKO.Host.Runs.TaskBinding.Create RunSpec.BuiltinTask.Countdown
+        use m = SimKO.Host.Runs.TinyModel.Create(task, 1L)
+        SimKO.Host.Training.WarmStart.Run(SimKO.Host.Model.ModelPolicy m, (fun rng -> task.Example.Invoke(rng, 0.7)), task.Tokenizer.PadId,
+            SimKO.Host.Training.WarmStartSettings(150, 64, 3e-3, 0.9, 0.99, 1.0, 1), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance) |> ignore
+        SimKO.Host.Checkpoints.HfFolder.Save(m, task.Tokenizer, dir)
+        dir)
+
+/// Named float32 tensors of a safetensors file as flat arrays.
+let private weightsOf (path: string) =
+    SimKO.Host.Checkpoints.SafeTensors.Read path
+    |> Seq.map (fun kv -> kv.Key, kv.Value.to_type(torch.ScalarType.Float32).reshape(-1L).data<float32>().ToArray())
+    |> Map.ofSeq
+
+/// A metric of every step of a run's metrics.jsonl.
+let private series (name: string) (out: string) =
+    File.ReadAllLines(Path.Combine(out, "metrics.jsonl"))
+    |> Array.map (fun l -> Text.Json.JsonDocument.Parse(l).RootElement.GetProperty(name).GetDouble())
+
+let private lr = 3e-4
+/// AdamW's ε: an element whose gradient is at the rounding level of the summation order (k_proj.bias, whose
+/// gradient the softmax cancels but for what RoPE's rotation leaves, and any gradient that cancels) moves by
+/// lr·g/(|g| + ε), so a rounding difference δ moves it by at most lr·δ/ε: with ε = 1e-8 that is lr/100 for
+/// δ = 1e-10; 1e-6 keeps it at lr/10⁴ while every gradient above 1e-6 still steps by about lr.
+let private eps = 1e-6
+
+/// `simko train` of 3 steps, 8 prompts × 8 samples in 2 mini-batches (6 AdamW updates), from the Countdown base.
+let private trainArgs (methodArgs: string list) (out: string) =
+    [ "train"; "--set"; "task=countdown"; "--set"; sprintf "model=%s" countdownBase.Value ] @ methodArgs @
+    [ "--set"; "steps=3"; "--set"; "prompts_per_step=8"; "--set"; "samples_per_prompt=8"; "--set"; "mini_batches=2"
+      "--set"; sprintf "lr=%g" lr; "--set"; sprintf "eps=%g" eps; "--set"; "checkpoint_every=3"; "--set"; "tensorboard=false"; "--set"; "seed=5"; "--set"; sprintf "out=%s" out ]
+
+/// 2 ranks × 4 prompts against 1 rank × 8 prompts (in this process): the same rewards every step, the same
+/// global gradient norms, and the same master weights after 3 steps up to float summation order, where
+/// AdamW moved the weights by whole learning rates (so a wrong gradient or mini-batch statistic shows).
+let private sameAsOneProcess (name: string) (methodArgs: string list) =
+    let one, two = temp (name + "-1"), temp (name + "-2")
+    match SimKO.Cli.Commands.parse (Array.ofList (trainArgs methodArgs one)) with
+    | SimKO.Cli.Commands.Parsed.Run (SimKO.Cli.Commands.Command.Train (spec, _)) ->
+        Expect.equal (SimKO.Host.Commands.TrainCommand.Run(spec, false, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)) 0 "one process trains"
+    | other -> failtestf "parse: %A" other
+    let r = launch 2 (trainArgs methodArgs two) 300.0
+    Expect.equal r.Code 0 (sprintf "mpirun -np 2 simko train failed:\n%s" r.Output)
+    Expect.sequenceEqual (series "world_size" two) [ 2.0; 2.0; 2.0 ] "trained as 2 ranks"
+    let rewardsOne = series "reward_mean" one
+    Expect.sequenceEqual (series "reward_mean" two) rewardsOne "the same samples and rewards every step (per-sample streams)"
+    // some responses right and some wrong: groups with non-zero advantages, so a non-zero gradient
+    let total = Array.average rewardsOne
+    Expect.isTrue (total > 0.0 && total < 1.0) (sprintf "rewards differ (per step %A)" rewardsOne)
+    let normsOne, normsTwo = series "grad_norm" one, series "grad_norm" two
+    Expect.isGreaterThan (Array.max normsOne) 0.0 "a non-zero gradient"
+    Array.iter2 (fun a c -> Expect.floatClose { absolute = 1e-7; relative = 1e-4 } c a (sprintf "the global gradient norm of every step (%A vs %A)" normsTwo normsOne)) normsOne normsTwo
+    let final out = weightsOf (Path.Combine(out, "checkpoints", "step-00000003", "model.safetensors"))
+    let b = weightsOf (Path.Combine(countdownBase.Value, "model.safetensors"))
+    let w1, w2 = final one, final two
+    Expect.sequenceEqual (Map.keys w2) (Map.keys w1) "the same tensors"
+    let maxAbsDiff (x: float32[]) (y: float32[]) = Array.fold2 (fun m a c -> max m (float (abs (a - c)))) 0.0 x y
+    let moved = w1 |> Seq.collect (fun (KeyValue (k, v)) -> Array.map2 (fun a c -> float (abs (a - c))) v b[k]) |> Array.ofSeq |> Array.sort
+    Expect.isGreaterThan moved[moved.Length / 2] (0.5 * lr) "the weights moved: half the elements by at least lr/2 in 6 updates"
+    for KeyValue (k, v) in w1 do
+        let tolerance = 0.02 * lr
+        let d = maxAbsDiff v w2[k]
+        Expect.isLessThanOrEqual d tolerance (sprintf "%s: 2 ranks end where 1 rank does (max |Δ| = %.3g lr; moved up to %.3g lr)" k (d / lr) (maxAbsDiff v b[k] / lr))
+
+/// A run resumed with another number of ranks (the checkpoint holds the whole optimizer state, so each rank
+/// loads it whole): 2 steps as `ranksBefore`, the third as `ranksAfter`, against 3 uninterrupted steps of one process.
+let private resumedAcross (ranksBefore: int) (ranksAfter: int) =
+    let run (ranks: int) (args: string list) =
+        if ranks = 1 then
+            match SimKO.Cli.Commands.parse (Array.ofList args) with
+            | SimKO.Cli.Commands.Parsed.Run (SimKO.Cli.Commands.Command.Train (spec, resume)) ->
+                Expect.equal (SimKO.Host.Commands.TrainCommand.Run(spec, resume, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)) 0 "one process trains"
+            | other -> failtestf "parse: %A" other
+        else
+            let r = launch ranks args 300.0
+            Expect.equal r.Code 0 (sprintf "mpirun -np %d simko train failed:\n%s" ranks r.Output)
+    let method = [ "--set"; "method=grpo" ]
+    let reference, resumed = temp (sprintf "ref-%d%d" ranksBefore ranksAfter), temp (sprintf "resumed-%d%d" ranksBefore ranksAfter)
+    run 1 (trainArgs method reference)
+    run ranksBefore (trainArgs method resumed @ [ "--set"; "steps=2" ])
+    run ranksAfter (trainArgs method resumed @ [ "--resume" ])
+    Expect.sequenceEqual (series "reward_mean" resumed) (series "reward_mean" reference) "the same samples every step"
+    let final out = weightsOf (Path.Combine(out, "checkpoints", "step-00000003", "model.safetensors"))
+    let w1, w2 = final reference, final resumed
+    for KeyValue (k, v) in w1 do
+        let d = Array.fold2 (fun m a c -> max m (float (abs (a - c)))) 0.0 v w2[k]
+        Expect.isLessThanOrEqual d (0.02 * lr) (sprintf "%s: resumed across ranks ends where one process does (max |Δ| = %.3g lr)" k (d / lr))
+
 let tests =
     testList "collective" [
         testCase "the one-process collective is the identity" <| fun () ->
@@ -74,6 +174,15 @@ let tests =
                 Expect.notEqual r.Code 0 "the job failed"
                 Expect.stringContains r.Output "rank 1 did not answer" (sprintf "names the hung rank:\n%s" r.Output)
                 Expect.stringContains r.Output "at step 7" "names the step"
+            for name, methodArgs in [ "grpo", [ "--set"; "method=grpo" ]
+                                      "simko", [ "--set"; "method=simko" ]
+                                      "forking", [ "--set"; "method=forking" ]
+                                      "kl-cov", [ "--set"; "method=kl-cov"; "--set"; "method.ratio=0.05" ] ] do
+                testCase (sprintf "2 ranks × 4 prompts end with the weights of 1 rank × 8 prompts after 3 steps (%s)" name) <| fun () ->
+                    sameAsOneProcess name methodArgs
+            testCase "a run of 2 ranks resumed as 1 process, and of 1 process resumed as 2 ranks, ends with the uninterrupted run's weights" <| fun () ->
+                resumedAcross 2 1
+                resumedAcross 1 2
             testCase "a killed rank stops the job, naming the rank" <| fun () ->
                 let r = launch 2 [ "collective-check"; "--timeout"; "5"; "--die-rank"; "1" ] 90.0
                 Expect.notEqual r.Code 0 "the job failed"

@@ -16,6 +16,11 @@ let qwen7b = ModelConfig("qwen2", 152064, 3584, 18944, 28, 28, 4, 1e-6, 1e6, fal
 /// micro-batches (10,286 response tokens), 64 rollout rows × (512 + 3,072) tokens.
 let recipe = PlanSettings(2, true, true, 1024L, 12000L, 10286L, 64L, 3584L, false)
 
+/// `s` on `n` ranks, its optimizer state sharded or not (PlanSettings is a C# record: no F# `with`).
+let private onRanks (n: int) (shard: bool) (offload: bool) (s: PlanSettings) =
+    PlanSettings(s.ComputeBytes, offload, s.GradientCheckpointing, s.LogitsChunkTokens, s.MicroBatchTokens, s.ResponseTokens, s.RolloutRows,
+                 s.SequenceTokens, s.ReferenceModel, s.LoraRank, s.LoraTargets, s.StatisticsTokens, n, shard, s.StatisticsGatherBytes)
+
 let tests =
     testList "memory plan" [
         testCase "Qwen2.5-7B-shaped config has exactly 7,615,616,512 parameters" <| fun () ->
@@ -77,7 +82,7 @@ let tests =
             let json = PlanCommand.Json(MemoryPlan.Compute(qwen7b, recipe, 80L * 1073741824L))
             Expect.equal [ for kv in json -> kv.Key ] [ "parameters"; "components"; "total_bytes"; "gpu_memory_bytes"; "fits" ] "top-level keys"
             Expect.equal [ for kv in json.["components"].AsObject() -> kv.Key ]
-                [ "weights"; "master_weights"; "gradients"; "optimizer_state"; "activations"; "logits"; "kv_cache"; "statistics" ] "component keys"
+                [ "weights"; "master_weights"; "gradients"; "optimizer_state"; "activations"; "logits"; "kv_cache"; "statistics"; "collective" ] "component keys"
             Expect.equal (json.["parameters"].GetValue<int64>()) 7_615_616_512L "parameters"
         testCase "plan reads config.json of a folder through the command line" <| fun () ->
             let dir = Path.Combine(Path.GetTempPath(), sprintf "simko-plan-%d" System.Environment.ProcessId)
@@ -110,6 +115,58 @@ let tests =
             Expect.equal sf.StatisticsTokens (128L * 3072L) "the mini-batch's response positions"
             Expect.equal forking.Components.Statistics (128L * 3072L * 4L) "fp32 entropies; the chunked pass peaks below the update"
             Expect.equal (forking.TotalBytes - grpo.TotalBytes) (128L * 3072L * 4L) "the total counts the pass"
+        testCase "per rank of 3 ranks: shard_optimizer keeps ⌈p/3⌉ parameters' masters, fp32 sums and moments; replicated adds only the gradient bucket" <| fun () ->
+            let p = 7_615_616_512L
+            let owned = 2_538_538_838L                                          // ⌈7,615,616,512 / 3⌉
+            let plain = PlanSettings(2, false, true, 1024L, 12000L, 10286L, 64L, 3584L, false)
+            let one = MemoryPlan.Compute(qwen7b, plain, 80L * 1073741824L)
+            let replicated = MemoryPlan.Compute(qwen7b, onRanks 3 false false plain, 80L * 1073741824L)
+            let sharded = MemoryPlan.Compute(qwen7b, onRanks 3 true false plain, 80L * 1073741824L)
+            let bucket = 16_777_216L                                            // 16 Mi fp32 elements, 64 MiB
+            Expect.equal replicated.Components.Collective (bucket * 4L) "replicated: the all-reduced fp32 bucket"
+            Expect.equal replicated.TotalBytes (one.TotalBytes + bucket * 4L) "replicated: one process's bytes plus the bucket"
+            let k = sharded.Components
+            Expect.equal k.Weights (p * 2L) "whole bf16 weights on every rank"
+            Expect.equal k.MasterWeights (owned * 4L) "fp32 masters of the owned shard"
+            Expect.equal k.Gradients (p * 2L + owned * 4L) "whole bf16 gradients of backward + fp32 sums of the shard"
+            Expect.equal k.OptimizerState (owned * 8L) "moments of the shard"
+            // the fp32 bucket, its reduce-scattered third ⌈16,777,216 / 3⌉ = 5,592,406 elements, the bf16 all-gather bucket
+            Expect.equal k.Collective (bucket * 4L + 5_592_406L * 4L + bucket * 2L) "collective buffers"
+            Expect.equal (k.Activations, k.Logits, k.KvCache) (one.Components.Activations, one.Components.Logits, one.Components.KvCache) "the micro-batch's memory is the same"
+            Expect.equal (replicated.TotalBytes - sharded.TotalBytes) ((p - owned) * 16L - 5_592_406L * 4L - bucket * 2L) "the saving: 16 B of 2/3 of the parameters, less the buffers"
+            let offloaded = MemoryPlan.Compute(qwen7b, onRanks 3 true true plain, 80L * 1073741824L)
+            Expect.equal offloaded.HostBytes (owned * 16L) "offloaded: the shard's master, sums and moments in host memory"
+        testCase "plan --world-size: each rank samples its share and forking gathers the mini-batch context" <| fun () ->
+            let dir = Path.Combine(Path.GetTempPath(), sprintf "simko-plan-dp-%d" System.Environment.ProcessId)
+            Directory.CreateDirectory dir |> ignore
+            File.WriteAllText(Path.Combine(dir, "config.json"), qwen7b.ToJson("bfloat16"))
+            let planOf (args: string list) =
+                let common =
+                    [ "plan"; "--model"; dir; "--set"; "dtype=bfloat16"; "--set"; "logits_chunk_tokens=1024"; "--set"; "prompts_per_step=64"
+                      "--set"; "samples_per_prompt=8"; "--set"; "mini_batches=4"; "--set"; "max_new_tokens=3072" ]
+                match SimKO.Cli.Commands.parse (Array.ofList (common @ args)) with
+                | SimKO.Cli.Commands.Parsed.Run (SimKO.Cli.Commands.Command.Plan o) -> o, MemoryPlan.SettingsOf(o.Spec, o.PromptTokens, o.WorldSize)
+                | other -> failtestf "expected a plan command, got %A" other
+            let o, s = planOf [ "--world-size"; "8"; "--set"; "method=forking" ]
+            Expect.equal o.WorldSize 8 "--world-size"
+            Expect.equal s.RolloutRows 64L "64 · 8 / 8 sequences sampled per rank"
+            Expect.equal s.StatisticsTokens (16L * 3072L) "this rank's 128 / 8 rows of a mini-batch × 3,072 positions"
+            // 128 rows × (2 channels (mask, entropy) × 3,072 positions + 1 advantage) × 4 B, gathered and reassembled
+            Expect.equal s.StatisticsGatherBytes (2L * 4L * 128L * (2L * 3072L + 1L)) "the gathered context"
+            let _, grpo = planOf [ "--world-size"; "8"; "--set"; "method=grpo" ]
+            Expect.equal grpo.StatisticsGatherBytes 0L "GRPO sums counts only"
+            let _, klcov = planOf [ "--world-size"; "8"; "--set"; "method=kl-cov" ]
+            Expect.equal klcov.StatisticsGatherBytes (2L * 4L * 128L * (2L * 3072L + 1L)) "KL-Cov gathers mask and old log-probs"
+            let _, single = planOf [ "--set"; "method=kl-cov" ]
+            Expect.equal single.StatisticsGatherBytes 0L "one rank gathers nothing"
+            let json = PlanCommand.Json(MemoryPlan.Compute(qwen7b, s, 80L * 1073741824L), MemoryPlan.Compute(qwen7b, onRanks 8 true false s, 80L * 1073741824L))
+            Expect.equal (json.["world_size"].GetValue<int>()) 8 "world_size"
+            Expect.equal [ for kv in json.["shard_optimizer"].AsObject() -> kv.Key ] [ "components"; "total_bytes"; "fits" ] "the sharded plan's keys"
+            match SimKO.Cli.Commands.parse [| "plan"; "--model"; dir; "--world-size"; "0" |] with
+            | SimKO.Cli.Commands.Parsed.Exit (message, code) ->
+                Expect.stringContains message "--world-size must be >= 1" "names the option"
+                Expect.equal code 2 "usage error"
+            | other -> failtestf "expected a usage error, got %A" other
         testCase "an unchunked no-checkpointing pass never exceeds the update's peak; a chunked one over a checkpointed update is counted by its excess" <| fun () ->
             let s = PlanSettings(2, true, true, 1024L, 12000L, 10286L, 0L, 3584L, false, StatisticsTokens = 1000L)
             let plan = MemoryPlan.Compute(qwen7b, s, 80L * 1073741824L)

@@ -56,7 +56,7 @@ let private settings (m: Methods.Method) out steps : SimKO.Cli.RunSpec.TrainSpec
     { SimKO.Cli.TrainConfig.defaults with
         Method = m; Steps = steps; PromptsPerStep = 4; SamplesPerPrompt = 4; Temperature = 1.0; TopP = 1.0; TopK = 0; MaxNewTokens = 3
         MiniBatches = 2; MicroBatchSize = 8; PpoEpochs = 1
-        Optimizer = { LearningRate = 1e-2; WarmupSteps = 0; Beta1 = 0.9; Beta2 = 0.99; WeightDecay = 0.0; GradClip = 1.0 }
+        Optimizer = { LearningRate = 1e-2; WarmupSteps = 0; Beta1 = 0.9; Beta2 = 0.99; Eps = 1e-8; WeightDecay = 0.0; GradClip = 1.0 }
         MaxBadSteps = 2; Seed = 7; Out = out; CheckpointEvery = 2; KeepCheckpoints = 3; Tensorboard = false }
 
 /// A trainer of a spec: what the run factory hands it (the loop's settings and the whole configuration).

@@ -9,6 +9,8 @@ namespace SimKO.Host.Collective;
 /// (NVIDIA's documented bootstrap), every collective runs on the default stream, which is synchronised
 /// before the call returns (so the host may read the result); <c>ncclCommGetAsyncError</c> is checked
 /// after each one, and a watchdog aborts the communicator and the job when one outlasts the timeout.
+/// Host tensors (the step's counts and metrics, offloaded master weights) go over the MPI communicator
+/// the NCCL one was bootstrapped from.
 /// </summary>
 public sealed class NcclBackend : ICollective
 {
@@ -114,6 +116,7 @@ public sealed class NcclBackend : ICollective
 
     public void AllReduce(Tensor flat, ReduceOp op = ReduceOp.Sum)
     {
+        if (flat.device_type == DeviceType.CPU) { _mpi.AllReduce(flat, op); return; }
         OnDevice(flat, "all-reduce");
         Check(ncclAllReduce(CollectiveChecks.DataPtr(flat), CollectiveChecks.DataPtr(flat), (nuint)flat.numel(), TypeOf(flat.dtype, "all-reduce"), op == ReduceOp.Mean ? RedOp.Avg : RedOp.Sum, _comm, IntPtr.Zero), "ncclAllReduce");
         Finish("all-reduce");
@@ -121,6 +124,7 @@ public sealed class NcclBackend : ICollective
 
     public Tensor ReduceScatter(Tensor flat, ReduceOp op = ReduceOp.Sum)
     {
+        if (flat.device_type == DeviceType.CPU) return _mpi.ReduceScatter(flat, op);
         OnDevice(flat, "reduce-scatter");
         long k = CollectiveChecks.Divisible(flat, WorldSize, "reduce-scatter");
         var output = empty(k, flat.dtype, flat.device);
@@ -131,6 +135,7 @@ public sealed class NcclBackend : ICollective
 
     public Tensor AllGather(Tensor flat)
     {
+        if (flat.device_type == DeviceType.CPU) return _mpi.AllGather(flat);
         OnDevice(flat, "all-gather");
         var output = empty(flat.numel() * WorldSize, flat.dtype, flat.device);
         Check(ncclAllGather(CollectiveChecks.DataPtr(flat), CollectiveChecks.DataPtr(output), (nuint)flat.numel(), TypeOf(flat.dtype, "all-gather"), _comm, IntPtr.Zero), "ncclAllGather");
@@ -140,6 +145,7 @@ public sealed class NcclBackend : ICollective
 
     public void Broadcast(Tensor flat, int root = 0)
     {
+        if (flat.device_type == DeviceType.CPU) { _mpi.Broadcast(flat, root); return; }
         OnDevice(flat, "broadcast");
         Check(ncclBroadcast(CollectiveChecks.DataPtr(flat), CollectiveChecks.DataPtr(flat), (nuint)flat.numel(), TypeOf(flat.dtype, "broadcast"), root, _comm, IntPtr.Zero), "ncclBroadcast");
         Finish("broadcast");

@@ -18,15 +18,20 @@ namespace SimKO.Host.Planning;
 /// <param name="LoraTargets">projections with an adapter (null: all seven)</param>
 /// <param name="StatisticsTokens">response positions of one mini-batch (rows × response length) whose entropies
 /// the batch-gate statistics pass (forking, gate=batch) holds during the update; 0: no such pass</param>
+/// <param name="WorldSize">data-parallel ranks (issue 21); every figure is per rank</param>
+/// <param name="ShardOptimizer">ZeRO-2: each rank keeps the fp32 master weights, gradient sums and AdamW moments of ⌈p/N⌉ parameters</param>
+/// <param name="StatisticsGatherBytes">the mini-batch context gathered from every rank (forking's entropies, KL-Cov's old
+/// log-probs: DataParallel.GlobalContext), held during the statistics pass; 0 with one rank or neither</param>
 public sealed record PlanSettings(int ComputeBytes, bool OptimizerOffload, bool GradientCheckpointing, long LogitsChunkTokens,
     long MicroBatchTokens, long ResponseTokens, long RolloutRows, long SequenceTokens, bool ReferenceModel,
-    int LoraRank = 0, IReadOnlyList<string>? LoraTargets = null, long StatisticsTokens = 0);
+    int LoraRank = 0, IReadOnlyList<string>? LoraTargets = null, long StatisticsTokens = 0,
+    int WorldSize = 1, bool ShardOptimizer = false, long StatisticsGatherBytes = 0);
 
 /// <summary>Bytes of each part of a run's GPU memory.</summary>
 public sealed record MemoryComponents(long Weights, long MasterWeights, long Gradients, long OptimizerState, long Activations, long Logits, long KvCache,
-    long Statistics = 0)
+    long Statistics = 0, long Collective = 0)
 {
-    public long Total => Weights + MasterWeights + Gradients + OptimizerState + Activations + Logits + KvCache + Statistics;
+    public long Total => Weights + MasterWeights + Gradients + OptimizerState + Activations + Logits + KvCache + Statistics + Collective;
 }
 
 /// <summary>A run's memory: parameters, the GPU components, what is held in host memory instead,
@@ -36,6 +41,10 @@ public sealed record MemoryPlanResult(long Parameters, MemoryComponents Componen
 {
     /// <summary>LoRA adapter parameters, the only trained ones (0: full fine-tuning trains all).</summary>
     public long AdapterParameters { get; init; }
+    /// <summary>Data-parallel ranks; every figure is per rank.</summary>
+    public int WorldSize { get; init; } = 1;
+    /// <summary>Whether the optimizer state is sharded over the ranks (ZeRO-2).</summary>
+    public bool ShardOptimizer { get; init; }
     public long TrainableParameters => AdapterParameters > 0 ? AdapterParameters : Parameters;
 
     public long TotalBytes => Components.Total;
@@ -79,6 +88,15 @@ public sealed record MemoryPlanResult(long Parameters, MemoryComponents Componen
 ///   by what it exceeds the update's activations + logits (nothing, with these formulas);</item>
 /// <item>kv_cache: rows × (prompt + response) × layers × 2 × kv·hd × compute bytes for the
 ///   in-process sampler (0 when rollouts come from a server).</item>
+/// <item>data parallelism over N ranks (issue 21), every figure per rank: each rank samples and updates its
+///   1/N of the prompts (rollout rows ⌈P·G/N⌉; the statistics pass's mini-batch share), and holds the whole
+///   model, its backward gradients and, replicated, the whole optimizer; with shard_optimizer (ZeRO-2) the
+///   fp32 master weights, fp32 gradient sums and AdamW moments are those of its ⌈p/N⌉ parameters (in
+///   float32 the weights stay whole and the owned gradient sums get a buffer of their own);
+///   collective: the flat fp32 gradient bucket of min(p, 16 Mi) elements (AdamW.BucketElements) that is
+///   all-reduced, and with shard_optimizer also its reduce-scattered shard (bucket/N fp32) and the bucket
+///   of all-gathered weights (bucket × compute bytes); the gathered mini-batch context of forking and
+///   KL-Cov counts in statistics.</item>
 /// </list>
 /// </summary>
 public static class MemoryPlan
@@ -126,11 +144,17 @@ public static class MemoryPlan
         // p: the trained parameters (all, or the adapters with a frozen base)
         long p = lora ? adapters : total;
         long weights = (total + adapters) * b * (s.ReferenceModel && !lora ? 2 : 1);
-        long master = fp32 ? 0 : p * 4;
-        long moments = p * 8;
-        // the gradients backward writes: in float32 they are also the sums across micro-batches;
-        // in bf16 an fp32 sum buffer is added (on the host when offloading)
-        long backwardGrads = fp32 ? p * 4 : p * b, sums = fp32 ? 0 : p * 4;
+        int n = System.Math.Max(1, s.WorldSize);
+        bool shard = s.ShardOptimizer && n > 1;
+        long owned = shard ? (p + n - 1) / n : p;                      // parameters whose optimizer state this rank keeps
+        long master = fp32 ? 0 : owned * 4;
+        long moments = owned * 8;
+        // the gradients backward writes: in float32 they are also the sums across micro-batches (unless
+        // sharded: then the owned sums are a buffer of their own); in bf16 an fp32 sum buffer is added
+        // (on the host when offloading)
+        long backwardGrads = fp32 ? p * 4 : p * b, sums = shard ? owned * 4 : fp32 ? 0 : p * 4;
+        long bucket = System.Math.Min(p, SimKO.Host.Training.AdamW.BucketElements);
+        long collective = n == 1 ? 0 : shard ? bucket * 4 + (bucket + n - 1) / n * 4 + bucket * b : bucket * 4;
         long perLayer = ActivationBytesPerTokenPerLayer(c, s.ComputeBytes)
             + (lora ? (long)s.LoraRank * (s.LoraTargets ?? LoraSettings.AllProjections).Count * b : 0);
         long without = s.MicroBatchTokens * perLayer * c.NumHiddenLayers;
@@ -148,12 +172,13 @@ public static class MemoryPlan
             long passPeak = with + passLogits;                          // no gradient: layer inputs + one layer, one chunk
             statistics = s.StatisticsTokens * 4 + System.Math.Max(0, passPeak - (activations + logits));
         }
+        statistics += s.StatisticsGatherBytes;
         var components = s.OptimizerOffload
-            ? new MemoryComponents(weights, 0, backwardGrads, 0, activations, logits, kv, statistics)
-            : new MemoryComponents(weights, master, backwardGrads + sums, moments, activations, logits, kv, statistics);
+            ? new MemoryComponents(weights, 0, backwardGrads, 0, activations, logits, kv, statistics, collective)
+            : new MemoryComponents(weights, master, backwardGrads + sums, moments, activations, logits, kv, statistics, collective);
         // offloaded: an fp32 master copy (even when computing in float32), the fp32 sums and the moments
-        long host = s.OptimizerOffload ? p * 4 + sums + moments : 0;
-        var plan = new MemoryPlanResult(total, components, host, with, without, gpuMemoryBytes, []) { AdapterParameters = adapters };
+        long host = s.OptimizerOffload ? owned * 4 + sums + moments : 0;
+        var plan = new MemoryPlanResult(total, components, host, with, without, gpuMemoryBytes, []) { AdapterParameters = adapters, WorldSize = n, ShardOptimizer = shard };
         return plan with { Advice = Advise(c, s, plan) };
     }
 
@@ -186,19 +211,28 @@ public static class MemoryPlan
     /// <summary>The plan's inputs from a typed run spec: micro-batch tokens from
     /// max_tokens_per_micro_batch (or micro_batch_size rows of prompt + response), rollout rows from
     /// the sampler's chunk (0 with a rollout server), a reference copy when the method's KL β > 0, and
-    /// the mini-batch's response positions when the method's gate is batch-level (its statistics pass).</summary>
-    public static PlanSettings SettingsOf(RunSpec.TrainSpec spec, int promptTokens)
+    /// the mini-batch's response positions when the method's gate is batch-level (its statistics pass).
+    /// With <paramref name="worldSize"/> ranks each samples ⌈P·G/N⌉ rows and holds its share of a mini-batch's
+    /// entropies, and forking and KL-Cov gather the global mini-batch's context: per response position the mask and
+    /// the entropy or old log-prob (fp32), twice (the gathered buffer and its reassembled copy), plus the advantages.</summary>
+    public static PlanSettings SettingsOf(RunSpec.TrainSpec spec, int promptTokens, int worldSize = 1, bool shardOptimizer = false)
     {
         long seq = promptTokens + (long)spec.MaxNewTokens;
         var m = spec.Memory;
+        int n = System.Math.Max(1, worldSize);
         long tokens = m.MaxTokensPerMicroBatch > 0 ? m.MaxTokensPerMicroBatch : spec.MicroBatchSize * seq;
         long response = m.MaxTokensPerMicroBatch > 0 ? (long)System.Math.Ceiling(tokens * (double)spec.MaxNewTokens / seq) : (long)spec.MicroBatchSize * spec.MaxNewTokens;
-        long rows = spec.Rollout.IsInProcess ? System.Math.Min(KvCacheSampler.DefaultMaxRows, (long)spec.PromptsPerStep * spec.SamplesPerPrompt) : 0;
+        long sequences = ((long)spec.PromptsPerStep * spec.SamplesPerPrompt + n - 1) / n;   // this rank's share
+        long rows = spec.Rollout.IsInProcess ? System.Math.Min(KvCacheSampler.DefaultMaxRows, sequences) : 0;
         long miniRows = (long)System.Math.Ceiling((long)spec.PromptsPerStep * spec.SamplesPerPrompt / (double)System.Math.Max(1, spec.MiniBatches));
-        long statistics = SimKO.Math.Objective.needsEntropy(SimKO.Math.Methods.objective(spec.Method)) ? miniRows * spec.MaxNewTokens : 0;
+        var objective = SimKO.Math.Methods.objective(spec.Method);
+        bool gate = SimKO.Math.Objective.needsEntropy(objective), klCov = objective.KlCov != null;
+        long statistics = gate ? (miniRows + n - 1) / n * spec.MaxNewTokens : 0;
+        int channels = 1 + (gate ? 1 : 0) + (klCov ? 1 : 0);
+        long gather = n > 1 && (gate || klCov) ? 2L * 4 * miniRows * (channels * (long)spec.MaxNewTokens + 1) : 0;
         return new PlanSettings(spec.DType.IsBFloat16 ? 2 : 4, m.OptimizerOffload, m.GradientCheckpointing, m.LogitsChunkTokens,
             tokens, response, rows, seq, SimKO.Math.Methods.common(spec.Method).Kl.Beta > 0 && spec.Lora.Rank == 0,
-            spec.Lora.Rank, spec.Lora.TargetModules.ToList(), statistics);
+            spec.Lora.Rank, spec.Lora.TargetModules.ToList(), statistics, n, shardOptimizer, gather);
     }
 
     public static string Gib(long bytes) => (bytes / 1073741824.0).ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) + " GiB";

@@ -74,9 +74,6 @@ public static class PolicyUpdate
     {
         var result = new UpdateMetrics();
         var ranks = settings.Collective is { WorldSize: > 1 } c ? c : null;
-        if (ranks is not null && (objective.Gate.IsBatchQuantile || objective.KlCov != null))
-            throw new NotSupportedException("data parallelism: the batch-level entropy gate (forking) and KL-Cov take statistics over the whole mini-batch, " +
-                "which are not yet reduced over ranks (issue 19 §4's mini-batch context); run this method with one process");
         bool ownOld = oldLogProbs is null;
         oldLogProbs ??= LogProbs(policy, batch, settings.MicroBatchSize, settings.MaxTokensPerMicroBatch, settings.LogitsChunkTokens);
         long realTokens = 0, paddedTokens = 0;
@@ -157,13 +154,7 @@ public static class PolicyUpdate
         Action<Objective.LossMetrics> onMetrics, Action<string> onProblem,
         int maxTokens = 0, int logitsChunk = 0, AdamW? optimizer = null, Action<long, long>? onTokens = null, ICollective? ranks = null)
     {
-        var context = Context(objective, policy, batch, advantages, oldLogProbs, rowStart, rows, microBatchSize, maxTokens, logitsChunk);
-        if (ranks is { WorldSize: > 1 })
-        {
-            // data parallelism: the normaliser counts the global mini-batch (every rank's share of it)
-            var counts = SumOverRanks(ranks, batch.ResponseMask.narrow(0, rowStart, rows).sum().item<float>(), rows);
-            context = new Objective.MiniBatchContext(new Aggregation.Normaliser(counts[0], counts[1]), context.BatchThreshold, context.KlCov, context.Rows);
-        }
+        var (context, rowOffset) = Context(objective, policy, batch, advantages, oldLogProbs, rowStart, rows, microBatchSize, maxTokens, logitsChunk, ranks);
         var miniRows = Enumerable.Range((int)rowStart, (int)rows).ToArray();
         foreach (var mb in MicroBatches.Split(miniRows, MicroBatches.Lengths(batch), microBatchSize, maxTokens))
         {
@@ -180,7 +171,7 @@ public static class PolicyUpdate
                 sub.ResponseMask,
                 advantages.index_select(0, index).to(ScalarType.Float32),
                 new Objective.MiniBatchContext(context.Normaliser, context.BatchThreshold, context.KlCov,
-                    FSharpOption<long[]>.Some(mb.Select(r => (long)(r - rowStart)).ToArray())));
+                    FSharpOption<long[]>.Some(mb.Select(r => rowOffset + r - rowStart).ToArray())));
             var stats = Statistics(policy, sub, Objective.validTokens(sub.ResponseTokens, sub.ResponseMask), Objective.topKNeeded(objective), logitsChunk);
             var output = stats is not null
                 ? Objective.lossOfStats(objective, stats, pb)
@@ -205,18 +196,20 @@ public static class PolicyUpdate
     /// its counts, the τ of a batch-level entropy gate and KL-Cov's means and cut-off, computed once over
     /// the whole mini-batch and handed to every micro-batch (<see cref="Objective.context"/>, SPEC §7.11).
     /// KL-Cov's statistics come from the advantages and old log-probs (no forward pass); only a batch-level
-    /// gate forwards the current policy, through <see cref="BatchEntropy"/>.</summary>
-    public static Objective.MiniBatchContext Context(Objective.Objective objective, IPolicy policy, PackedBatch batch, Tensor advantages,
-        Tensor oldLogProbs, long rowStart, long rows, int microBatchSize, int maxTokens = 0, int logitsChunk = 0)
+    /// gate forwards the current policy, through <see cref="BatchEntropy"/>. With several ranks these rows
+    /// are this rank's share of the global mini-batch, whose context is taken over every rank's share
+    /// (<see cref="DataParallel.GlobalContext"/>); the row offset is the index of this rank's first row in it.</summary>
+    public static (Objective.MiniBatchContext Context, long RowOffset) Context(Objective.Objective objective, IPolicy policy, PackedBatch batch, Tensor advantages,
+        Tensor oldLogProbs, long rowStart, long rows, int microBatchSize, int maxTokens = 0, int logitsChunk = 0, ICollective? ranks = null)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var mask = batch.ResponseMask.narrow(0, rowStart, rows);
-        var entropy = Objective.needsEntropy(objective)
-            ? FSharpOption<Tensor>.Some(BatchEntropy(policy, batch, rowStart, rows, microBatchSize, maxTokens, logitsChunk))
-            : FSharpOption<Tensor>.None;
-        return Objective.context(objective, mask, advantages.narrow(0, rowStart, rows).to(ScalarType.Float32),
-            oldLogProbs.narrow(0, rowStart, rows).to(ScalarType.Float32), entropy);
+        var entropy = Objective.needsEntropy(objective) ? BatchEntropy(policy, batch, rowStart, rows, microBatchSize, maxTokens, logitsChunk) : null;
+        var adv = advantages.narrow(0, rowStart, rows).to(ScalarType.Float32);
+        var old = oldLogProbs.narrow(0, rowStart, rows).to(ScalarType.Float32);
+        if (ranks is { WorldSize: > 1 }) return DataParallel.GlobalContext(ranks, objective, mask, adv, old, entropy);
+        return (Objective.context(objective, mask, adv, old, entropy is null ? FSharpOption<Tensor>.None : FSharpOption<Tensor>.Some(entropy)), 0);
     }
 
     /// <summary>τ of a batch-level entropy gate over every valid response token of the mini-batch (None for the

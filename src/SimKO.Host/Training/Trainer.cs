@@ -79,8 +79,11 @@ public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger 
     {
         var store = new CheckpointStore(Path.Combine(settings.Out, "checkpoints"));
         var optimizer = new AdamW(parts.Policy.NamedParameters.Select(p => (p.Name, (Tensor)p.Param)).ToList(),
-            settings.Optimizer.Beta1, settings.Optimizer.Beta2, 1e-8, settings.Optimizer.WeightDecay, settings.Memory.OptimizerOffload);
+            settings.Optimizer.Beta1, settings.Optimizer.Beta2, settings.Optimizer.Eps, settings.Optimizer.WeightDecay, settings.Memory.OptimizerOffload);
         var ranks = parts.Collective;
+        if (ranks.WorldSize > 1 && parts.SyncRolloutWeights is not null)
+            throw new NotSupportedException($"rollout_url with {ranks.WorldSize} ranks: the weight sync from rank 0 to the server (issue 21 §5) is not built yet; " +
+                "sample in process (rollout_url empty) or train with one process");
         optimizer.Collective = ranks;
         bool writer = ranks.Rank == 0;
         long start = 0;
