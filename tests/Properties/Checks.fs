@@ -32,3 +32,19 @@ let allClose (what: string) (atol: float) (rtol: float) (expected: float[]) (act
 
 let tensorsClose what atol rtol (expected: Tensor) (actual: Tensor) =
     allClose what atol rtol (toArray expected) (toArray actual)
+
+/// The steps of a run's metrics.jsonl (`out`/metrics.jsonl), one JSON object a line.
+let metricsOf (out: string) =
+    [ for line in System.IO.File.ReadLines(System.IO.Path.Combine(out, "metrics.jsonl")) -> System.Text.Json.Nodes.JsonNode.Parse(line).AsObject() ]
+
+/// Two runs' metrics agree step by step on every value but the timings: exactly, except the
+/// sampler's log-prob mismatch (a difference of two float sums, compared within 1e-5).
+let expectSameMetrics (expected: System.Text.Json.Nodes.JsonObject list) (actual: System.Text.Json.Nodes.JsonObject list) =
+    let timing = set [ "time_s"; "rollout_tokens_per_s"; "update_tokens_per_s"; "peak_rss_mb" ]
+    Expect.equal actual.Length expected.Length "as many steps"
+    for ra, rb in List.zip expected actual do
+        for kv in ra do
+            if not (timing.Contains kv.Key) then
+                let x, y = kv.Value.GetValue<float>(), rb.[kv.Key].GetValue<float>()
+                if kv.Key = "sampler_logprob_mismatch" then Expect.floatClose { absolute = 1e-5; relative = 1e-4 } y x kv.Key
+                else Expect.equal y x (sprintf "step %d: %s" (ra.["step"].GetValue<int>()) kv.Key)

@@ -509,7 +509,6 @@ let tests =
                 match SimKO.Cli.TrainConfig.resolvePairs (pairs @ extra) with
                 | Ok s -> s
                 | Error e -> failtestf "spec: %A" e
-            let metrics (out: string) = [ for line in File.ReadLines(Path.Combine(out, "metrics.jsonl")) -> Text.Json.Nodes.JsonNode.Parse(line).AsObject() ]
             let outA = Path.Combine(root, "in-process")
             (use runA = SimKO.Host.Runs.RunFactory.Build(spec outA [], NullLogger.Instance)
              runA.Trainer.Run(false) |> ignore)
@@ -539,16 +538,10 @@ let tests =
                 let last = Path.Combine(outB, SimKO.Host.Rollout.RolloutWeightSync.Folder, "3")
                 Expect.isTrue (File.Exists(Path.Combine(last, PeftAdapter.Weights))) "the last sync wrote a PEFT adapter"
                 Expect.isFalse (File.Exists(Path.Combine(last, HfFolder.Weights))) "and no full weights"
-            let ma, mb = metrics outA, metrics outB
+            let ma, mb = Checks.metricsOf outA, Checks.metricsOf outB
             Expect.equal mb.Length 3 "three steps"
             Expect.equal [ for m in mb -> m.["rollout_weights_version"].GetValue<float>() ] [ 1.0; 2.0; 3.0 ] "the version rises every step"
-            let timing = set [ "time_s"; "rollout_tokens_per_s"; "update_tokens_per_s"; "peak_rss_mb" ]
-            for ra, rb in List.zip ma mb do
-                for kv in ra do
-                    if not (timing.Contains kv.Key) then
-                        let x, y = kv.Value.GetValue<float>(), rb.[kv.Key].GetValue<float>()
-                        if kv.Key = "sampler_logprob_mismatch" then Expect.floatClose { absolute = 1e-5; relative = 1e-4 } y x kv.Key
-                        else Expect.equal y x (sprintf "step %d: %s" (ra.["step"].GetValue<int>()) kv.Key)
+            Checks.expectSameMetrics ma mb
             // negative control: a server whose base is not the trainer's fails the probe on the first adapter
             serve 99L <| fun server ->
                 use runC = SimKO.Host.Runs.RunFactory.Build(spec (Path.Combine(root, "other-base")) [ "rollout_url", server.Url; "rollout_server", "simko" ], NullLogger.Instance)

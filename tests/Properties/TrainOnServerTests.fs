@@ -21,12 +21,6 @@ let private spec (out: string) (extra: (string * string) list) =
     | Ok s -> s
     | Error e -> failtestf "spec: %A" e
 
-let private metrics (out: string) =
-    [ for line in File.ReadLines(Path.Combine(out, "metrics.jsonl")) -> JsonNode.Parse(line).AsObject() ]
-
-/// Wall-clock figures differ between any two runs.
-let private timing = set [ "time_s"; "rollout_tokens_per_s"; "update_tokens_per_s"; "peak_rss_mb" ]
-
 let tests =
     testSequenced <| testList "train on a server" [
         testCase "a run through simko serve equals the in-process run, and the weights version rises every step" <| fun () ->
@@ -52,16 +46,11 @@ let tests =
                 Expect.isTrue (runB.Parts.Rollout :? ServerRolloutClient) "the factory picked the server client"
                 runB.Trainer.Run(false) |> ignore
             finally server.DisposeAsync().AsTask().GetAwaiter().GetResult()
-            let ma, mb = metrics outA, metrics outB
+            let ma, mb = Checks.metricsOf outA, Checks.metricsOf outB
             Expect.equal mb.Length 3 "three steps"
             Expect.equal ma.Length 3 "three steps in process"
             Expect.equal [ for m in mb -> m.["rollout_weights_version"].GetValue<float>() ] [ 1.0; 2.0; 3.0 ] "the version rises every step"
             Expect.equal server.Engine.WeightsVersion 4L "the server loaded the weights before step 0 and after each step"
             Expect.isTrue (Directory.Exists(Path.Combine(outB, RolloutWeightSync.Folder, "3"))) "the last export is kept"
-            for ra, rb in List.zip ma mb do
-                for kv in ra do
-                    if not (timing.Contains kv.Key) then
-                        let x, y = kv.Value.GetValue<float>(), rb.[kv.Key].GetValue<float>()
-                        if kv.Key = "sampler_logprob_mismatch" then Expect.floatClose { absolute = 1e-5; relative = 1e-4 } y x kv.Key
-                        else Expect.equal y x (sprintf "step %d: %s" (ra.["step"].GetValue<int>()) kv.Key)
+            Checks.expectSameMetrics ma mb
     ]

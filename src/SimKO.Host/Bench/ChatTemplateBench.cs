@@ -24,16 +24,13 @@ public static class ChatTemplateBench
         table.AppendLine("## Chat templates (Jinja2 in the sandbox)").AppendLine();
         var root = Datasets.FindRepoRoot(AppContext.BaseDirectory) ?? Datasets.FindRepoRoot(Environment.CurrentDirectory);
         var folder = root is null ? null : Path.GetFullPath(Path.Combine(root, "..", "shared", "fixtures", "qwen3-tokenizer"));
-        void Skip(string why)
+        if (folder is null || !File.Exists(Path.Combine(folder, "tokenizer_config.json")))
         {
-            report["chat_template"] = new JsonObject { ["skipped"] = why };
-            table.AppendLine($"not run: {why}").AppendLine();
+            BenchSandbox.Skip("chat_template", "the Qwen3 tokenizer fixture (../shared/fixtures/qwen3-tokenizer) is not here", report, table, log);
+            return;
         }
-        if (folder is null || !File.Exists(Path.Combine(folder, "tokenizer_config.json"))) { Skip("the Qwen3 tokenizer fixture (../shared/fixtures/qwen3-tokenizer) is not here"); return; }
         var settings = SandboxSettings.Defaults;
-        SandboxPool pool;
-        try { pool = new SandboxPool(settings); }
-        catch (SandboxUnavailableException e) { Skip(e.Message); return; }
+        if (BenchSandbox.Open(settings, "chat_template", report, table, log) is not { } pool) return;
         using (pool)
         {
             pool.GradeMany(Enumerable.Repeat("pass", 2 * settings.WorkerCount).ToArray());  // starts every worker

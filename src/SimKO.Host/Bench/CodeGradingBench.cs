@@ -26,15 +26,7 @@ public static class CodeGradingBench
     {
         table.AppendLine("## Code grading (sandbox)").AppendLine();
         var settings = SandboxSettings.Defaults;
-        SandboxPool pool;
-        try { pool = new SandboxPool(settings); }
-        catch (SandboxUnavailableException e)
-        {
-            report["code_grading"] = new JsonObject { ["skipped"] = e.Message };
-            table.AppendLine($"not run: {e.Message}").AppendLine();
-            log.LogWarning("code grading bench skipped: {Message}", e.Message);
-            return;
-        }
+        if (BenchSandbox.Open(settings, "code_grading", report, table, log) is not { } pool) return;
         using (pool)
         {
             int programs = quick ? 300 : 2000, latencyReps = quick ? 20 : 100, coldReps = quick ? 5 : 20;

@@ -26,14 +26,7 @@ public static class RewardFunctionBench
     {
         table.AppendLine("## Reward functions (reward_fn, in the sandbox)").AppendLine();
         var settings = SandboxSettings.Defaults;
-        SandboxPool pool;
-        try { pool = new SandboxPool(settings); }
-        catch (SandboxUnavailableException e)
-        {
-            report["reward_fn"] = new JsonObject { ["skipped"] = e.Message };
-            table.AppendLine($"not run: {e.Message}").AppendLine();
-            return;
-        }
+        if (BenchSandbox.Open(settings, "reward_fn", report, table, log) is not { } pool) return;
         var dir = Directory.CreateTempSubdirectory("simko-bench-reward-").FullName;
         try
         {
