@@ -441,4 +441,5 @@ let trainSettings (s: TrainSpec) : TrainLoop.TrainSettings =
       CheckpointEvery = s.CheckpointEvery
       KeepCheckpoints = s.KeepCheckpoints
       Tensorboard = s.Tensorboard
-      ConfigJson = toJson s }
+      ConfigJson = toJson s
+      DefaultConfigJson = toJson defaults }

@@ -77,4 +77,7 @@ module TrainLoop =
           Tensorboard: bool
           /// the whole run configuration as config.json text (every setting, typed): written to the run
           /// folder and into each checkpoint, and compared setting by setting on resume.
-          ConfigJson: string }
+          ConfigJson: string
+          /// the configuration of the default settings, same layout: a setting a checkpoint predates
+          /// (absent from its config) matches on resume when this run keeps its default.
+          DefaultConfigJson: string }

@@ -122,6 +122,15 @@ let tests =
             // the same configuration with more steps resumes
             let r = trainerOf(settings simko out 6, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(true)
             Expect.equal r.StepsDone 6L "resumed and extended"
+        testCase "a setting the checkpoint predates matches on resume while it keeps its default, and is named when it does not" <| fun () ->
+            let parse (s: string) = System.Text.Json.Nodes.JsonNode.Parse(s).AsObject()
+            let defaults = parse """{"steps": 300, "eps": 1e-8, "lr": 0.0003}"""
+            let written = parse """{"steps": 300, "lr": 0.0003}"""                  // written before eps existed
+            Expect.isEmpty (Trainer.ConfigDifferences(written, parse """{"steps": 300, "eps": 1e-8, "lr": 0.0003}""", defaults)) "eps at its default: the same run"
+            Expect.equal (Trainer.ConfigDifferences(written, parse """{"steps": 300, "eps": 1e-6, "lr": 0.0003}""", defaults) |> List.ofSeq)
+                [ "eps: checkpoint (absent), this run 1e-6" ] "eps off its default: named"
+            Expect.equal (Trainer.ConfigDifferences(written, parse """{"steps": 300, "eps": 1e-8, "lr": 0.0003}""") |> List.ofSeq)
+                [ "eps: checkpoint (absent), this run 1e-8" ] "without the defaults every absent setting differs (control)"
         testCase "a damaged checkpoint is named and never loaded" <| fun () ->
             let out = tempDir "damaged"
             trainerOf(settings simko out 2, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false) |> ignore

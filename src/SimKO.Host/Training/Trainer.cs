@@ -270,8 +270,10 @@ public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger 
         ["steps", "out", "checkpoint_every", "keep_checkpoints", "tensorboard", "rollout_url", "rollout_api_key", "rollout_concurrency", "rollout_timeout_s", "rollout_retries"];
 
     /// <summary>Every setting (method settings as method.&lt;name&gt;) whose value differs between two config.json objects,
-    /// as "name: checkpoint X, this run Y".</summary>
-    public static List<string> ConfigDifferences(JsonObject written, JsonObject now)
+    /// as "name: checkpoint X, this run Y". A setting the checkpoint lacks (added after it was written, when
+    /// the run behaved as its default) differs only when this run's value is not the default in
+    /// <paramref name="defaults"/> (a config.json of the default settings).</summary>
+    public static List<string> ConfigDifferences(JsonObject written, JsonObject now, JsonObject? defaults = null)
     {
         static IEnumerable<(string, string)> Flat(JsonObject o) =>
             o.SelectMany(kv => kv.Key == "method_settings" && kv.Value is JsonObject ms
@@ -281,6 +283,9 @@ public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger 
         static string Norm(string json) => json.Length >= 2 && json[0] == '"' ? JsonNode.Parse(json)!.GetValue<string>() : json;
         var a = Flat(written).ToDictionary(x => x.Item1, x => Norm(x.Item2));
         var b = Flat(now).ToDictionary(x => x.Item1, x => Norm(x.Item2));
+        var d = defaults is null ? [] : Flat(defaults).ToDictionary(x => x.Item1, x => Norm(x.Item2));
+        foreach (var (k, v) in b)
+            if (!a.ContainsKey(k) && d.TryGetValue(k, out var def) && def == v) a[k] = v;   // predates the setting, which keeps its default
         return a.Keys.Union(b.Keys).Where(k => !ResumableChanges.Contains(k))
             .Where(k => a.GetValueOrDefault(k, "(absent)") != b.GetValueOrDefault(k, "(absent)"))
             .Select(k => $"{k}: checkpoint {a.GetValueOrDefault(k, "(absent)")}, this run {b.GetValueOrDefault(k, "(absent)")}").ToList();
@@ -294,7 +299,7 @@ public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger 
             throw new InvalidOperationException($"{checkpoint}: written with seed {seed}, this run has seed {settings.Seed}; resume with the same configuration");
         if (state.Config is { } written)
         {
-            var differ = ConfigDifferences(written, JsonNode.Parse(_configJson)!.AsObject());
+            var differ = ConfigDifferences(written, JsonNode.Parse(_configJson)!.AsObject(), JsonNode.Parse(settings.DefaultConfigJson)!.AsObject());
             if (differ.Count > 0)
                 throw new InvalidOperationException($"{checkpoint}: written with another run configuration ({string.Join("; ", differ)}); resume with the same settings, or start a new run");
         }
