@@ -9,6 +9,7 @@ open Expecto
 open TorchSharp
 open Microsoft.Extensions.Logging.Abstractions
 open SimKO.Math
+open SimKO.Host.Batches
 open SimKO.Host.Model
 open SimKO.Host.Training
 open SimKO.Host.Checkpoints

@@ -4,6 +4,7 @@ module SimKO.Tests.ModelTests
 
 open Expecto
 open TorchSharp
+open SimKO.Host.Batches
 open SimKO.Host.Model
 open SimKO.Host.Rollout
 open SimKO.Host.Training

@@ -7,6 +7,7 @@ open Expecto
 open TorchSharp
 open SimKO.Math
 open SimKO.Host.Training
+open SimKO.Host.Batches
 open SimKO.Host.Model
 open SimKO.Tests.Checks
 

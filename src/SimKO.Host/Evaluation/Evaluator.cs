@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using SimKO.Host.Batches;
 using SimKO.Host.Model;
 using SimKO.Host.Rollout;
 using SimKO.Math;

@@ -1,7 +1,7 @@
 using Microsoft.FSharp.Core;
+using SimKO.Host.Batches;
 using SimKO.Host.Collective;
 using SimKO.Math;
-using SimKO.Host.Model;
 using static TorchSharp.torch;
 
 namespace SimKO.Host.Training;

@@ -1,4 +1,4 @@
-using SimKO.Host.Model;
+using SimKO.Host.Batches;
 using static TorchSharp.torch;
 
 namespace SimKO.Host.Training;

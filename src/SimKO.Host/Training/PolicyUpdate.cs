@@ -1,5 +1,6 @@
 using Microsoft.FSharp.Core;
 using SimKO.Math;
+using SimKO.Host.Batches;
 using SimKO.Host.Collective;
 using TorchSharp;
 using SimKO.Host.Model;

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using SimKO.Math;
 using TorchSharp;
+using SimKO.Host.Batches;
 using SimKO.Host.Rollout;
 using SimKO.Host.Model;
 using SimKO.Host.Collective;

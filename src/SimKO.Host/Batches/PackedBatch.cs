@@ -1,9 +1,6 @@
 using static TorchSharp.torch;
 
-namespace SimKO.Host.Model;
-
-/// <summary>One sampled response of a prompt (group = its prompt's index), with its reward.</summary>
-public sealed record Sample(int Group, int[] Prompt, int[] Response, double Reward);
+namespace SimKO.Host.Batches;
 
 /// <summary>
 /// Responses packed for a forward pass: prompts left-padded to P tokens, responses right-padded to
