@@ -16,4 +16,8 @@ let tests =
             let struct (rss, peak) = ProcessMemory.Read()
             Expect.isGreaterThan rss (1L <<< 20) "a .NET process with libtorch loaded uses more than 1 MiB"
             Expect.isGreaterThanOrEqual peak rss "peak ≥ current"
+        testCase "every bench section the host runs is the one --help documents, in the same order" <| fun () ->
+            let documented = SimKO.Cli.BenchArgs.sections |> List.map fst
+            let runnable = SimKO.Host.Commands.BenchCommand.Sections |> Seq.map (fun struct (name, _) -> name) |> List.ofSeq
+            Expect.sequenceEqual runnable documented "BenchCommand.Sections against BenchArgs.sections"
     ]
