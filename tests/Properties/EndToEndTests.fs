@@ -178,6 +178,16 @@ let tests =
                 match parsed [| "eval"; "--model"; Path.Combine(out, "final"); "--data"; parquet; "--reward-fn"; good; "--n"; "2"; "--max-new-tokens"; "3"; "--out"; evalOut |] with
                 | SimKO.Cli.Commands.Command.Eval spec -> Expect.equal (SimKO.Host.Commands.EvalCommand.Run(spec, NullLogger.Instance)) 0 "eval exit code"
                 | other -> failtestf "parsed as %A" other
+                // eval.json carries the function's extras over every sample of each benchmark and temperature
+                use evalJson = JsonDocument.Parse(File.ReadAllText(Path.Combine(evalOut, "eval.json")))
+                let benchmarks = [ for temp in evalJson.RootElement.GetProperty("temperatures").EnumerateObject() do
+                                     for b in temp.Value.EnumerateObject() -> b.Value ]
+                Expect.isNonEmpty benchmarks "eval.json has benchmarks"
+                for b in benchmarks do
+                    let rm (k: string) = b.GetProperty("reward_metrics").GetProperty(k).GetDouble()
+                    Expect.equal (rm "reward/source_ok") 1.0 "eval: data_source reached the function"
+                    Expect.floatClose Accuracy.veryHigh (rm "reward/index") 7.5 "eval: extra_info.index reached the function, the mean over both rows' samples (7 and 8)"
+                    Expect.equal (rm "reward/errors") 0.0 "eval: no errors"
                 let code2, err2 = trainWith raising [ "--set"; "reward_errors=fail" ] (temp "verl-reward-fail")
                 Expect.equal code2 1 "reward_errors=fail stops the run"
                 Expect.stringContains err2 (sprintf "%s:3: raise ValueError" raising) "names the file and the traceback's line"

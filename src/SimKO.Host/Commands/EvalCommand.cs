@@ -51,15 +51,20 @@ public static class EvalCommand
                     var problems = task.Test.Take(o.Problems.Or(task.Test.Count)).ToList();
                     int maxNew = o.MaxNewTokens.Or(task.MaxNewTokens);
                     var s = new EvalSettings(o.Samples, t, o.TopP, 0, maxNew, o.Seed, System.Math.Max(1, 1024 / o.Samples));
-                    var r = Evaluator.Run(task.Name, problems, sampler, s with { StopTokenIds = task.StopTokenIds, StopStrings = task.StopStrings }, log, prefetch: task.PrefetchTest);
+                    var r = Evaluator.Run(task.Name, problems, sampler, s with { StopTokenIds = task.StopTokenIds, StopStrings = task.StopStrings }, log, prefetch: task.PrefetchTest, rewardResults: task.TestRewardResults);
                     results.Add(r);
                     var passes = new JsonObject();
                     foreach (var k in SimKO.Math.PassAtK.ladder(o.Samples)) passes[$"{k}"] = r.PassAt(k);
-                    perTask[task.Name] = new JsonObject
+                    var entry = perTask[task.Name] = new JsonObject
                     {
                         ["problems"] = problems.Count, ["pass_at_k"] = passes, ["mean_at_n"] = r.MeanAtN, ["maj_at_n"] = r.MajAtN,
                         ["per_problem"] = new JsonArray(r.Problems.Select(p => (JsonNode?)new JsonObject { ["id"] = p.Id, ["n"] = p.N, ["c"] = p.C, ["maj"] = p.MajorityCorrect }).ToArray()),
                     };
+                    if (r.RewardMetrics is { } rm)
+                    {
+                        entry["reward_metrics"] = new JsonObject(rm.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value)));
+                        log.LogInformation("eval {Task} (T = {T}): {Metrics}", task.Name, t, string.Join(", ", rm.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key} {kv.Value:G4}")));
+                    }
                 }
                 rows.Add(new ReportRow(string.Create(CultureInfo.InvariantCulture, $"T = {t}"), [results]));
                 byTemp[t.ToString(CultureInfo.InvariantCulture)] = perTask;

@@ -8,6 +8,10 @@ public sealed record ProblemOutcome(string Id, int N, int C, bool MajorityCorrec
 /// <summary>One benchmark evaluated for one model.</summary>
 public sealed record BenchmarkResult(string Benchmark, IReadOnlyList<ProblemOutcome> Problems)
 {
+    /// <summary>A reward function's <c>reward/&lt;key&gt;</c> means and <c>reward/errors</c> count over every sample
+    /// of the benchmark; null without a reward function.</summary>
+    public IReadOnlyDictionary<string, double>? RewardMetrics { get; init; }
+
     public int N => Problems.Count == 0 ? 0 : Problems.Min(p => p.N);
 
     /// <summary>Mean unbiased pass@k over problems.</summary>

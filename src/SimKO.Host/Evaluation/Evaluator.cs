@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using SimKO.Host.Batches;
 using SimKO.Host.Model;
 using SimKO.Host.Rollout;
+using SimKO.Data.Rewards;
 using SimKO.Math;
 using static TorchSharp.torch;
 
@@ -29,8 +30,10 @@ public static class Evaluator
 {
     public static BenchmarkResult Run(string benchmark, IReadOnlyList<EvalProblem> problems,
         IRolloutEngine engine, EvalSettings s, ILogger log,
-        List<Generated>? keepSamples = null, Action<IReadOnlyList<(int Problem, int[] Response)>>? prefetch = null)
+        List<Generated>? keepSamples = null, Action<IReadOnlyList<(int Problem, int[] Response)>>? prefetch = null,
+        Func<IReadOnlyList<(int Problem, int[] Response)>, IReadOnlyList<RewardResult>>? rewardResults = null)
     {
+        var rewards = rewardResults is null ? null : new List<RewardResult>();
         var outcomes = new List<ProblemOutcome>(problems.Count);
         var clock = Stopwatch.StartNew();
         long tokens = 0;
@@ -41,7 +44,9 @@ public static class Evaluator
             var request = new GenerateRequest(chunk.Select(p => p.PromptIds).ToList(), s.Samples, s.Temperature, s.TopP, s.TopK,
                 s.MaxNewTokens, Seeds.Mix(s.Seed, 0xE7A1, chunkIndex)) { StopTokenIds = s.StopTokenIds, StopStrings = s.StopStrings };
             var generated = engine.Generate(request);
-            prefetch?.Invoke(generated.Select(g => (start + g.PromptIndex, g.Tokens)).ToList());
+            var judgedItems = generated.Select(g => (start + g.PromptIndex, g.Tokens)).ToList();
+            prefetch?.Invoke(judgedItems);
+            rewards?.AddRange(rewardResults!(judgedItems));
             foreach (var group in generated.GroupBy(g => g.PromptIndex).OrderBy(g => g.Key))
             {
                 var p = chunk[group.Key];
@@ -62,7 +67,7 @@ public static class Evaluator
             log.LogInformation("eval {Benchmark}: {Done}/{Total} problems, {Rate:F0} tokens/s, ETA {Eta:hh\\:mm\\:ss}",
                 benchmark, done, problems.Count, rate, eta);
         }
-        return new BenchmarkResult(benchmark, outcomes);
+        return new BenchmarkResult(benchmark, outcomes) { RewardMetrics = rewards is null ? null : RewardFunction.Metrics(rewards) };
     }
 
     /// <summary>Entropy of the policy at every response token of the given samples (Figure 6).</summary>

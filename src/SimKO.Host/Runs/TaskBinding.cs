@@ -54,8 +54,10 @@ public sealed record TaskBinding
     /// <summary>The metrics of the training rewards judged by the last prefetch (a reward function's
     /// <c>reward/&lt;key&gt;</c> means and <c>reward/errors</c>); null when the task has none.</summary>
     public Func<IReadOnlyDictionary<string, double>>? TrainRewardMetrics { get; init; }
-    /// <summary>The same for the test problems (evaluation).</summary>
-    public Func<IReadOnlyDictionary<string, double>>? TestRewardMetrics { get; init; }
+    /// <summary>The reward function's results for (test problem index, response) pairs, in their order (judged
+    /// once and cached with the verdicts): evaluation reduces them to <c>reward/&lt;key&gt;</c> metrics over every
+    /// sample. Null when the task has no reward function.</summary>
+    public Func<IReadOnlyList<(int Problem, int[] Response)>, IReadOnlyList<RewardResult>>? TestRewardResults { get; init; }
 
     /// <summary>A model trained on a built-in task reads its prompts with the task's character tokenizer:
     /// throws when the model folder's tokenizer is another (a model of another task).</summary>
@@ -318,7 +320,7 @@ public sealed record TaskBinding
             PrefetchTrain = onTrain.Prefetch,
             PrefetchTest = onTest.Prefetch,
             TrainRewardMetrics = () => onTrain.LastMetrics,
-            TestRewardMetrics = () => onTest.LastMetrics,
+            TestRewardResults = onTest.Results,
         };
     }
 
@@ -352,6 +354,14 @@ public sealed record TaskBinding
                 for (int i = 0; i < todo.Count; i++) _done[todo[i]] = results[i];
             }
             LastMetrics = RewardFunction.Metrics(keys.Select(k => _done.TryGetValue(k, out var r) ? r : null).OfType<RewardResult>().ToList());
+        }
+
+        /// <summary>The results of these pairs, in order (scored now when not cached).</summary>
+        public IReadOnlyList<RewardResult> Results(IReadOnlyList<(int Problem, int[] Response)> items)
+        {
+            Prefetch(items);
+            return items.Select(x => _done.TryGetValue((x.Problem, response(x.Response)), out var r) ? r
+                : throw new InvalidOperationException($"{taskName}: problem {x.Problem}'s response was not scored")).ToList();
         }
 
         public double Score(int problem, int[] ids)
