@@ -120,6 +120,12 @@ let tests =
             Expect.equal [ for g in out -> g.PromptIndex ] [ 0; 0; 1; 1 ] "grouped by prompt"
             let seeds = [ for _, b in fake.Bodies do if not (isNull b.["seed"]) then b.["seed"].GetValue<int64>() ] |> List.distinct |> List.sort
             Expect.equal seeds (List.sort [ RolloutSeeds.Prompt(42L, 0); RolloutSeeds.Prompt(42L, 1) ]) "per-prompt seeds"
+            // a later share of the step (mini-batch 2, or another rank) draws from its step-wide prompts' streams, as in process
+            let shifted = new Fake(fun _ _ -> 200, vllmAnswer)
+            use c3 = client RolloutServer.Vllm shifted
+            c3.Generate(GenerateRequest(request.Prompts, 2, 0.8, 0.95, 20, 16, 42L, StopTokenIds = [| 151645 |], PromptIndexBase = 5)) |> ignore
+            let seeds3 = [ for _, b in shifted.Bodies do if not (isNull b.["seed"]) then b.["seed"].GetValue<int64>() ] |> List.distinct |> List.sort
+            Expect.equal seeds3 (List.sort [ RolloutSeeds.Prompt(42L, 5); RolloutSeeds.Prompt(42L, 6) ]) "seeds of step-wide prompts 5 and 6"
             let refuse = new Fake(fun _ _ -> 400, """{"error": {"message": "bad field 'n'"}}""")
             use c2 = client RolloutServer.Vllm refuse
             Expect.throwsT<RolloutServerException> (fun () -> c2.Generate(request) |> ignore) "a 400 is an error"

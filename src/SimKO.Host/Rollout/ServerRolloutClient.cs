@@ -96,7 +96,9 @@ public sealed class ServerRolloutClient : IRolloutEngine, IDisposable
 
     async Task<List<(int[] Tokens, float[] LogProbs)>> OneGroup(GenerateRequest r, int index)
     {
-        var seed = RolloutSeeds.Prompt(r.Seed, index);
+        // the step-wide index (PromptIndexBase): the same stream the in-process engines give this prompt, whichever
+        // mini-batch or rank asks for it
+        var seed = RolloutSeeds.Prompt(r.Seed, r.PromptIndexBase + index);
         bool sglang = _o.Server == RolloutServer.Sglang;
         var url = _o.Url + (sglang ? "/generate" : "/v1/completions");
         var body = sglang ? SglangGenerateBody(r.Prompts[index], r, seed, Adapter) : CompletionBody(Adapter ?? _model, r.Prompts[index], r, seed);
