@@ -1,7 +1,8 @@
 /// A training run whose rollouts go through `simko serve` (an in-process server on loopback, chosen by
 /// the spec's rollout_url and built by the run factory) gives the same metrics.jsonl values as the same
 /// run sampling in process with its default engine (same seed, CPU; one sampler with per-sequence
-/// streams makes any engine give the same tokens), and the weights version rises every step.
+/// streams makes any engine give the same tokens; two mini-batches, so the second asks for step-wide prompts 2 and 3),
+/// and the weights version rises every step.
 module SimKO.Tests.TrainOnServerTests
 
 open System.IO
@@ -16,7 +17,7 @@ open SimKO.Host.Runs
 
 let private spec (out: string) (extra: (string * string) list) =
     match TrainConfig.resolvePairs ([ "task", "countdown"; "method", "simko"; "steps", "3"; "prompts_per_step", "4"; "samples_per_prompt", "4"
-                                      "max_new_tokens", "10"; "mini_batches", "1"; "micro_batch_size", "16"; "lr", "1e-3"; "seed", "3"
+                                      "max_new_tokens", "10"; "mini_batches", "2"; "micro_batch_size", "16"; "lr", "1e-3"; "seed", "3"
                                       "checkpoint_every", "100"; "keep_checkpoints", "1"; "tensorboard", "false"; "out", out ] @ extra) with
     | Ok s -> s
     | Error e -> failtestf "spec: %A" e
