@@ -40,7 +40,7 @@ let metricsOf (out: string) =
 /// Two runs' metrics agree step by step on every value but the timings: exactly, except the
 /// sampler's log-prob mismatch (a difference of two float sums, compared within 1e-5).
 let expectSameMetrics (expected: System.Text.Json.Nodes.JsonObject list) (actual: System.Text.Json.Nodes.JsonObject list) =
-    let timing = set [ "time_s"; "rollout_tokens_per_s"; "update_tokens_per_s"; "peak_rss_mb" ]
+    let timing = set [ "time_s"; "rollout_tokens_per_s"; "update_tokens_per_s"; "peak_rss_mb"; "rollout_s_min"; "rollout_s_max"; "update_s_min"; "update_s_max" ]
     Expect.equal actual.Length expected.Length "as many steps"
     for ra, rb in List.zip expected actual do
         for kv in ra do

@@ -53,7 +53,7 @@ let private temp name =
 
 /// A Countdown base whose samples are partly right (so rewards differ within groups and the gradient is
 /// not zero): the tiny model after a short supervised warm-start, as `reproduce` builds its base, as an HF folder.
-let private countdownBase =
+let countdownBase =
     lazy (
         let dir = temp "base"
         let task = SimKO.Host.Runs.TaskBinding.Create RunSpec.BuiltinTask.Countdown

@@ -54,4 +54,38 @@ let tests =
             Expect.equal server.Engine.WeightsVersion 4L "the server loaded the weights before step 0 and after each step"
             Expect.isTrue (Directory.Exists(Path.Combine(outB, RolloutWeightSync.Folder, "3"))) "the last export is kept"
             Checks.expectSameMetrics ma mb
+        testCase "mpirun -np 2 through simko serve: rank 0 alone loads the weights, every rank sends its prompts, and the run equals 2 ranks in process" <| fun () ->
+            match CollectiveTests.mpirun with
+            | None -> skiptest CollectiveTests.installHint
+            | Some _ -> ()
+            let root = Path.Combine(Path.GetTempPath(), sprintf "simko-train-served-dp-%d" System.Environment.ProcessId)
+            if Directory.Exists root then Directory.Delete(root, true)
+            let args (out: string) (extra: string list) =
+                [ "train"; "--set"; "task=countdown"; "--set"; sprintf "model=%s" CollectiveTests.countdownBase.Value; "--set"; "method=simko"
+                  "--set"; "steps=3"; "--set"; "prompts_per_step=4"; "--set"; "samples_per_prompt=8"; "--set"; "mini_batches=2"; "--set"; "lr=1e-3"; "--set"; "seed=5"
+                  "--set"; "checkpoint_every=100"; "--set"; "tensorboard=false"; "--set"; sprintf "out=%s" out ] @ extra
+            let outA = Path.Combine(root, "in-process")
+            let a = CollectiveTests.launch 2 (args outA []) 300.0
+            Expect.equal a.Code 0 (sprintf "mpirun -np 2 simko train (in process) failed:\n%s" a.Output)
+            let task = TaskBinding.Create RunSpec.Countdown
+            use s = TinyModel.Create(task, 99L)
+            s.eval() |> ignore
+            let server =
+                SimkoServer.StartAsync(s, task.Tokenizer, ChatMarkup.FromTemplate(null, task.Tokenizer), "countdown",
+                                       ServeOptions(Host = "127.0.0.1", Port = 0, MaxBatch = 16), NullLogger.Instance).GetAwaiter().GetResult()
+            let outB = Path.Combine(root, "served")
+            try
+                let b = CollectiveTests.launch 2 (args outB [ "--set"; sprintf "rollout_url=%s" server.Url; "--set"; "rollout_server=simko" ]) 300.0
+                Expect.equal b.Code 0 (sprintf "mpirun -np 2 simko train (through simko serve) failed:\n%s" b.Output)
+            finally server.DisposeAsync().AsTask().GetAwaiter().GetResult()
+            let ma, mb = Checks.metricsOf outA, Checks.metricsOf outB
+            Expect.equal [ for m in mb -> m.["world_size"].GetValue<float>() ] [ 2.0; 2.0; 2.0 ] "trained as 2 ranks"
+            Expect.equal [ for m in mb -> m.["rollout_weights_version"].GetValue<float>() ] [ 1.0; 2.0; 3.0 ] "the version rises every step"
+            // each version loaded once: a sync by both ranks would have loaded 8 times
+            Expect.equal server.Engine.WeightsVersion 4L "rank 0 loaded the weights before step 0 and after each step, once each"
+            // partly right samples: a non-zero gradient, so the later syncs send moved weights
+            let rewards = [ for m in mb -> m.["reward_mean"].GetValue<float>() ]
+            Expect.isTrue (List.exists (fun r -> r > 0.0 && r < 1.0) rewards) (sprintf "mixed rewards (%A)" rewards)
+            Expect.isTrue (List.exists (fun (m: System.Text.Json.Nodes.JsonObject) -> m.["grad_norm"].GetValue<float>() > 0.0) mb) "a non-zero gradient"
+            Checks.expectSameMetrics ma mb
     ]

@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Logging;
+using SimKO.Host.Collective;
 using SimKO.Host.Model;
+using TorchSharp;
 
 namespace SimKO.Host.Rollout;
 
@@ -33,13 +35,31 @@ public sealed class StaleWeightsException(string message) : InvalidOperationExce
 /// <param name="payload">the whole weights, or the LoRA adapter only: then version v is loaded as
 /// <c>simko-&lt;run tag&gt;-v&lt;v&gt;</c>, a name no earlier sync used (vLLM refuses a loaded name, and keys its prefix cache by
 /// the name, so a reused name could serve KV of the old adapter); the probe runs on that adapter</param>
+/// <param name="ranks">the ranks of a data-parallel run (issue 21 §5): rank 0 exports, loads and probes while the others wait
+/// at a barrier (all ranks hold the same weights, see DataParallel.CheckWeights); every rank then samples its own prompts from
+/// the new weights (an adapter run: under the adapter name rank 0 loaded, from a run tag rank 0 broadcasts)</param>
 public sealed class RolloutWeightSync(ServerRolloutClient client, string outDir, Action<string> export, IPolicy policy,
-    int[] probeIds, double tolerance, ILogger log, SyncPayload payload = SyncPayload.FullWeights)
+    int[] probeIds, double tolerance, ILogger log, SyncPayload payload = SyncPayload.FullWeights, ICollective? ranks = null)
 {
     public const string Folder = "rollout-weights";
 
-    /// <summary>Tells this run's adapter names from another run's on the same server.</summary>
-    readonly string _runTag = Guid.NewGuid().ToString("N")[..8];
+    /// <summary>Tells this run's adapter names from another run's on the same server (rank 0's on every rank).</summary>
+    readonly string _runTag = RunTag(ranks);
+
+    static string RunTag(ICollective? ranks)
+    {
+        var tag = BitConverter.ToUInt32(Guid.NewGuid().ToByteArray()) & 0xFFFFFFFFL;
+        if (ranks is { WorldSize: > 1 })
+        {
+            using var t = torch.tensor(new[] { tag }, torch.ScalarType.Int64);
+            ranks.Broadcast(t, 0);
+            tag = t.item<long>();
+        }
+        return tag.ToString("x8", System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Whether this process loads the server's weights: the only process, or rank 0.</summary>
+    bool Loads => ranks is null || ranks.Rank == 0;
 
     /// <summary>The adapter name version <paramref name="version"/> is loaded under.</summary>
     public string AdapterName(long version) => $"simko-{_runTag}-v{version.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
@@ -57,8 +77,23 @@ public sealed class RolloutWeightSync(ServerRolloutClient client, string outDir,
     public const int ProbeNewTokens = 4;
     public const long ProbeSeed = 0x5EED;
 
-    /// <summary>Export, load on the server, probe; returns the new version.</summary>
+    /// <summary>Export, load on the server, probe; returns the new version. With several ranks every rank calls it: rank 0
+    /// syncs, the others wait for it at a barrier (a rank 0 that fails stops them within the collective timeout).</summary>
     public long Sync(long version)
+    {
+        if (!Loads)
+        {
+            ranks!.Barrier();
+            if (payload == SyncPayload.Adapter) client.UseAdapter(AdapterName(version));
+            Version = version;
+            return version;
+        }
+        SyncHere(version);
+        if (ranks is { WorldSize: > 1 }) ranks.Barrier();
+        return version;
+    }
+
+    void SyncHere(long version)
     {
         if (probeIds.Length < 2) throw new ArgumentException("the stale-weight probe needs a sequence of at least 2 tokens");
         var root = Path.Combine(outDir, Folder);
@@ -106,6 +141,5 @@ public sealed class RolloutWeightSync(ServerRolloutClient client, string outDir,
                      .Select(d => (Dir: d, V: long.TryParse(Path.GetFileName(d), out var v) ? v : long.MaxValue))
                      .Where(x => x.V <= version - 2))
             Directory.Delete(old.Dir, true);
-        return version;
     }
 }

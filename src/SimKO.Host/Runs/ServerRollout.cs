@@ -10,7 +10,8 @@ namespace SimKO.Host.Runs;
 /// <summary>
 /// A run's rollouts on an inference server (issue 13): the parts' rollout engine becomes a
 /// <see cref="ServerRolloutClient"/> and the trainer syncs weights before the first step and after every
-/// step (export to <c>&lt;out&gt;/rollout-weights/&lt;version&gt;/</c>, reload route, stale-weight probe). A LoRA
+/// step (export to <c>&lt;out&gt;/rollout-weights/&lt;version&gt;/</c>, reload route, stale-weight probe; with several ranks rank 0
+/// syncs while the others wait, and every rank sends its own prompts). A LoRA
 /// policy syncs its adapter only (a PEFT folder loaded under a new name, issue 22.5). With no URL the parts stay in process.
 /// </summary>
 public static class ServerRollout
@@ -42,9 +43,10 @@ public static class ServerRollout
         var client = new ServerRolloutClient(options);
         var lora = parts.Policy is ModelPolicy { Model: { Lora: not null } model } ? model : null;
         var sync = lora is null
-            ? new RolloutWeightSync(client, outDir, parts.ExportHf, parts.Policy, ProbeSequence(parts), probeTolerance ?? DefaultTolerance(options.Server), log)
+            ? new RolloutWeightSync(client, outDir, parts.ExportHf, parts.Policy, ProbeSequence(parts), probeTolerance ?? DefaultTolerance(options.Server), log,
+                ranks: parts.Collective)
             : new RolloutWeightSync(client, outDir, dir => PeftAdapter.Save(lora, dir, baseModel), parts.Policy, ProbeSequence(parts),
-                probeTolerance ?? DefaultTolerance(options.Server), log, SyncPayload.Adapter);
+                probeTolerance ?? DefaultTolerance(options.Server), log, SyncPayload.Adapter, parts.Collective);
         log.LogInformation("rollouts on {Server} at {Url} (concurrency {C}, timeout {T} s, {R} retries)", options.Server, options.Url,
             options.Concurrency, options.TimeoutSeconds, options.Retries);
         return (parts with { Rollout = client, SyncRolloutWeights = sync.Sync }, client);

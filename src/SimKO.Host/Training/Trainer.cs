@@ -49,7 +49,8 @@ public sealed record TrainerParts
     public IPolicy? Reference { get; init; }
     /// <summary>Optional weight sync to an inference server (SPEC §8): called with the weights version
     /// (the number of steps done) once before the first step and after every step; returns the version
-    /// the server now holds (logged as <c>rollout_weights_version</c>).</summary>
+    /// the server now holds (logged as <c>rollout_weights_version</c>). Every rank calls it; with several ranks
+    /// rank 0 loads the server's weights while the others wait (<see cref="RolloutWeightSync"/>).</summary>
     public Func<long, long>? SyncRolloutWeights { get; init; }
     /// <summary>The ranks of a data-parallel run (issue 21): each takes its share of every mini-batch's
     /// prompt groups; rank 0 writes metrics, checkpoints and the export.</summary>
@@ -82,9 +83,6 @@ public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger 
         var optimizer = new AdamW(parts.Policy.NamedParameters.Select(p => (p.Name, (Tensor)p.Param)).ToList(),
             settings.Optimizer.Beta1, settings.Optimizer.Beta2, settings.Optimizer.Eps, settings.Optimizer.WeightDecay, settings.Memory.OptimizerOffload);
         var ranks = parts.Collective;
-        if (ranks.WorldSize > 1 && parts.SyncRolloutWeights is not null)
-            throw new NotSupportedException($"rollout_url with {ranks.WorldSize} ranks: the weight sync from rank 0 to the server (issue 21 §5) is not built yet; " +
-                "sample in process (rollout_url empty) or train with one process");
         optimizer.Collective = ranks;
         bool writer = ranks.Rank == 0;
         long start = 0;
