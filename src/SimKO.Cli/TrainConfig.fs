@@ -46,7 +46,7 @@ let defaults : TrainSpec =
       MaxBadSteps = 3
       Seed = 0; Device = Cpu; DType = Float32; ExportDType = Float32
       Memory = { GradientCheckpointing = false; LogitsChunkTokens = 0; MaxTokensPerMicroBatch = 0; OptimizerOffload = false }
-      Distributed = { Collective = AutoCollective; TimeoutSeconds = 600.0; ChecksumEvery = 10 }
+      Distributed = { Collective = AutoCollective; TimeoutSeconds = 600.0; ChecksumEvery = 10; ShardOptimizer = false }
       Lora = { Rank = 0; Alpha = 16.0; TargetModules = [ "q_proj"; "k_proj"; "v_proj"; "o_proj"; "gate_proj"; "up_proj"; "down_proj" ]
                Dropout = 0.0; UseRslora = false; Adapter = None; Export = Both }
       Rollout = InProcess
@@ -167,6 +167,8 @@ let fields : Field list =
           (fun d -> d.Spec.Distributed.Collective) (fun v d -> { d with Spec = dist (fun x -> { x with Collective = v }) d.Spec })
       float' "collective_timeout_s" "seconds a collective waits for the other ranks before the run stops naming the missing rank and step" (fun s -> s.Distributed.TimeoutSeconds) (fun v -> dist (fun x -> { x with TimeoutSeconds = v }))
       integer "checksum_every" "steps between cross-rank weight checksums (0 = never)" (fun s -> s.Distributed.ChecksumEvery) (fun v -> dist (fun x -> { x with ChecksumEvery = v }))
+      boolean "shard_optimizer" "ZeRO-2: each rank keeps the fp32 master weights, gradient sums and AdamW moments of 1/N of the parameters (gradients reduce-scattered, weights all-gathered)"
+          (fun s -> s.Distributed.ShardOptimizer) (fun v -> dist (fun x -> { x with ShardOptimizer = v }))
       // LoRA (issue 22; PEFT's LoraConfig, verl's lora_rank / lora_alpha / target_modules)
       integer "lora_rank" "LoRA rank r on the decoder's projections; the base weights are frozen (0 = full fine-tuning)" (fun s -> s.Lora.Rank) (fun v -> lora (fun l -> { l with Rank = v }))
       float' "lora_alpha" "LoRA α: the adapters' update is scaled by α / r (verl 16; PEFT 8)" (fun s -> s.Lora.Alpha) (fun v -> lora (fun l -> { l with Alpha = v }))

@@ -33,7 +33,11 @@ type DistributedSpec =
       /// seconds a collective waits for the other ranks before the run stops, naming the missing rank and the step.
       TimeoutSeconds: float
       /// steps between weight checksums across ranks (0 = never).
-      ChecksumEvery: int }
+      ChecksumEvery: int
+      /// ZeRO-2: each rank keeps the fp32 master weights, gradient sums and AdamW moments of a 1/N slice
+      /// of the flat parameter vector; gradients are reduce-scattered to their owners and the updated
+      /// weights all-gathered.
+      ShardOptimizer: bool }
 
 /// AdamW and its schedule.
 type OptimizerSpec =

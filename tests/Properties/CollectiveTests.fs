@@ -90,13 +90,14 @@ let private trainArgs (methodArgs: string list) (out: string) =
 /// 2 ranks × 4 prompts against 1 rank × 8 prompts (in this process): the same rewards every step, the same
 /// global gradient norms, and the same master weights after 3 steps up to float summation order, where
 /// AdamW moved the weights by whole learning rates (so a wrong gradient or mini-batch statistic shows).
-let private sameAsOneProcess (name: string) (methodArgs: string list) =
+/// <twoRanks>: settings of the 2-rank run only (shard_optimizer, optimizer_offload: the same math).
+let private sameAsOneProcess (name: string) (methodArgs: string list) (twoRanks: string list) =
     let one, two = temp (name + "-1"), temp (name + "-2")
     match SimKO.Cli.Commands.parse (Array.ofList (trainArgs methodArgs one)) with
     | SimKO.Cli.Commands.Parsed.Run (SimKO.Cli.Commands.Command.Train (spec, _)) ->
         Expect.equal (SimKO.Host.Commands.TrainCommand.Run(spec, false, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)) 0 "one process trains"
     | other -> failtestf "parse: %A" other
-    let r = launch 2 (trainArgs methodArgs two) 300.0
+    let r = launch 2 (trainArgs methodArgs two @ twoRanks) 300.0
     Expect.equal r.Code 0 (sprintf "mpirun -np 2 simko train failed:\n%s" r.Output)
     Expect.sequenceEqual (series "world_size" two) [ 2.0; 2.0; 2.0 ] "trained as 2 ranks"
     let rewardsOne = series "reward_mean" one
@@ -143,6 +144,55 @@ let private resumedAcross (ranksBefore: int) (ranksAfter: int) =
         let d = Array.fold2 (fun m a c -> max m (float (abs (a - c)))) 0.0 v w2[k]
         Expect.isLessThanOrEqual d (0.02 * lr) (sprintf "%s: resumed across ranks ends where one process does (max |Δ| = %.3g lr)" k (d / lr))
 
+/// Tokens per micro-batch for the token-budget test: 2 or 3 of the Countdown base's rows (11 to 15 tokens), so the
+/// ranks' shares of a mini-batch fall into different numbers of micro-batches (measured: 6 and 5 in step 1's second
+/// mini-batch), which the sharded optimizer's per-micro-batch reduce-scatter must even out.
+let private microBudget = 45
+
+/// The checkpoint of step 3 of a run: model and optimizer tensors by name.
+let private checkpoint3 (out: string) =
+    let dir = Path.Combine(out, "checkpoints", "step-00000003")
+    weightsOf (Path.Combine(dir, "model.safetensors")), weightsOf (Path.Combine(dir, "optimizer.safetensors"))
+
+/// A sharded run of 2 ranks: 3 steps at once, and 2 steps then the third after a resume with 2 ranks again,
+/// end with equal checkpoints (every rank restores its slice of the whole state; nothing depends on the break).
+let private shardedResumeSameRanks () =
+    let shard = [ "--set"; "method=grpo"; "--set"; "shard_optimizer=true" ]
+    let whole, resumed = temp "shard-whole", temp "shard-resumed"
+    let run args =
+        let r = launch 2 args 300.0
+        Expect.equal r.Code 0 (sprintf "mpirun -np 2 simko train failed:\n%s" r.Output)
+        r
+    run (trainArgs shard whole) |> ignore
+    run (trainArgs shard resumed @ [ "--set"; "steps=2" ]) |> ignore
+    let r = run (trainArgs shard resumed @ [ "--resume" ])
+    Expect.isFalse (r.Output.Contains "re-sharded") "the same layout: nothing re-sharded"
+    let (m1, o1), (m2, o2) = checkpoint3 whole, checkpoint3 resumed
+    for KeyValue (k, v) in m1 do Expect.sequenceEqual m2[k] v (sprintf "%s: the same weights bit for bit" k)
+    for KeyValue (k, v) in o1 do Expect.sequenceEqual o2[k] v (sprintf "%s: the same optimizer state bit for bit" k)
+
+/// 2 steps as 2 ranks with shard_optimizer, the third as 1 process (sharded over one rank), against 3 steps of one
+/// replicated process: the same weights up to float summation order, and the resumed run's log says it re-sharded.
+let private shardedResumedAsOne () =
+    let reference, resumed = temp "shard-ref", temp "shard-as-one"
+    let grpo = [ "--set"; "method=grpo" ]
+    match SimKO.Cli.Commands.parse (Array.ofList (trainArgs grpo reference)) with
+    | SimKO.Cli.Commands.Parsed.Run (SimKO.Cli.Commands.Command.Train (spec, _)) ->
+        Expect.equal (SimKO.Host.Commands.TrainCommand.Run(spec, false, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)) 0 "one process trains"
+    | other -> failtestf "parse: %A" other
+    let shard = grpo @ [ "--set"; "shard_optimizer=true" ]
+    let before = launch 2 (trainArgs shard resumed @ [ "--set"; "steps=2" ]) 300.0
+    Expect.equal before.Code 0 (sprintf "mpirun -np 2 simko train failed:\n%s" before.Output)
+    let after = launch 1 (trainArgs shard resumed @ [ "--resume" ]) 300.0
+    Expect.equal after.Code 0 (sprintf "simko train --resume failed:\n%s" after.Output)
+    Expect.stringContains after.Output "re-sharded the optimizer state" (sprintf "says it re-sharded:\n%s" after.Output)
+    Expect.stringContains after.Output "from sharded over 2 ranks to sharded over 1 rank" "from 2 shards to 1"
+    Expect.sequenceEqual (series "reward_mean" resumed) (series "reward_mean" reference) "the same samples every step"
+    let (w1, _), (w2, _) = checkpoint3 reference, checkpoint3 resumed
+    for KeyValue (k, v) in w1 do
+        let d = Array.fold2 (fun m a c -> max m (float (abs (a - c)))) 0.0 v w2[k]
+        Expect.isLessThanOrEqual d (0.02 * lr) (sprintf "%s: resumed as one process ends where one process does (max |Δ| = %.3g lr)" k (d / lr))
+
 let tests =
     testList "collective" [
         testCase "the one-process collective is the identity" <| fun () ->
@@ -179,7 +229,20 @@ let tests =
                                       "forking", [ "--set"; "method=forking" ]
                                       "kl-cov", [ "--set"; "method=kl-cov"; "--set"; "method.ratio=0.05" ] ] do
                 testCase (sprintf "2 ranks × 4 prompts end with the weights of 1 rank × 8 prompts after 3 steps (%s)" name) <| fun () ->
-                    sameAsOneProcess name methodArgs
+                    sameAsOneProcess name methodArgs []
+            // shard_optimizer: gradients reduce-scattered to the owners of 1/2 of the flat parameters, the clip norm from
+            // the shards, each rank's slice updated, the weights all-gathered; float32 (the parameters are the masters,
+            // gradients reduce-scattered once per mini-batch), and with offload (host float32 masters, every micro-batch
+            // reduce-scattered) under a token budget that cuts the ranks' rows into unequal numbers of micro-batches
+            testCase "2 ranks with shard_optimizer end with the weights of 1 rank × 8 prompts (replicated) after 3 steps (float32)" <| fun () ->
+                sameAsOneProcess "shard" [ "--set"; "method=grpo" ] [ "--set"; "shard_optimizer=true" ]
+            testCase "2 ranks with shard_optimizer and optimizer_offload end with the weights of 1 rank × 8 prompts after 3 steps (token-budget micro-batches)" <| fun () ->
+                sameAsOneProcess "shard-offload" [ "--set"; "method=simko"; "--set"; sprintf "max_tokens_per_micro_batch=%d" microBudget ]
+                    [ "--set"; "shard_optimizer=true"; "--set"; "optimizer_offload=true"; "--set"; "collective_timeout_s=60" ]
+            testCase "a sharded run resumed with the same 2 ranks repeats the uninterrupted run bit for bit" <| fun () ->
+                shardedResumeSameRanks ()
+            testCase "a sharded run of 2 ranks resumed as 1 process ends with the uninterrupted run's weights and says it re-sharded" <| fun () ->
+                shardedResumedAsOne ()
             testCase "a run of 2 ranks resumed as 1 process, and of 1 process resumed as 2 ranks, ends with the uninterrupted run's weights" <| fun () ->
                 resumedAcross 2 1
                 resumedAcross 1 2

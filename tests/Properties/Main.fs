@@ -69,6 +69,7 @@ let all =
             HfFolderShardTests.tests
             MemoryPlanTests.tests
             MixedPrecisionTests.tests
+            OptimizerShardTests.tests
             LoraTests.tests
             RunSpecTests.tests
         ]

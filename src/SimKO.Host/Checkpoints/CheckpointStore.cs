@@ -135,7 +135,12 @@ public sealed class CheckpointStore(string directory)
     /// <summary>What trainer.json of a checkpoint says, read field by field: a missing or mistyped field is
     /// an error naming the file and the field (its checksum may match: the file was written wrong).</summary>
     /// <summary>A checkpoint's trainer state; <c>Config</c> is the run configuration it was written with (absent in old checkpoints).</summary>
-    public sealed record TrainerState(long StepsDone, int Seed, int SkippedUpdates, JsonObject? Config);
+    public sealed record TrainerState(long StepsDone, int Seed, int SkippedUpdates, JsonObject? Config)
+    {
+        /// <summary>The ranks of the run that wrote it, and whether its optimizer was sharded (absent in older checkpoints).</summary>
+        public int? WorldSize { get; init; }
+        public bool? ShardOptimizer { get; init; }
+    }
 
     public static TrainerState ReadTrainerState(string path)
     {
@@ -156,7 +161,16 @@ public sealed class CheckpointStore(string directory)
                 null => null,
                 JsonObject c => c,
                 var other => throw new InvalidDataException($"{path}: field 'config' is {other.ToJsonString()}; expected a JSON object (the run configuration)"),
-            });
+            })
+        {
+            WorldSize = o["world_size"] is null ? null : (int)Field("world_size", 1, int.MaxValue),
+            ShardOptimizer = o["shard_optimizer"] switch
+            {
+                null => null,
+                JsonValue v when v.TryGetValue<bool>(out var b) => b,
+                var other => throw new InvalidDataException($"{path}: field 'shard_optimizer' is {other.ToJsonString()}; expected true or false"),
+            },
+        };
     }
 
     static string Sha256(string path)

@@ -22,10 +22,12 @@ public static class PlanCommand
             return 2;
         }
         long gpu = (long)(o.GpuMemoryGiB * 1073741824.0);
-        var settings = MemoryPlan.SettingsOf(o.Spec, o.PromptTokens, o.WorldSize);
+        // the run's own plan (sharded when it sets shard_optimizer=true); with several ranks also both layouts side by side
+        var settings = MemoryPlan.SettingsOf(o.Spec, o.PromptTokens, o.WorldSize, o.Spec.Distributed.ShardOptimizer);
         var plan = MemoryPlan.Compute(config, settings, gpu);
         var sharded = o.WorldSize > 1 ? MemoryPlan.Compute(config, settings with { ShardOptimizer = true }, gpu) : null;
-        Console.WriteLine(o.Json ? Json(plan, sharded).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) : Table(config, o.Spec, settings, plan, sharded));
+        var replicated = o.WorldSize > 1 ? MemoryPlan.Compute(config, settings with { ShardOptimizer = false }, gpu) : null;
+        Console.WriteLine(o.Json ? Json(plan, sharded).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) : Table(config, o.Spec, settings, plan, sharded, replicated));
         return plan.Fits ? 0 : 1;
     }
 
@@ -72,7 +74,7 @@ public static class PlanCommand
     };
 
     /// <summary>The human table: every component with its formula's inputs, the total and the verdict.</summary>
-    public static string Table(ModelConfig c, RunSpec.TrainSpec spec, PlanSettings s, MemoryPlanResult plan, MemoryPlanResult? sharded = null)
+    public static string Table(ModelConfig c, RunSpec.TrainSpec spec, PlanSettings s, MemoryPlanResult plan, MemoryPlanResult? sharded = null, MemoryPlanResult? replicated = null)
     {
         static string N(long x) => x.ToString("N0", CultureInfo.InvariantCulture);
         var dtype = RunSpec.dtypeName(spec.DType);
@@ -123,7 +125,7 @@ public static class PlanCommand
             t.AppendLine("Verdict: does not fit. What to change, largest saving first:");
             foreach (var a in plan.Advice) t.AppendLine($"- {a}");
         }
-        if (sharded is not null) t.Append(PerRank(plan, sharded));
+        if (sharded is not null) t.Append(PerRank(replicated ?? plan, sharded));
         return t.ToString();
     }
 
@@ -132,7 +134,7 @@ public static class PlanCommand
     {
         var t = new StringBuilder();
         t.AppendLine();
-        t.AppendLine($"Per rank of {replicated.WorldSize} ranks, GiB (shard_optimizer, ZeRO-2, is planned in issue 21 and not built yet: its column is what it will take):");
+        t.AppendLine($"Per rank of {replicated.WorldSize} ranks, GiB, the optimizer state replicated and sharded (--set shard_optimizer=true, ZeRO-2: each rank keeps the masters, fp32 gradient sums and moments of 1/{replicated.WorldSize} of the parameters):");
         t.AppendLine();
         t.AppendLine("| component | replicated | shard_optimizer=true |");
         t.AppendLine("|---|---:|---:|");

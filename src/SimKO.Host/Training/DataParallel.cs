@@ -88,10 +88,12 @@ public static class DataParallel
         return all.data<double>().ToArray();
     }
 
-    /// <summary>Every rank's master weights (and parameters) become rank 0's.</summary>
+    /// <summary>Every rank's master weights (and parameters) become rank 0's. Sharded (<c>shard_optimizer</c>): rank 0's
+    /// parameters, from which each rank takes its slice's masters (call it before loading a checkpoint, whose float32
+    /// masters every rank then reads itself).</summary>
     public static void BroadcastWeights(ICollective ranks, AdamW optimizer)
     {
-        var masters = optimizer.MasterWeights();
+        var masters = optimizer.Shard is not null ? optimizer.Parameters() : optimizer.MasterWeights();
         using (no_grad())
             foreach (var (_, w) in masters.OrderBy(x => x.Key, StringComparer.Ordinal))
             {
@@ -102,13 +104,14 @@ public static class DataParallel
         optimizer.LoadMasterWeights(masters, "rank 0's weights");
     }
 
-    /// <summary>A float64 sum and sum of squares of every master weight, gathered from all ranks; stops the run,
-    /// naming the ranks, when one differs from rank 0's (the updates are identical, so the weights are bit-equal).</summary>
+    /// <summary>A float64 sum and sum of squares of every master weight (sharded: of the parameters, which every rank
+    /// holds whole), gathered from all ranks; stops the run, naming the ranks, when one differs from rank 0's (the
+    /// updates are identical, so the weights are bit-equal).</summary>
     public static void CheckWeights(ICollective ranks, AdamW optimizer, long step)
     {
         double sum = 0, sq = 0;
         using (no_grad())
-            foreach (var (_, w) in optimizer.MasterWeights().OrderBy(x => x.Key, StringComparer.Ordinal))
+            foreach (var (_, w) in (optimizer.Shard is not null ? optimizer.Parameters() : optimizer.MasterWeights()).OrderBy(x => x.Key, StringComparer.Ordinal))
             {
                 using var w64 = w.to(ScalarType.Float64);
                 sum += w64.sum().item<double>();

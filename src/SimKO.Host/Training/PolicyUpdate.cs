@@ -157,7 +157,13 @@ public static class PolicyUpdate
     {
         var (context, rowOffset) = Context(objective, policy, batch, advantages, oldLogProbs, rowStart, rows, microBatchSize, maxTokens, logitsChunk, ranks);
         var miniRows = Enumerable.Range((int)rowStart, (int)rows).ToArray();
-        foreach (var mb in MicroBatches.Split(miniRows, MicroBatches.Lengths(batch), microBatchSize, maxTokens))
+        var micro = MicroBatches.Split(miniRows, MicroBatches.Lengths(batch), microBatchSize, maxTokens);
+        // a sharded optimizer with masters reduce-scatters each micro-batch's gradients (a collective): every rank
+        // accumulates as often as the rank with the most micro-batches (token budgets cut ranks' rows differently),
+        // the extra times with zero gradients, and a rank whose loss is not finite goes on accumulating zeros
+        int calls = optimizer?.Shard is { Master: not null, Ranks.WorldSize: > 1 } shard ? MaxOverRanks(shard.Ranks, micro.Count) : 0, accumulated = 0;
+        void Even() { for (; accumulated < calls; accumulated++) optimizer!.AccumulateGradients(); }
+        foreach (var mb in micro)
         {
             using var scope = NewDisposeScope();
             var index = tensor(mb.Select(r => (long)r).ToArray(), device: batch.Ids.device);
@@ -184,13 +190,24 @@ public static class PolicyUpdate
                 onProblem(mb.Length > 0 && mb[^1] - mb[0] == mb.Length - 1
                     ? $"rows {mb[0]}..{mb[^1]}: loss is {lossValue}"
                     : $"rows {string.Join(",", mb.Take(8))}{(mb.Length > 8 ? ",…" : "")}: loss is {lossValue}");
+                Even();
                 return false;
             }
             output.Loss.backward();
             optimizer?.AccumulateGradients();
+            accumulated++;
             onMetrics(output.Metrics);
         }
+        Even();
         return true;
+    }
+
+    /// <summary>The largest of every rank's <paramref name="value"/> (one all-gather).</summary>
+    static int MaxOverRanks(ICollective ranks, int value)
+    {
+        using var t = tensor(new[] { (double)value }, ScalarType.Float64);
+        using var all = ranks.AllGather(t);
+        return (int)all.data<double>().Max();
     }
 
     /// <summary>The statistics pass of the mini-batch of rows [<paramref name="rowStart"/>, <paramref name="rowStart"/> + <paramref name="rows"/>):

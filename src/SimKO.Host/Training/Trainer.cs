@@ -80,13 +80,18 @@ public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger 
     public TrainResult Run(bool resume, long? stopAfter = null)
     {
         var store = new CheckpointStore(Path.Combine(settings.Out, "checkpoints"));
-        var optimizer = new AdamW(parts.Policy.NamedParameters.Select(p => (p.Name, (Tensor)p.Param)).ToList(),
-            settings.Optimizer.Beta1, settings.Optimizer.Beta2, settings.Optimizer.Eps, settings.Optimizer.WeightDecay, settings.Memory.OptimizerOffload);
         var ranks = parts.Collective;
+        var optimizer = new AdamW(parts.Policy.NamedParameters.Select(p => (p.Name, (Tensor)p.Param)).ToList(),
+            settings.Optimizer.Beta1, settings.Optimizer.Beta2, settings.Optimizer.Eps, settings.Optimizer.WeightDecay, settings.Memory.OptimizerOffload,
+            settings.Distributed.ShardOptimizer ? ranks : null);
+        log.LogInformation("rank {Rank}/{Ranks}: optimizer state {Bytes} bytes ({Kind})", ranks.Rank, ranks.WorldSize, optimizer.StateBytes,
+            optimizer.Shard is { } shard ? $"sharded: {shard.Size} of {shard.Total} elements" : "replicated");
         optimizer.Collective = ranks;
         bool writer = ranks.Rank == 0;
         long start = 0;
         int badSteps = 0;
+        // every rank starts from rank 0's weights; a checkpoint, read by every rank, then replaces them
+        if (ranks.WorldSize > 1) DataParallel.BroadcastWeights(ranks, optimizer);
         if (resume)
         {
             var (latest, damaged) = store.LatestIntact();
@@ -100,7 +105,6 @@ public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger 
                 (start, badSteps) = Restore(latest, optimizer);
             }
         }
-        if (ranks.WorldSize > 1) DataParallel.BroadcastWeights(ranks, optimizer);   // every rank starts from rank 0's weights
         if (writer)
         {
             Directory.CreateDirectory(settings.Out);
@@ -121,22 +125,27 @@ public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger 
             badSteps += skipped;
             foreach (var p in problems) log.LogWarning("step {Step}: skipped an update: {Problem}", step, p);
             metrics["skipped_updates_total"] = badSteps;
+            metrics["optimizer_state_bytes"] = optimizer.StateBytes;   // this rank's (rank 0's in metrics.jsonl)
             sink?.Step(step, metrics, $"reward {metrics["reward_mean"]:F3} pass@1 {metrics["train_pass@1"]:F3} H {metrics.GetValueOrDefault("entropy"):F3}");
             last = metrics;
             series.Add(metrics);
             if (badSteps >= settings.MaxBadSteps)
             {
-                if (writer) Save(store, step + 1, optimizer, badSteps);
+                Save(store, step + 1, optimizer, badSteps);
                 throw new InvalidOperationException($"stopping: {badSteps} updates were skipped for a NaN/Inf loss or gradient (max_bad_steps = {settings.MaxBadSteps}); the last checkpoint is step {step + 1}");
             }
-            if (writer && ((step + 1) % settings.CheckpointEvery == 0 || step + 1 == settings.Steps))
-                Save(store, step + 1, optimizer, badSteps);
+            if ((step + 1) % settings.CheckpointEvery == 0 || step + 1 == settings.Steps)
+                Save(store, step + 1, optimizer, badSteps);             // every rank: a sharded optimizer gathers its state to rank 0
         }
         var final = Path.Combine(settings.Out, "final");
-        if (end == settings.Steps && writer)
+        if (end == settings.Steps)
         {
-            if (parts.ExportHfWeights is { } export && optimizer.HasMasters) export(final, optimizer.MasterWeights());
-            else parts.ExportHf(final);
+            var masters = parts.ExportHfWeights is not null && optimizer.HasMasters ? optimizer.MasterWeightsOn(0) : null;   // gathered when sharded: every rank
+            if (writer)
+            {
+                if (parts.ExportHfWeights is { } export && masters is not null) export(final, masters);
+                else parts.ExportHf(final);
+            }
         }
         return new TrainResult(end, last, final) { Series = series };
     }
@@ -243,9 +252,13 @@ public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger 
         return tensor(flat, [responses.Count, r], device: batch.ResponseMask.device);
     }
 
+    /// <summary>Write a checkpoint from rank 0; called by every rank, since a sharded optimizer gathers its
+    /// masters and moments there first (one checkpoint, the same files, whatever the number of ranks).</summary>
     void Save(CheckpointStore store, long stepsDone, AdamW optimizer, int badSteps)
     {
-        var model = optimizer.MasterWeights();                          // float32 whatever the compute dtype
+        var model = optimizer.MasterWeightsOn(0);                       // float32 whatever the compute dtype
+        var optimizerState = optimizer.StateOn(0);
+        if (parts.Collective.Rank != 0) return;
         var state = new JsonObject
         {
             ["steps_done"] = stepsDone,
@@ -253,11 +266,13 @@ public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger 
             ["skipped_updates"] = badSteps,
             ["data_position"] = stepsDone * settings.PromptsPerStep,
             ["config"] = JsonNode.Parse(_configJson),
+            ["world_size"] = parts.Collective.WorldSize,
+            ["shard_optimizer"] = optimizer.Shard is not null,
         };
         store.Save(stepsDone,
         [
-            (ModelFile, s => parts.WriteTensors(s, model)),
-            (OptimizerFile, s => parts.WriteTensors(s, optimizer.State())),
+            (ModelFile, s => parts.WriteTensors(s, model!)),
+            (OptimizerFile, s => parts.WriteTensors(s, optimizerState!)),
             (StateFile, s => JsonSerializer.Serialize(s, state, new JsonSerializerOptions { WriteIndented = true })),
         ]);
         store.Prune(settings.KeepCheckpoints);
@@ -266,7 +281,8 @@ public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger 
 
     /// <summary>Settings a resumed run may change: how long it runs and where and how it reports, not what it computes.</summary>
     static readonly HashSet<string> ResumableChanges =
-        ["steps", "out", "checkpoint_every", "keep_checkpoints", "tensorboard", "rollout_url", "rollout_api_key", "rollout_concurrency", "rollout_timeout_s", "rollout_retries"];
+        ["steps", "out", "checkpoint_every", "keep_checkpoints", "tensorboard", "rollout_url", "rollout_api_key", "rollout_concurrency", "rollout_timeout_s", "rollout_retries",
+         "shard_optimizer"];
 
     /// <summary>Every setting (method settings as method.&lt;name&gt;) whose value differs between two config.json objects,
     /// as "name: checkpoint X, this run Y". A setting the checkpoint lacks (added after it was written, when
@@ -305,6 +321,11 @@ public sealed class Trainer(TrainSettings settings, TrainerParts parts, ILogger 
         optimizer.LoadMasterWeights(parts.ReadTensors(Path.Combine(checkpoint, ModelFile)), Path.Combine(checkpoint, ModelFile));
         optimizer.Load(parts.ReadTensors(Path.Combine(checkpoint, OptimizerFile)), Path.Combine(checkpoint, OptimizerFile));
         log.LogInformation("resumed from {Checkpoint} (step {Step})", checkpoint, steps);
+        // the checkpoint holds the whole state; say when this run cuts it another way than the run that wrote it
+        static string Layout(int? n, bool? sharded) => n is null ? "an unrecorded layout" : $"{(sharded == true ? "sharded" : "replicated")} over {n} rank{(n == 1 ? "" : "s")}";
+        var (was, now) = (Layout(state.WorldSize, state.ShardOptimizer), Layout(parts.Collective.WorldSize, optimizer.Shard is not null));
+        if (was != now && (state.ShardOptimizer == true || optimizer.Shard is not null))
+            log.LogInformation("re-sharded the optimizer state of {Checkpoint}: from {Was} to {Now}", checkpoint, was, now);
         return (steps, state.SkippedUpdates);
     }
 }
