@@ -70,6 +70,7 @@ let all =
             MemoryPlanTests.tests
             MixedPrecisionTests.tests
             LoraTests.tests
+            GgufTests.tests
             RunSpecTests.tests
         ]
         ServeTests.tests
