@@ -51,9 +51,11 @@ SafeLLamaContextHandle Context(int sequences, int tokensPerSequence, int batchTo
     p.n_batch = p.n_ubatch = (uint)System.Math.Max(batchTokens, sequences);
     p.n_seq_max = (uint)sequences;
     p.n_threads = p.n_threads_batch = threads;
-    // keys and values in f32 as the bench's engines keep them (llama.cpp's default f16 cache rounds them: logits
-    // then differ by ~1e-3, a different model)
+    // the f32 model the bench's engines compute: keys and values kept in f32 (llama.cpp's default cache is f16) and
+    // no flash attention (on by default here; its CPU kernel rounds through f16: the bench's check then sees next-token
+    // logits 1.5e-3 apart, against 1.4e-6 without it)
     p.type_k = p.type_v = GGMLType.GGML_TYPE_F32;
+    p.llama_flash_attn_type = LLamaFlashAttentionType.LLAMA_FLASH_ATTENTION_TYPE_DISABLED;
     return SafeLLamaContextHandle.Create(model, p);
 }
 
