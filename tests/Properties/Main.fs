@@ -71,6 +71,7 @@ let all =
             MixedPrecisionTests.tests
             OptimizerShardTests.tests
             LoraTests.tests
+            GgufTests.tests
             RunSpecTests.tests
         ]
         ServeTests.tests

@@ -11,17 +11,26 @@ namespace SimKO.Host.Bench;
 
 /// <summary>
 /// `bench --only decode` (issue 19 §3, decode speed at small batches): decode tokens/s of a random
-/// Llama-shaped d512 × 8 model (vocab 32,000, MLP 2,048) with 16-token prompts and 128 new tokens (no
-/// stop token: every row runs to the end), 2 threads, at B = 1, 16, 64 for the static
-/// (<see cref="KvCacheSampler"/>) and the continuous (<see cref="ContinuousBatcher"/>) engine, best of 3
-/// (B × 128 tokens ÷ the whole Generate call, prefill included). Then where one decode step's time goes
-/// at B = 1 and 16 (<see cref="CausalLM.PhaseSeconds"/> for the forward's phases, Stopwatches around the
-/// sampler and the next step's input tensors), in the static engine's step.
+/// Llama d512 × 8 model (vocab 32,000, MLP 2,048, 8 heads, untied head, no biases) with 16-token prompts
+/// and 128 new tokens (temperature 1, no stop token: every row runs to the end), 2 threads, at B = 1, 16,
+/// 64 for the static (<see cref="KvCacheSampler"/>) and the continuous (<see cref="ContinuousBatcher"/>)
+/// engine, best of 3 (B × 128 tokens ÷ the whole Generate call, prefill included). Side by side, when
+/// tools/LlamaCppBaseline is built (<see cref="LlamaCppBaseline"/>): llama.cpp decoding the same weights
+/// (written as an f32 GGUF) the same way, its runs alternating with ours so both see the same machine
+/// load, after a check that both compute the same model (the next-token logits of a prompt within 1e-3,
+/// and the greedy tokens); the ratios ours ÷ llama.cpp are recorded only when that check passes. Then
+/// where one decode step's time goes at B = 1 and 16 (<see cref="CausalLM.PhaseSeconds"/> for the
+/// forward's phases, Stopwatches around the sampler and the next step's input tensors), in the static
+/// engine's step.
 /// </summary>
 public static class DecodeBench
 {
     static string F(double x, string fmt) => x.ToString(fmt, CultureInfo.InvariantCulture);
-    const int PromptTokens = 16, NewTokens = 128, Reps = 3;
+    const int PromptTokens = 16, NewTokens = 128, Reps = 3, CheckTokens = 16;
+    const double LogitTolerance = 1e-3;
+
+    /// <summary>The bench's model: Llama's layout (no q/k/v biases, untied head, ε 1e-5, θ 10,000).</summary>
+    public static ModelConfig Shape => new("llama", 32000, 512, 2048, 8, 8, 8, 1e-5, 10000.0, false, false, 1024);
 
     public static void Run(JsonObject report, StringBuilder table, bool quick, Device device, ILogger log)
     {
@@ -31,40 +40,90 @@ public static class DecodeBench
         finally { set_num_threads(threads); }
     }
 
+    static List<int[]> Prompts(int b) => Enumerable.Range(0, b).Select(i => Enumerable.Range(0, PromptTokens).Select(j => 2000 + (i * 131 + j * 17) % 30000).ToArray()).ToList();
+
     static void Measure(JsonObject report, StringBuilder table, Device device, ILogger log)
     {
-        using var model = new CausalLM(ModelConfig.Tiny(32000, 512, 8, 8, 8, 2048, 1024));
+        using var model = new CausalLM(Shape);
         model.InitWeights(1);
         model.MoveTo(device, ScalarType.Float32).eval();
-        List<int[]> Prompts(int b) => Enumerable.Range(0, b).Select(i => Enumerable.Range(0, PromptTokens).Select(j => 2000 + (i * 131 + j * 17) % 30000).ToArray()).ToList();
-        var json = new JsonObject { ["model"] = "d512 × 8, vocab 32,000, MLP 2,048, fp32", ["prompt_tokens"] = PromptTokens, ["new_tokens"] = NewTokens,
+        var json = new JsonObject { ["model"] = "Llama d512 × 8, vocab 32,000, MLP 2,048, fp32", ["prompt_tokens"] = PromptTokens, ["new_tokens"] = NewTokens,
                                     ["threads"] = 2, ["repetitions"] = Reps, ["load_average"] = LoadAverage() };
-        table.AppendLine("## Decode (d512 × 8, vocab 32,000, 16-token prompts, 128 new tokens, 2 threads, best of 3)").AppendLine();
+        table.AppendLine("## Decode (Llama d512 × 8, vocab 32,000, 16-token prompts, 128 new tokens, temperature 1, 2 threads, best of 3)").AppendLine();
         table.AppendLine($"Load average at the start: {LoadAverage()}.").AppendLine();
-        table.AppendLine("| B | static tokens/s | continuous tokens/s |").AppendLine("|---:|---:|---:|");
+        var checkPrompt = Prompts(1)[0];
+        string why = "llama.cpp runs on the CPU only";
+        using var baseline = device.type == TorchSharp.DeviceType.CPU ? LlamaCppBaseline.TryStart(model, Prompts(64), checkPrompt, CheckTokens, 2, NewTokens, log, out why) : null;
+        bool compared = false;
+        if (baseline is null)
+        {
+            json["llamacpp"] = "skipped: " + why;
+            table.AppendLine($"llama.cpp: {json["llamacpp"]}").AppendLine();
+            log.LogWarning("decode: llama.cpp baseline skipped: {Why}", why);
+        }
+        else
+        {
+            // the same model? next-token logits of a prompt, then greedy tokens
+            double diff;
+            using (no_grad())
+            using (NewDisposeScope())
+            {
+                var ids = tensor(checkPrompt.Select(x => (long)x).ToArray(), [1, checkPrompt.Length], device: device);
+                var mask = ones([1, checkPrompt.Length], ScalarType.Int64, device);
+                var ours = model.Forward(ids, mask, CausalLM.PositionsFromMask(mask)).select(1, -1).squeeze(0).to(ScalarType.Float32).cpu();   // (V)
+                diff = (ours - tensor(baseline.CheckLogits)).abs().max().item<float>();
+            }
+            var greedy = new KvCacheSampler(model, 0).Generate(new GenerateRequest([checkPrompt], 1, 0.0, 1.0, 0, CheckTokens, 0))[0].Tokens;
+            int agree = greedy.Zip(baseline.CheckGreedyTokens).TakeWhile(x => x.First == x.Second).Count();
+            compared = diff <= LogitTolerance;
+            json["llamacpp_system_info"] = baseline.SystemInfo;
+            json["llamacpp_check_max_abs_logit_diff"] = diff;
+            json["llamacpp_check_greedy_tokens_agree"] = $"{agree}/{CheckTokens}";
+            json["llamacpp_check_passed"] = compared;
+            table.AppendLine($"Same model? next-token logits of a 16-token prompt, ours vs llama.cpp: max |diff| {diff:G3} (tolerance {LogitTolerance:G1}); "
+                + $"greedy tokens agree {agree}/{CheckTokens}{(compared ? "" : ": CHECK FAILED, no ratios")}.").AppendLine();
+            log.LogInformation("decode: llama.cpp check: max |logit diff| {D:G3}, greedy {A}/{N} agree", diff, agree, CheckTokens);
+        }
+        table.AppendLine(baseline is null ? "| B | static tokens/s | continuous tokens/s |" : "| B | static tokens/s | continuous tokens/s | llama.cpp tokens/s | static ÷ llama.cpp | continuous ÷ llama.cpp |")
+             .AppendLine(baseline is null ? "|---:|---:|---:|" : "|---:|---:|---:|---:|---:|---:|");
         foreach (var b in new[] { 1, 16, 64 })
         {
             var req = new GenerateRequest(Prompts(b), 1, 1.0, 1.0, 0, NewTokens, 5);
-            double Best(IRolloutEngine engine)
+            var st = new KvCacheSampler(model, 0);
+            using var batcher = new ContinuousBatcher(model, 0, System.Math.Max(b, 1));
+            double Ours(IRolloutEngine engine)
             {
-                engine.Generate(req);                                                               // warm-up
-                double best = double.MaxValue;
-                for (int r = 0; r < Reps; r++)
-                {
-                    var sw = Stopwatch.StartNew();
-                    var n = engine.Generate(req).Sum(g => g.Tokens.Length);
-                    best = System.Math.Min(best, sw.Elapsed.TotalSeconds);
-                    if (n != b * NewTokens) throw new InvalidOperationException($"decode bench: {n} tokens for {b} × {NewTokens}");
-                }
-                return (double)b * NewTokens / best;
+                var sw = Stopwatch.StartNew();
+                var n = engine.Generate(req).Sum(g => g.Tokens.Length);
+                var seconds = sw.Elapsed.TotalSeconds;
+                if (n != b * NewTokens) throw new InvalidOperationException($"decode bench: {n} tokens for {b} × {NewTokens}");
+                return seconds;
             }
-            double st = Best(new KvCacheSampler(model, 0));
-            double co;
-            using (var batcher = new ContinuousBatcher(model, 0, System.Math.Max(b, 1))) co = Best(batcher);
-            json[$"decode_tokens_per_s_b{b}_static"] = st;
-            json[$"decode_tokens_per_s_b{b}_continuous"] = co;
-            table.AppendLine($"| {b} | {F(st, "0")} | {F(co, "0")} |");
-            log.LogInformation("decode B={B}: static {S:F0} tokens/s, continuous {C:F0} tokens/s", b, st, co);
+            // one warm-up each, then the repetitions alternate between the engines (the same load for each)
+            Func<double>[] runs = baseline is null ? [() => Ours(st), () => Ours(batcher)] : [() => Ours(st), () => Ours(batcher), () => baseline.Seconds(b)];
+            foreach (var r in runs) r();
+            var best = runs.Select(_ => double.MaxValue).ToArray();
+            for (int rep = 0; rep < Reps; rep++)
+                for (int k = 0; k < runs.Length; k++) best[k] = System.Math.Min(best[k], runs[k]());
+            var tps = best.Select(x => (double)b * NewTokens / x).ToArray();
+            json[$"decode_tokens_per_s_b{b}_static"] = tps[0];
+            json[$"decode_tokens_per_s_b{b}_continuous"] = tps[1];
+            if (baseline is not null)
+            {
+                json[$"llamacpp_tokens_per_s_b{b}"] = tps[2];
+                if (compared)
+                {
+                    json[$"ratio_b{b}_static"] = tps[0] / tps[2];
+                    json[$"ratio_b{b}_continuous"] = tps[1] / tps[2];
+                }
+                table.AppendLine($"| {b} | {F(tps[0], "0")} | {F(tps[1], "0")} | {F(tps[2], "0")} | {(compared ? F(tps[0] / tps[2], "0.00") : "n/a")} | {(compared ? F(tps[1] / tps[2], "0.00") : "n/a")} |");
+                log.LogInformation("decode B={B}: static {S:F0}, continuous {C:F0}, llama.cpp {L:F0} tokens/s", b, tps[0], tps[1], tps[2]);
+            }
+            else
+            {
+                table.AppendLine($"| {b} | {F(tps[0], "0")} | {F(tps[1], "0")} |");
+                log.LogInformation("decode B={B}: static {S:F0} tokens/s, continuous {C:F0} tokens/s", b, tps[0], tps[1]);
+            }
         }
         table.AppendLine();
         foreach (var b in new[] { 1, 16 }) json[$"step_breakdown_b{b}"] = Breakdown(model, Prompts(b), device, table, log);

@@ -20,9 +20,11 @@ public sealed class RMSNorm : Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var x32 = x.to(ScalarType.Float32);
+        // (no dtype round trip for a float32 input: two fewer ops per norm in decoding, the same values)
+        bool f32 = x.dtype == ScalarType.Float32;
+        var x32 = f32 ? x : x.to(ScalarType.Float32);
         var normed = x32 * (x32.pow(2).mean([-1], keepdim: true) + _eps).rsqrt();
-        return weight * normed.to(x.dtype);
+        return weight * (f32 ? normed : normed.to(x.dtype));
     }
 }
 
@@ -139,7 +141,7 @@ public sealed class Attention : Module
 
     /// <param name="x">[B, T, d]</param>
     /// <param name="cos">[B, 1, T, hd] rotary cosines of the positions of x</param>
-    /// <param name="sin">[B, 1, T, hd]</param>
+    /// <param name="sin">[B, 1, T, hd] rotary sines with the first half negated (<see cref="Rotary.SignedSin"/>)</param>
     /// <param name="mask">[B, 1, T, T_past + T] boolean, true = may attend</param>
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
     {
@@ -147,7 +149,7 @@ public sealed class Attention : Module
         var q = q_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);        // (B, nh, T, hd)
         var k = k_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);      // (B, nkv, T, hd)
         var v = v_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);      // (B, nkv, T, hd)
-        q = q * cos + RotateHalf(q) * sin;
+        q = q * cos + RotateHalf(q) * sin;                                                // HF's q·cos + rotate_half(q)·sin
         k = k * cos + RotateHalf(k) * sin;
         if (cache is not null)
             (k, v) = cache.Append(layer, k.detach(), v.detach());                         // (B, nkv, T_past+T, hd)
@@ -160,11 +162,9 @@ public sealed class Attention : Module
         return o_proj.forward(y.transpose(1, 2).reshape(b, t, _heads * _headDim));      // (B, T, d)
     }
 
-    static Tensor RotateHalf(Tensor x)
-    {
-        var half = x.shape[^1] / 2;
-        return cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
-    }
+    /// <summary>[x2, x1] of x = [x1, x2] (one roll): with the signed sines this is HF's rotate_half(x)·sin =
+    /// [−x2, x1]·sin bit for bit (negating a factor is exact), in one op instead of four.</summary>
+    static Tensor RotateHalf(Tensor x) => x.roll(x.shape[^1] / 2, -1);
 }
 
 /// <summary>Pre-norm decoder layer: x + attn(norm(x)), then + mlp(norm(x)).</summary>
@@ -300,6 +300,7 @@ public sealed class CausalLM : Module
         var x = model.embed_tokens.forward(inputIds);                                     // (B, T, d)
         var inv = _invFreq.device == x.device ? _invFreq : (_invFreqOnDevice ??= _invFreq.to(x.device).DetachFromDisposeScope());
         var (cos, sin) = Rotary.CosSin(inv, positions, x.dtype);                           // (B, 1, T, hd)
+        sin = Rotary.SignedSin(sin);                                                       // (B, 1, T, hd)
         // causal: query i (absolute past + i) may see key j ≤ past + i, and only real keys
         var keyPos = arange(past + t, device: x.device).view(1, 1, 1, past + t);          // (1, 1, 1, S)
         var queryPos = (arange(t, device: x.device) + past).view(1, 1, t, 1);             // (1, 1, T, 1)
@@ -498,6 +499,14 @@ public static class Rotary
             }
         }
         return tensor(inv, ScalarType.Float32);
+    }
+
+    /// <summary>sin [.., hd] (two equal halves, from <see cref="CosSin"/>) with its first half negated: the factor of
+    /// the rolled [x2, x1] in <c>x·cos + [x2, x1]·signed</c>, which is HF's <c>x·cos + rotate_half(x)·sin</c>.</summary>
+    public static Tensor SignedSin(Tensor sin)
+    {
+        long half = sin.shape[^1] / 2;
+        return cat([-sin.narrow(-1, 0, half), sin.narrow(-1, half, half)], -1);
     }
 
     /// <summary>cos and sin [B, 1, T, hd] for positions [B, T].</summary>

@@ -79,7 +79,8 @@ public static class TokenSampler
 
     /// <summary>Log-probs [G, V] of the distribution one filter samples from (greedy: the raw model's).</summary>
     public static Tensor LogProbs(Tensor logits, TokenFilter f) =>
-        f.Temperature == 0 ? logits.log_softmax(-1) : Filtered(logits / f.Temperature, f.TopK, f.TopP).log_softmax(-1);
+        f.Temperature == 0 ? logits.log_softmax(-1)
+        : Filtered(f.Temperature == 1 ? logits : logits / f.Temperature, f.TopK, f.TopP).log_softmax(-1);   // x / 1 is x: no pass over [G, V]
 
     /// <summary>Sample one token per row from logits [S, V] (float32), row k with <paramref name="filters"/>[k]
     /// and one uniform from <paramref name="rngs"/>[k] (greedy rows draw none). Returns the tokens and their
