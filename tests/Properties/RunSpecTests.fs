@@ -150,15 +150,15 @@ let tests =
             | Error e ->
                 Expect.stringContains e "--answer-field applies to --data" "data-only flag"
                 Expect.stringContains e "unknown BBH task 'nope'" "bbh task"
-        testCase "reproduce's defaults: 300 RL steps and n = 64 for every task but program (30 and 16); --quick and explicit values win" <| fun () ->
+        testCase "reproduce's defaults: 300 RL steps, 1000 warm-start steps and n = 64 for every task but program (30, 2000 and 16); --quick and explicit values win" <| fun () ->
             let shape (s: ReproduceSpec) = s.Steps, s.BaseSteps, s.EvalSamples, s.Seeds, s.EvalProblems
             for task in [ "countdown"; "order"; "wordmath" ] do
                 Expect.equal (shape (reproduce [ "--task"; task ])) (300, 1000, 64, 3, None) task
                 Expect.equal (shape (reproduce [ "--task"; task; "--quick" ])) (24, 300, 16, 1, Some 64) (task + " --quick")
             Expect.equal (shape (reproduce [])) (300, 1000, 64, 3, None) "the default task"
-            Expect.equal (shape (reproduce [ "--task"; "program" ])) (30, 1000, 16, 3, None) "program"
+            Expect.equal (shape (reproduce [ "--task"; "program" ])) (30, 2000, 16, 3, None) "program"
             Expect.equal (shape (reproduce [ "--task"; "program"; "--quick" ])) (24, 300, 16, 1, Some 64) "program --quick"
-            Expect.equal (shape (reproduce [ "--task"; "program"; "--steps"; "50"; "--eval-samples"; "32" ])) (50, 1000, 32, 3, None) "explicit values"
+            Expect.equal (shape (reproduce [ "--task"; "program"; "--steps"; "50"; "--eval-samples"; "32"; "--base-steps"; "1500" ])) (50, 1500, 32, 3, None) "explicit values"
         testCase "--ablation trains SimKO, SimKO with one part off at a time, and GRPO" <| fun () ->
             let spec = reproduce [ "--quick"; "--ablation" ]
             Expect.equal spec.Study Study.Ablation "study"
