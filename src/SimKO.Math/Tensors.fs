@@ -7,11 +7,27 @@ open TorchSharp
 
 type Tensor = torch.Tensor
 
+/// The Scalars this thread made last, kept reachable. A Scalar passed straight into a TorchSharp call is
+/// reachable only through its native handle during the call, and dispose scopes track tensors, not
+/// Scalars: a collection could finalize (free) it while libtorch reads it. Under load the suite failed
+/// that way ("Scalar.h toDouble"; "alpha must not be a floating point number": a freed Scalar's memory
+/// reused). A Scalar is needed only by the call its expression feeds, which ends long before this thread
+/// makes 256 more; then it is dropped (not disposed: a caller that keeps it keeps it alive) and the
+/// finalizer frees it. Invisible to results: the one mutable state of this library, a lifetime guard.
+type private RecentScalars() =
+    [<ThreadStatic; DefaultValue>] static val mutable private ring: Scalar[]
+    [<ThreadStatic; DefaultValue>] static val mutable private next: int
+    static member Keep(s: Scalar) : Scalar =
+        if isNull RecentScalars.ring then RecentScalars.ring <- Array.zeroCreate 256
+        RecentScalars.ring.[RecentScalars.next] <- s
+        RecentScalars.next <- (RecentScalars.next + 1) % RecentScalars.ring.Length
+        s
+
 /// A float as a torch Scalar (F# does not apply TorchSharp's implicit conversions everywhere).
-let sc (x: float) : Scalar = x.ToScalar()
+let sc (x: float) : Scalar = RecentScalars.Keep(x.ToScalar())
 
 /// An int64 as a torch Scalar.
-let sci (x: int64) : Scalar = x.ToScalar()
+let sci (x: int64) : Scalar = RecentScalars.Keep(x.ToScalar())
 
 /// Stop-gradient `sg(·)` of the paper: the value of `t` with no gradient path.
 let sg (t: Tensor) : Tensor = t.detach()
