@@ -74,14 +74,17 @@ let private parts (policy: ToyPolicy) =
         ReadTensors = System.Func<_, _>(readTensors),
         ExportHf = System.Action<string>(fun dir -> Directory.CreateDirectory dir |> ignore))
 
-/// A logger that keeps the warnings it is given.
+/// A logger that keeps the warnings it is given (and every message).
 type private RecordingLogger() =
     let warnings = ResizeArray<string>()
+    let messages = ResizeArray<string>()
     member _.Warnings = List.ofSeq warnings
+    member _.Messages = List.ofSeq messages
     interface Microsoft.Extensions.Logging.ILogger with
         member _.BeginScope _ = null
         member _.IsEnabled _ = true
         member _.Log(level, _, state, ex, formatter) =
+            messages.Add(formatter.Invoke(state, ex))
             if level = Microsoft.Extensions.Logging.LogLevel.Warning then warnings.Add(formatter.Invoke(state, ex))
 
 let private simko = Methods.make Methods.simko { Methods.simkoDefaults with Alpha = 0.1; Q = 0.5 }
@@ -107,6 +110,26 @@ let tests =
             let r2 = trainerOf(settings simko out 4, parts second, NullLogger.Instance).Run(true)
             Expect.equal r2.StepsDone 4L "finished"
             for a, b in Array.zip (paramsOf full) (paramsOf second) do
+                Expect.isTrue (a.Equals(b)) "parameters identical"
+        testCase "a run resumed with shard_optimizer, then without, repeats the uninterrupted run bit for bit and says it re-sharded" <| fun () ->
+            let full = ToyPolicy(10L, 8L, 3L)
+            trainerOf(settings simko (tempDir "unsharded-full") 6, parts full, NullLogger.Instance).Run(false) |> ignore
+            let out = tempDir "reshard"
+            let sharded (v: bool) =
+                let s = settings simko out 6
+                { s with Distributed = { s.Distributed with ShardOptimizer = v } }
+            trainerOf(sharded false, parts (ToyPolicy(10L, 8L, 3L)), NullLogger.Instance).Run(false, stopAfter = 2L) |> ignore
+            let toShards, toReplicated = RecordingLogger(), RecordingLogger()
+            // different inits: everything must come from the checkpoints
+            trainerOf(sharded true, parts (ToyPolicy(10L, 8L, 99L)), toShards).Run(true, stopAfter = 2L) |> ignore
+            let last = ToyPolicy(10L, 8L, 98L)
+            let r = trainerOf(sharded false, parts last, toReplicated).Run(true)
+            Expect.equal r.StepsDone 6L "finished"
+            let said (log: RecordingLogger) (text: string) =
+                Expect.exists log.Messages (fun m -> m.Contains "re-sharded the optimizer state" && m.Contains text) (sprintf "says '%s' in %A" text log.Messages)
+            said toShards "from replicated over 1 rank to sharded over 1 rank"
+            said toReplicated "from sharded over 1 rank to replicated over 1 rank"
+            for a, b in Array.zip (paramsOf full) (paramsOf last) do
                 Expect.isTrue (a.Equals(b)) "parameters identical"
         testCase "resume compares the whole run configuration and names every setting that differs" <| fun () ->
             let out = tempDir "other-config"
