@@ -156,7 +156,8 @@ public static class DecodeBench
             var logits = model.Forward(seq, mask, CausalLM.PositionsFromMask(mask), cache).select(1, -1);
             var (tok, _) = TokenSampler.Sample(logits, filters, rngs);
             var next = tensor(tok.Select(t => (long)t).ToArray(), [b, 1], device: device).DetachFromDisposeScope();
-            mask = mask.DetachFromDisposeScope();
+            // the mask covers the token fed next (before, it lagged one column behind the cache and the first step threw)
+            mask = cat([mask, ones([b, 1], ScalarType.Int64, device)], 1).DetachFromDisposeScope();
             model.PhaseSeconds = phases;
             try
             {
