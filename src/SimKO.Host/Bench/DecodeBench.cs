@@ -157,7 +157,9 @@ public static class DecodeBench
             var (tok, _) = TokenSampler.Sample(logits, filters, rngs);
             var next = tensor(tok.Select(t => (long)t).ToArray(), [b, 1], device: device).DetachFromDisposeScope();
             // the mask covers the token fed next (before, it lagged one column behind the cache and the first step threw)
+            var promptMask = mask;
             mask = cat([mask, ones([b, 1], ScalarType.Int64, device)], 1).DetachFromDisposeScope();
+            promptMask.Dispose();
             model.PhaseSeconds = phases;
             try
             {
