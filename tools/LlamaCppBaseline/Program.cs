@@ -5,7 +5,8 @@
 //             first B), "check_prompt": [ids], "check_tokens": 16}
 //   first line: {"check_logits": [V floats: the check prompt's next-token logits], "check_greedy_tokens":
 //             [check_tokens greedy ids], "vocab": V, "system_info": llama.cpp's feature line, "threads": n}
-//   then for each line "<B>" read from stdin: {"b": B, "seconds": s}, one timed run.
+//   then for each line "<B>" or "<B> <threads>" read from stdin: {"b": B, "threads": n, "seconds": s}, one timed
+//   run (threads: the request's unless given).
 // A timed run of batch B, as the bench times its own engines: B sequences (sequence i = prompts[i], its
 // own seq id) prefilled in one llama_decode, then one token per sequence per llama_decode until each has
 // new_tokens, every token drawn by llama.cpp's sampler chain (temperature 1, then dist with the
@@ -97,14 +98,19 @@ string? line;
 while ((line = Console.ReadLine()) is not null)
 {
     if (line.Trim().Length == 0) continue;
-    if (!int.TryParse(line.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var b) || b < 1 || b > prompts.Length)
+    var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+    int b = 0, n = threads;
+    if (parts.Length > 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out b) || b < 1 || b > prompts.Length
+        || (parts.Length == 2 && (!int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out n) || n < 1)))
     {
-        Console.WriteLine(new JsonObject { ["error"] = $"expected a batch size in 1..{prompts.Length}, got '{line.Trim()}'" }.ToJsonString());
+        Console.WriteLine(new JsonObject { ["error"] = $"expected '<batch size in 1..{prompts.Length}> [threads >= 1]', got '{line.Trim()}'" }.ToJsonString());
         continue;
     }
     if (!contexts.TryGetValue(b, out var ctx))
         contexts[b] = ctx = Context(b, prompts.Take(b).Max(x => x.Length) + newTokens, prompts.Take(b).Sum(x => x.Length));
-    Console.WriteLine(new JsonObject { ["b"] = b, ["seconds"] = Run(ctx, b) }.ToJsonString());
+    ctx.GenerationThreads = n;
+    ctx.BatchThreads = n;
+    Console.WriteLine(new JsonObject { ["b"] = b, ["threads"] = n, ["seconds"] = Run(ctx, b) }.ToJsonString());
 }
 foreach (var c in contexts.Values) c.Dispose();
 return 0;

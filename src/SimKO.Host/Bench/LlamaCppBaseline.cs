@@ -100,10 +100,11 @@ public sealed class LlamaCppBaseline : IDisposable
         }
     }
 
-    /// <summary>Seconds of one llama.cpp decode of the first <paramref name="b"/> prompts × new tokens.</summary>
-    public double Seconds(int b)
+    /// <summary>Seconds of one llama.cpp decode of the first <paramref name="b"/> prompts × new tokens with
+    /// <paramref name="threads"/> threads.</summary>
+    public double Seconds(int b, int threads)
     {
-        _process.StandardInput.WriteLine(b);
+        _process.StandardInput.WriteLine($"{b} {threads}");
         _process.StandardInput.Flush();
         var line = _process.StandardOutput.ReadLine() ?? throw new InvalidOperationException("the llama.cpp baseline ended early");
         var o = JsonNode.Parse(line)!.AsObject();

@@ -146,20 +146,22 @@ public sealed class Attention : Module
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
     {
         long b = x.shape[0], t = x.shape[1];
-        var q = q_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);        // (B, nh, T, hd)
-        var k = k_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);      // (B, nkv, T, hd)
-        var v = v_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);      // (B, nkv, T, hd)
+        // one decoded token (T = 1): [B, 1, n·hd] is already [B, n, 1, hd] in memory, one view instead of view + transpose
+        Tensor Heads(Tensor y, int n) => t == 1 ? y.view(b, n, 1, _headDim) : y.view(b, t, n, _headDim).transpose(1, 2);
+        var q = Heads(q_proj.forward(x), _heads);                                        // (B, nh, T, hd)
+        var k = Heads(k_proj.forward(x), _kvHeads);                                      // (B, nkv, T, hd)
+        var v = Heads(v_proj.forward(x), _kvHeads);                                      // (B, nkv, T, hd)
         q = q * cos + RotateHalf(q) * sin;                                                // HF's q·cos + rotate_half(q)·sin
         k = k * cos + RotateHalf(k) * sin;
         if (cache is not null)
-            (k, v) = cache.Append(layer, k.detach(), v.detach());                         // (B, nkv, T_past+T, hd)
+            (k, v) = cache.Append(layer, k.requires_grad ? k.detach() : k, v.requires_grad ? v.detach() : v);   // (B, nkv, T_past+T, hd)
         if (_kvHeads != _heads)
         {
             k = k.repeat_interleave(_heads / _kvHeads, dim: 1);                          // (B, nh, S, hd)
             v = v.repeat_interleave(_heads / _kvHeads, dim: 1);
         }
         var y = functional.scaled_dot_product_attention(q, k, v, attn_mask: mask);       // (B, nh, T, hd)
-        return o_proj.forward(y.transpose(1, 2).reshape(b, t, _heads * _headDim));      // (B, T, d)
+        return o_proj.forward((t == 1 ? y : y.transpose(1, 2)).reshape(b, t, _heads * _headDim));   // (B, T, d)
     }
 
     /// <summary>[x2, x1] of x = [x1, x2] (one roll): with the signed sines this is HF's rotate_half(x)·sin =
