@@ -23,9 +23,10 @@ let private tinyModel (seed: int64) =
     m.InitWeights(seed)
     m
 
-/// Two micro-batches of a next-token loss on fixed random data, accumulated, clipped and applied.
-let private adamSteps (m: CausalLM) (opt: AdamW) (steps: int) (clip: float) =
-    for s in 1 .. steps do
+/// Updates of two accumulated micro-batches of a next-token loss on fixed random data, clipped and
+/// applied: the clip norms.
+let adamSteps (m: CausalLM) (opt: AdamW) (steps: int) (clip: float) =
+    [ for s in 1 .. steps do
         opt.ZeroGrad()
         for micro in 0 .. 1 do
             use _ = torch.NewDisposeScope()
@@ -35,8 +36,9 @@ let private adamSteps (m: CausalLM) (opt: AdamW) (steps: int) (clip: float) =
             let logits = m.Forward(ids, mask, CausalLM.PositionsFromMask mask)
             torch.nn.functional.cross_entropy(logits.reshape(-1L, 20L), ids.roll(-1L, 1L).reshape(-1L)).backward()
             opt.AccumulateGradients()
-        opt.ClipGradients(clip) |> ignore
+        let norm = opt.ClipGradients(clip)
         opt.Step(1e-2)
+        norm ]
 
 let private samples () =
     let rng = System.Random(9)
@@ -79,8 +81,8 @@ let tests =
                 let a = AdamW(named plain, 0.9, 0.99, 1.0, 0.01)
                 let b = AdamW(named offloaded, 0.9, 0.99, 1.0, 0.01, offload = true)
                 Expect.isTrue b.HasMasters "offload keeps host masters"
-                adamSteps plain a 3 clip
-                adamSteps offloaded b 3 clip
+                adamSteps plain a 3 clip |> ignore
+                adamSteps offloaded b 3 clip |> ignore
                 for struct (n, p), struct (_, q) in Seq.zip (plain.NamedParameters()) (offloaded.NamedParameters()) do
                     allClose (sprintf "%s (clip %g)" n clip) 1e-7 1e-5 (toArray p) (toArray q)
                     Expect.isTrue (b.MasterWeights().[n].Equals(q)) "the parameters are the masters' copy"

@@ -37,20 +37,7 @@ let private named (m: CausalLM) =
     m.NamedParameters() |> Seq.map (fun struct (n, p) -> struct (n, p :> torch.Tensor)) |> Array.ofSeq
 
 /// Three updates of two accumulated micro-batches of a next-token loss on fixed data: the clip norms.
-let private adamSteps (m: CausalLM) (opt: AdamW) (clip: float) =
-    [ for s in 1 .. 3 do
-        opt.ZeroGrad()
-        for micro in 0 .. 1 do
-            use _ = torch.NewDisposeScope()
-            let gen = new torch.Generator(uint64 (100 * s + micro))
-            let ids = torch.randint(20L, [| 3L; 6L |], generator = gen)
-            let mask = torch.ones_like(ids)
-            let logits = m.Forward(ids, mask, CausalLM.PositionsFromMask mask)
-            torch.nn.functional.cross_entropy(logits.reshape(-1L, 20L), ids.roll(-1L, 1L).reshape(-1L)).backward()
-            opt.AccumulateGradients()
-        let norm = opt.ClipGradients(clip)
-        opt.Step(1e-2)
-        norm ]
+let private adamSteps (m: CausalLM) (opt: AdamW) (clip: float) = MixedPrecisionTests.adamSteps m opt 3 clip
 
 let tests =
     testList "sharded optimizer" [
