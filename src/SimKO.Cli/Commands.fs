@@ -57,7 +57,7 @@ let private problemsText (command: string) (problems: string list) =
     String.concat "\n" ((problems |> List.map (sprintf "error: %s")) @ [ sprintf "(see: simko %s --help)" command ])
 
 /// The command a checked spec makes, or every problem of its arguments (exit code 2).
-let private checked (command: string) (result: Result<'T, string list>) (make: 'T -> Command) : Parsed =
+let private runIfValid (command: string) (result: Result<'T, string list>) (make: 'T -> Command) : Parsed =
     match result with
     | Ok x -> Run(make x)
     | Error problems -> Exit(problemsText command problems, 2)
@@ -70,15 +70,15 @@ let parseWith (methods: SimKO.Math.Methods.Method list) (argv: string[]) : Parse
         | Some (SimkoArgs.Loss l) -> Run(Loss(LossArgs.toOptions l))
         | Some (SimkoArgs.Train t) ->
             let o = TrainArgs.toOptions t
-            checked "train" (TrainArgs.resolveWith methods o) (fun spec -> Train(spec, o.Resume))
-        | Some (SimkoArgs.Eval e) -> checked "eval" (EvalArgs.toSpec e) Eval
-        | Some (SimkoArgs.Reproduce r) -> checked "reproduce" (ReproduceArgs.toSpecWith methods r) Reproduce
+            runIfValid "train" (TrainArgs.resolveWith methods o) (fun spec -> Train(spec, o.Resume))
+        | Some (SimkoArgs.Eval e) -> runIfValid "eval" (EvalArgs.toSpec e) Eval
+        | Some (SimkoArgs.Reproduce r) -> runIfValid "reproduce" (ReproduceArgs.toSpecWith methods r) Reproduce
         | Some (SimkoArgs.Bench b) -> Run(Bench(BenchArgs.toOptions b))
         | Some (SimkoArgs.Grade g) -> Run(Grade(GradeArgs.toOptions g))
         | Some (SimkoArgs.Tokenize t) -> Run(Tokenize(TokenizeArgs.toOptions t))
-        | Some (SimkoArgs.Serve s) -> checked "serve" (ServeArgs.toOptions s) Serve
-        | Some (SimkoArgs.Score s) -> checked "score" (ScoreArgs.toOptions s) Score
-        | Some (SimkoArgs.Plan p) -> checked "plan" (PlanArgs.toOptions p) Plan
+        | Some (SimkoArgs.Serve s) -> runIfValid "serve" (ServeArgs.toOptions s) Serve
+        | Some (SimkoArgs.Score s) -> runIfValid "score" (ScoreArgs.toOptions s) Score
+        | Some (SimkoArgs.Plan p) -> runIfValid "plan" (PlanArgs.toOptions p) Plan
         | Some SimkoArgs.Info -> Run Info
         | None -> Exit(parser.PrintUsage(), 2)
     with :? ArguParseException as e ->

@@ -31,12 +31,12 @@ let tests =
             Expect.equal shards[0] (sprintf "model-00001-of-%05d.safetensors" shards.Length) "HF's names"
             Expect.isFalse (File.Exists(Path.Combine(dir, HfFolder.Weights))) "no single file"
             let index = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, HfFolder.Index)))
-            let params = m.NamedParameters()
-            let total = params |> Seq.sumBy (fun struct (_, p) -> p.numel() * 4L)
+            let named = m.NamedParameters()
+            let total = named |> Seq.sumBy (fun struct (_, p) -> p.numel() * 4L)
             Expect.equal (index["metadata"].["total_size"].GetValue<int64>()) total "total_size = bytes of all tensors"
             let map = index.["weight_map"].AsObject()
-            Expect.equal map.Count params.Count "every parameter in weight_map"
-            for struct (name, p) in params do
+            Expect.equal map.Count named.Count "every parameter in weight_map"
+            for struct (name, p) in named do
                 let file = map[name].GetValue<string>()
                 let struct (entries, _, _) = SafeTensors.ReadHeader(Path.Combine(dir, file))
                 Expect.isTrue (entries |> Seq.exists (fun e -> e.Name = name)) (sprintf "%s is in %s" name file)
@@ -45,7 +45,7 @@ let tests =
                 let bytes = entries |> Seq.sumBy (fun e -> e.End - e.Begin)
                 Expect.isTrue (bytes <= limit || entries.Count = 1) (sprintf "%s holds %d bytes (limit %d, or one larger tensor)" s bytes limit)
             let back = HfFolder.LoadModel(dir, torch.CPU, torch.ScalarType.Float32)
-            for struct (n, p), struct (_, p2) in Seq.zip params (back.NamedParameters()) do
+            for struct (n, p), struct (_, p2) in Seq.zip named (back.NamedParameters()) do
                 Expect.isTrue (p.Equals(p2)) (sprintf "%s bit-identical" n)
         testCase "a bf16 export says bfloat16 in config.json and loads into bf16 parameters" <| fun () ->
             use _ = torch.NewDisposeScope()
