@@ -54,21 +54,27 @@ let tests =
             Expect.equal server.Engine.WeightsVersion 4L "the server loaded the weights before step 0 and after each step"
             Expect.isTrue (Directory.Exists(Path.Combine(outB, RolloutWeightSync.Folder, "3"))) "the last export is kept"
             Checks.expectSameMetrics ma mb
-        testCase "mpirun -np 2 through simko serve: rank 0 alone loads the weights, every rank sends its prompts, and the run equals 2 ranks in process" <| fun () ->
+        for lora in [ false; true ] do
+          testCase (sprintf "mpirun -np 2 through simko serve%s: rank 0 alone loads the %s, every rank sends its prompts, and the run equals 2 ranks in process"
+                        (if lora then " with LoRA" else "") (if lora then "adapter (every rank asks for the name rank 0 loaded)" else "weights")) <| fun () ->
             match CollectiveTests.mpirun with
             | None -> skiptest CollectiveTests.installHint
             | Some _ -> ()
-            let root = Path.Combine(Path.GetTempPath(), sprintf "simko-train-served-dp-%d" System.Environment.ProcessId)
+            let root = Path.Combine(Path.GetTempPath(), sprintf "simko-train-served-dp%s-%d" (if lora then "-lora" else "") System.Environment.ProcessId)
             if Directory.Exists root then Directory.Delete(root, true)
             let args (out: string) (extra: string list) =
                 [ "train"; "--set"; "task=countdown"; "--set"; sprintf "model=%s" CollectiveTests.countdownBase.Value; "--set"; "method=simko"
                   "--set"; "steps=3"; "--set"; "prompts_per_step=4"; "--set"; "samples_per_prompt=8"; "--set"; "mini_batches=2"; "--set"; "lr=1e-3"; "--set"; "seed=5"
-                  "--set"; "checkpoint_every=100"; "--set"; "tensorboard=false"; "--set"; sprintf "out=%s" out ] @ extra
+                  "--set"; "checkpoint_every=100"; "--set"; "tensorboard=false"; "--set"; sprintf "out=%s" out ]
+                @ (if lora then [ "--set"; "lora_rank=4" ] else []) @ extra
             let outA = Path.Combine(root, "in-process")
             let a = CollectiveTests.launch 2 (args outA []) 300.0
             Expect.equal a.Code 0 (sprintf "mpirun -np 2 simko train (in process) failed:\n%s" a.Output)
             let task = TaskBinding.Create RunSpec.Countdown
-            use s = TinyModel.Create(task, 99L)
+            // full weights: the server starts from other weights (the first sync loads the trainer's); LoRA: it holds the
+            // trainer's base and is sent adapters only
+            use s = if lora then SimKO.Host.Checkpoints.HfFolder.LoadModel(CollectiveTests.countdownBase.Value, TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32)
+                    else TinyModel.Create(task, 99L)
             s.eval() |> ignore
             let server =
                 SimkoServer.StartAsync(s, task.Tokenizer, ChatMarkup.FromTemplate(null, task.Tokenizer), "countdown",
@@ -82,7 +88,7 @@ let tests =
             Expect.equal [ for m in mb -> m.["world_size"].GetValue<float>() ] [ 2.0; 2.0; 2.0 ] "trained as 2 ranks"
             Expect.equal [ for m in mb -> m.["rollout_weights_version"].GetValue<float>() ] [ 1.0; 2.0; 3.0 ] "the version rises every step"
             // each version loaded once: a sync by both ranks would have loaded 8 times
-            Expect.equal server.Engine.WeightsVersion 4L "rank 0 loaded the weights before step 0 and after each step, once each"
+            Expect.equal server.Engine.WeightsVersion 4L "rank 0 loaded before step 0 and after each step, once each"
             // partly right samples: a non-zero gradient, so the later syncs send moved weights
             let rewards = [ for m in mb -> m.["reward_mean"].GetValue<float>() ]
             Expect.isTrue (List.exists (fun r -> r > 0.0 && r < 1.0) rewards) (sprintf "mixed rewards (%A)" rewards)
