@@ -173,13 +173,21 @@ public sealed class AdamW
         return norm;
     }
 
-    /// <summary>Σ‖g‖² over gradient pieces, each piece's sum of squares taken in its dtype and added in float64, in order
-    /// (a parameter's pieces are whole parameters with one rank, so a one-rank shard gives the replicated norm exactly).</summary>
+    /// <summary>Σ‖g‖² over gradient pieces, each piece's g·g taken in its dtype (a dot product: no gradient-sized
+    /// temporary, which for a 7B model's embedding gradient would be 2 GB) and added in float64 on the device, in
+    /// order, read back once (a parameter's pieces are whole parameters with one rank, so a one-rank shard gives the
+    /// replicated norm exactly).</summary>
     static double SquaredNorm(IEnumerable<Tensor> pieces)
     {
-        double sq = 0;
-        foreach (var g in pieces) sq += g.pow(2).sum().to(ScalarType.Float64).item<double>();
-        return sq;
+        using var scope = NewDisposeScope();
+        Tensor? total = null;
+        foreach (var g in pieces)
+        {
+            var flat = g.reshape(-1);
+            var sq = flat.dot(flat).to(ScalarType.Float64);
+            total = total is null ? sq : total.add_(sq.to(total.device));
+        }
+        return total?.item<double>() ?? 0;
     }
 
     /// <summary>One update with learning rate <paramref name="lr"/> from the gradients (sums).</summary>
