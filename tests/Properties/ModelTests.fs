@@ -120,6 +120,33 @@ let tests =
                              .reshape(Array.append [| 4L * headDim |] shape.[1..])) |> ignore
             let c = mha.Forward(ids, mask, CausalLM.PositionsFromMask mask)
             Expect.isGreaterThan (maxDiff a c) 1e-3f "interleaved vs tiled grouping differ"
+        testCase "a decode step's products (one row: split mat-vec; 2-256 rows: swapped) equal functional.linear" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            use _ = torch.no_grad()
+            torch.manual_seed 5L |> ignore
+            for rows, outF, bias in [ 1L, 64L, false; 1L, 64L, true; 1L, 33L, true; 3L, 48L, true; 16L, 64L, false; 256L, 40L, true; 257L, 40L, false ] do
+                let w = torch.randn(outF, 24L)
+                let b = if bias then torch.randn(outF) else null
+                let x = torch.randn(1L, rows, 24L)                                          // [B, T, in]
+                let path = DecodeLinear.Choose(x, true)
+                let expected = if rows = 1L then DecodeLinear.Path.SplitMatVec elif rows <= DecodeLinear.MaxRows then DecodeLinear.Path.Swapped else DecodeLinear.Path.Linear
+                Expect.equal path expected (sprintf "%d rows" rows)
+                let y = DecodeLinear.Forward(x, w, b, path)
+                let reference = torch.nn.functional.linear(x, w, b)
+                Expect.sequenceEqual y.shape reference.shape (sprintf "%d rows: shape" rows)
+                Expect.isTrue (y.is_contiguous()) (sprintf "%d rows: contiguous (heads are views of it)" rows)
+                Expect.isLessThan (maxDiff y reference) 1e-5f (sprintf "%d rows, %d outputs, bias %b" rows outF bias)
+            let x = torch.randn(1L, 1L, 24L)
+            Expect.equal (DecodeLinear.Choose(x, false)) DecodeLinear.Path.Linear "no KV cache (scoring, training): functional.linear"
+        testCase "with gradient the decode product is functional.linear, so training's gradients flow" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            let w = torch.randn(8L, 4L).requires_grad_(true)
+            let x = torch.randn(1L, 1L, 4L).requires_grad_(true)
+            Expect.equal (DecodeLinear.Choose(x, true)) DecodeLinear.Path.Linear "an input that needs gradient"
+            let y = DecodeLinear.Forward(torch.randn(1L, 1L, 4L), w, null, DecodeLinear.Path.SplitMatVec)   // a weight that needs gradient
+            y.sum().backward()
+            Expect.isNotNull w.grad "the weight got its gradient"
+            Expect.isGreaterThan (w.grad.abs().sum().item<float32>()) 0.0f "non-zero"
         testCase "the sampler's log-probs (T = 1, no top-k/top-p) equal the trainer's recomputed log-probs" <| fun () ->
             use _ = torch.NewDisposeScope()
             let m = tiny 20 2 true

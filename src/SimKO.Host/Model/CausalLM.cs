@@ -41,7 +41,12 @@ public sealed class Mlp : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => down_proj.forward(functional.silu(gate_proj.forward(x)) * up_proj.forward(x));
+    public override Tensor forward(Tensor x) => Forward(x, DecodeLinear.Path.Linear);
+
+    /// <param name="x">[..., d]</param>
+    /// <param name="path">the forward's product (<see cref="DecodeLinear.Choose"/>)</param>
+    public Tensor Forward(Tensor x, DecodeLinear.Path path) =>
+        down_proj.Forward(functional.silu(gate_proj.Forward(x, path)) * up_proj.Forward(x, path), path);
 }
 
 /// <summary>
@@ -142,15 +147,16 @@ public sealed class Attention : Module
     /// <param name="x">[B, T, d]</param>
     /// <param name="cos">[B, 1, T, hd] rotary cosines of the positions of x</param>
     /// <param name="sin">[B, 1, T, hd] rotary sines with the first half negated (<see cref="Rotary.SignedSin"/>)</param>
-    /// <param name="mask">[B, 1, T, T_past + T] boolean, true = may attend</param>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
+    /// <param name="mask">[B, 1, T, T_past + T]: boolean, true = may attend, or additive float, 0 = may attend and −∞ = not</param>
+    /// <param name="path">the forward's product (<see cref="DecodeLinear.Choose"/>)</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer, DecodeLinear.Path path = DecodeLinear.Path.Linear)
     {
         long b = x.shape[0], t = x.shape[1];
         // one decoded token (T = 1): [B, 1, n·hd] is already [B, n, 1, hd] in memory, one view instead of view + transpose
         Tensor Heads(Tensor y, int n) => t == 1 ? y.view(b, n, 1, _headDim) : y.view(b, t, n, _headDim).transpose(1, 2);
-        var q = Heads(q_proj.forward(x), _heads);                                        // (B, nh, T, hd)
-        var k = Heads(k_proj.forward(x), _kvHeads);                                      // (B, nkv, T, hd)
-        var v = Heads(v_proj.forward(x), _kvHeads);                                      // (B, nkv, T, hd)
+        var q = Heads(q_proj.Forward(x, path), _heads);                                  // (B, nh, T, hd)
+        var k = Heads(k_proj.Forward(x, path), _kvHeads);                                // (B, nkv, T, hd)
+        var v = Heads(v_proj.Forward(x, path), _kvHeads);                                // (B, nkv, T, hd)
         q = q * cos + RotateHalf(q) * sin;                                                // HF's q·cos + rotate_half(q)·sin
         k = k * cos + RotateHalf(k) * sin;
         if (cache is not null)
@@ -161,7 +167,7 @@ public sealed class Attention : Module
             v = v.repeat_interleave(_heads / _kvHeads, dim: 1);
         }
         var y = functional.scaled_dot_product_attention(q, k, v, attn_mask: mask);       // (B, nh, T, hd)
-        return o_proj.forward((t == 1 ? y : y.transpose(1, 2)).reshape(b, t, _heads * _headDim));   // (B, T, d)
+        return o_proj.Forward((t == 1 ? y : y.transpose(1, 2)).reshape(b, t, _heads * _headDim), path);   // (B, T, d)
     }
 
     /// <summary>[x2, x1] of x = [x1, x2] (one roll): with the signed sines this is HF's rotate_half(x)·sin =
@@ -185,10 +191,11 @@ public sealed class DecoderLayer : Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
+    /// <param name="path">the forward's product (<see cref="DecodeLinear.Choose"/>)</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer, DecodeLinear.Path path = DecodeLinear.Path.Linear)
     {
-        var h = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, layer);
-        return h + mlp.forward(post_attention_layernorm.forward(h));
+        var h = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, layer, path);
+        return h + mlp.Forward(post_attention_layernorm.forward(h), path);
     }
 }
 
@@ -275,7 +282,7 @@ public sealed class CausalLM : Module
     public Tensor Forward(Tensor inputIds, Tensor attentionMask, Tensor positions, KvCache? cache = null)
     {
         var x = Hidden(inputIds, attentionMask, positions, cache);                        // (B, T, d)
-        var logits = lm_head is not null ? lm_head.forward(x) : x.matmul(model.embed_tokens.weight!.t());
+        var logits = DecodeLinear.Forward(x, HeadWeight, null, DecodeLinear.Choose(x, cache is not null));   // (B, T, V)
         Lap(model.layers.Count + 1);
         return logits;
     }
@@ -310,10 +317,15 @@ public sealed class CausalLM : Module
         var mask = keyPos.le(queryPos).logical_and(real);                                  // (B, 1, T, S)
         // a padded query row would see no key at all (NaN in softmax): let it see itself
         mask = mask.logical_or(keyPos.eq(queryPos));
+        // a decode step's mask as SDPA's additive float mask (0 or −∞), made once here instead of by SDPA in every
+        // layer (what it does with a boolean mask): the same scores; [B, 1, 1, S] is small (a long prefill's
+        // [B, 1, T, S] stays boolean, a quarter of the bytes)
+        if (t == 1) mask = zeros(mask.shape, x.dtype, x.device).masked_fill_(mask.logical_not(), double.NegativeInfinity);
         bool checkpoint = GradientCheckpointing && cache is null && is_grad_enabled();
         // a frozen embedding (LoRA) gives an input without gradient: the checkpointed layer would then
         // have none either and its adapters no gradient (PEFT's enable_input_require_grads)
         if (checkpoint && !x.requires_grad) x = x.detach().requires_grad_(true);
+        var path = DecodeLinear.Choose(x, cache is not null);                              // one product choice for the forward
         Lap(0);
         for (int i = 0; i < model.layers.Count; i++)
         {
@@ -326,7 +338,7 @@ public sealed class CausalLM : Module
                 // one dispose scope per layer: what backward needs is held by the autograd graph,
                 // every other intermediate of the layer dies here
                 using var scope = NewDisposeScope();
-                x = layer.Forward(x, cos, sin, mask, cache, i).MoveToOuterDisposeScope();
+                x = layer.Forward(x, cos, sin, mask, cache, i, path).MoveToOuterDisposeScope();
             }
             Lap(i + 1);
         }

@@ -87,9 +87,14 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
 
     /// <param name="x">[..., in]</param>
     /// <returns>[..., out]</returns>
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Forward(x, DecodeLinear.Path.Linear);
+
+    /// <param name="x">[..., in]</param>
+    /// <param name="path">the forward's product (<see cref="DecodeLinear.Choose"/>: a faster one while sampling on the CPU)</param>
+    /// <returns>[..., out]</returns>
+    public Tensor Forward(Tensor x, DecodeLinear.Path path)
     {
-        var y = functional.linear(x, weight, bias);                                       // (..., out)
+        var y = DecodeLinear.Forward(x, weight, bias, path);                              // (..., out)
         if (_adapter.A is not { } a || _adapter.B is not { } b || !AdapterEnabled) return y;
         var input = _adapter.Dropout > 0 && training ? functional.dropout(x, _adapter.Dropout, true) : x;
         // y += s · B(A x), added in place and the temporaries freed at once: written as y + B(A x) · s, the layer's

@@ -112,7 +112,9 @@ public static class TokenSampler
                 var cdf = logp.exp().cumsum(-1);                                                      // (G, V)
                 var u = tensor(idx.Select(i => (float)rngs[i].NextUniform()).ToArray(), device: device).unsqueeze(1);   // (G, 1)
                 var target = u * cdf.narrow(1, cdf.shape[1] - 1, 1);                                 // (G, 1)
-                chosen = cdf.lt(target).sum(-1).clamp_max(cdf.shape[1] - 1);                          // (G)
+                // the first index whose cdf reaches the target = the count of entries below it (the cdf never decreases),
+                // by binary search instead of a comparison pass and a sum over [G, V]
+                chosen = searchsorted(cdf, target, false, false, null).squeeze(1).clamp_max(cdf.shape[1] - 1);   // (G)
             }
             var both = stack([chosen.to(ScalarType.Float64), logp.gather(-1, chosen.unsqueeze(1)).squeeze(1).to(ScalarType.Float64)]).cpu();  // (2, G)
             var host = both.data<double>().ToArray();
