@@ -33,6 +33,18 @@ let tests =
                 for t in 3L .. 7L do
                     let step = m.Forward(ids.narrow(1L, t, 1L), mask.narrow(1L, 0L, t + 1L), torch.tensor([| t |]).reshape(1L, 1L), cache)
                     Expect.isLessThan (maxDiff step (full.narrow(1L, t, 1L))) 1e-5f (sprintf "step %d" t)
+        testCase "a prefill's last-position logits (the LM head on B rows) equal the last position of every position's logits" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            use _ = torch.no_grad()
+            let m = tiny 20 2 false
+            let ids = torch.tensor([| 0L; 3L; 5L; 7L; 2L; 9L; 4L; 11L |]).reshape(2L, 4L)
+            let mask = torch.tensor([| 0L; 1L; 1L; 1L; 1L; 1L; 1L; 1L |]).reshape(2L, 4L)
+            use c1 = new KvCache(2)
+            let all = m.Forward(ids, mask, CausalLM.PositionsFromMask mask, c1)                    // [2, 4, V]
+            use c2 = new KvCache(2)
+            let last = m.Forward(ids, mask, CausalLM.PositionsFromMask mask, c2, lastPositionOnly = true)   // [2, 1, V]
+            Expect.sequenceEqual last.shape [| 2L; 1L; 20L |] "one position"
+            Expect.isLessThan (maxDiff last (all.narrow(1L, 3L, 1L))) 1e-5f "the last position's logits"
         testCase "a Llama-style model (no biases, untied head, llama3 rope scaling) matches its KV cache" <| fun () ->
             use _ = torch.NewDisposeScope()
             use _ = torch.no_grad()

@@ -279,9 +279,12 @@ public sealed class CausalLM : Module
     /// <param name="attentionMask">[B, T_past + T] int64/bool, 1 = real token (left padding = 0)</param>
     /// <param name="positions">[B, T] int64 position ids (from the mask's cumulative sum)</param>
     /// <param name="cache">keys/values of the T_past earlier positions, extended in place</param>
-    public Tensor Forward(Tensor inputIds, Tensor attentionMask, Tensor positions, KvCache? cache = null)
+    /// <param name="lastPositionOnly">logits of the last position only, [B, 1, V] (a sampler's prefill: the LM head
+    /// is then B rows instead of B · T)</param>
+    public Tensor Forward(Tensor inputIds, Tensor attentionMask, Tensor positions, KvCache? cache = null, bool lastPositionOnly = false)
     {
         var x = Hidden(inputIds, attentionMask, positions, cache);                        // (B, T, d)
+        if (lastPositionOnly) x = x.narrow(1, x.shape[1] - 1, 1);                         // (B, 1, d)
         var logits = DecodeLinear.Forward(x, HeadWeight, null, DecodeLinear.Choose(x, cache is not null));   // (B, T, V)
         Lap(model.layers.Count + 1);
         return logits;

@@ -301,9 +301,11 @@ public sealed class ContinuousBatcher : IRolloutEngine, IDisposable
         bool placed = false;
         try
         {
-            var logits = _model.Forward(idsT, mask, CausalLM.PositionsFromMask(mask), prefill).to(ScalarType.Float32);   // (U, P, V)
+            // every position's logits only when a request wants its prompt's log-probs; else the LM head runs on the last
+            bool promptLogProbs = rows.Any(r => r.Job.PromptLogProbs);
+            var logits = _model.Forward(idsT, mask, CausalLM.PositionsFromMask(mask), prefill, lastPositionOnly: !promptLogProbs).to(ScalarType.Float32);   // (U, P or 1, V)
             var promptOf = rows.Select(r => prompts.FindIndex(x => ReferenceEquals(x, r.Job.Prompt))).ToArray();
-            if (rows.Any(r => r.Job.PromptLogProbs))
+            if (promptLogProbs)
             {
                 var logp = logits.narrow(1, 0, p - 1).log_softmax(-1).gather(-1, idsT.narrow(1, 1, p - 1).unsqueeze(-1)).squeeze(-1).cpu(); // (U, P-1)
                 var flat = logp.data<float>().ToArray();

@@ -62,7 +62,7 @@ public sealed class KvCacheSampler(CausalLM model, int padId, bool useCache = tr
                 if (cache is null)
                     logits = model.Forward(seq, mask, CausalLM.PositionsFromMask(mask)).select(1, -1);          // (B, V)
                 else if (step == 0)
-                    logits = model.Forward(seq, mask, CausalLM.PositionsFromMask(mask), cache).select(1, -1);
+                    logits = model.Forward(seq, mask, CausalLM.PositionsFromMask(mask), cache, lastPositionOnly: true).select(1, -1);
                 else
                 {
                     var pos = (mask.sum(1, keepdim: true) - 1);                                                  // (B, 1)
