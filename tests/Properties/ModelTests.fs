@@ -154,11 +154,46 @@ let tests =
             use _ = torch.NewDisposeScope()
             let w = torch.randn(8L, 4L).requires_grad_(true)
             let x = torch.randn(1L, 1L, 4L).requires_grad_(true)
-            Expect.equal (DecodeLinear.Choose(x, true)) DecodeLinear.Path.Linear "an input that needs gradient"
-            let y = DecodeLinear.Forward(torch.randn(1L, 1L, 4L), w, null, DecodeLinear.Path.SplitMatVec)   // a weight that needs gradient
+            Expect.equal (DecodeLinear.Choose(x, true)) DecodeLinear.Path.Linear "gradient enabled"
+            let y = DecodeLinear.Forward(torch.randn(1L, 1L, 4L), w, null, DecodeLinear.Path.SplitMatVec)   // a path chosen elsewhere
             y.sum().backward()
             Expect.isNotNull w.grad "the weight got its gradient"
             Expect.isGreaterThan (w.grad.abs().sum().item<float32>()) 0.0f "non-zero"
+        testCase "q/k/v and gate/up are views of one joint tensor: in-place updates reach the sampling forward, replaced parameters are not used" <| fun () ->
+            use _ = torch.NewDisposeScope()
+            use _ = torch.no_grad()
+            let m = tiny 20 2 false                                                              // Qwen2 layout: q/k/v biases
+            let flags = System.Reflection.BindingFlags.NonPublic ||| System.Reflection.BindingFlags.Instance
+            let joint (l: DecoderLayer) =
+                typeof<Attention>.GetField("_qkv", flags).GetValue(l.self_attn) :?> JointRows,
+                typeof<Mlp>.GetField("_gateUp", flags).GetValue(l.mlp) :?> JointRows
+            for l in m.model.layers do
+                let qkv, gateUp = joint l
+                Expect.isTrue (qkv.Intact && qkv.Shares() && gateUp.Intact && gateUp.Shares()) "every projection lies in its joint tensor"
+            let ids = torch.tensor([| 3L; 5L; 7L; 2L; 9L |]).reshape(1L, 5L)
+            let mask = torch.ones_like(ids)
+            let stepVsFull () =
+                let full = m.Forward(ids, mask, CausalLM.PositionsFromMask mask)                   // scoring: functional.linear per projection
+                use cache = new KvCache(2)
+                m.Forward(ids.narrow(1L, 0L, 4L), mask.narrow(1L, 0L, 4L), CausalLM.PositionsFromMask(mask.narrow(1L, 0L, 4L)), cache) |> ignore
+                let step = m.Forward(ids.narrow(1L, 4L, 1L), mask, torch.tensor([| 4L |]).reshape(1L, 1L), cache)   // one row: the joint product
+                maxDiff (step.``to``(torch.ScalarType.Float32)) (full.narrow(1L, 4L, 1L).``to``(torch.ScalarType.Float32))
+            Expect.isLessThan (stepVsFull ()) 1e-5f "before the update"
+            // an optimizer-like in-place update of k_proj and up_proj (weights and bias)
+            let l0 = m.model.layers.[0]
+            l0.self_attn.k_proj.weight.add_(torch.randn_like(l0.self_attn.k_proj.weight)) |> ignore
+            l0.self_attn.k_proj.bias.add_(torch.ones_like(l0.self_attn.k_proj.bias)) |> ignore
+            l0.mlp.up_proj.weight.mul_(torch.randn_like(l0.mlp.up_proj.weight)) |> ignore
+            Expect.isLessThan (stepVsFull ()) 1e-5f "the sampling forward sees the updated weights"
+            // new parameters (a dtype move outside MoveTo): no longer joined, so the layers run one by one
+            m.``to``(torch.ScalarType.Float64) |> ignore
+            let qkv, _ = joint m.model.layers.[0]
+            Expect.isFalse qkv.Intact "replaced parameters are not the joined ones"
+            Expect.isLessThan (stepVsFull ()) 1e-5f "and the sampling forward still equals scoring"
+            m.MoveTo(torch.CPU, torch.ScalarType.Float32) |> ignore
+            let qkv, gateUp = joint m.model.layers.[0]
+            Expect.isTrue (qkv.Intact && qkv.Shares() && gateUp.Intact) "MoveTo joins again"
+            Expect.isLessThan (stepVsFull ()) 1e-5f "after MoveTo"
         testCase "the sampler's log-probs (T = 1, no top-k/top-p) equal the trainer's recomputed log-probs" <| fun () ->
             use _ = torch.NewDisposeScope()
             let m = tiny 20 2 true

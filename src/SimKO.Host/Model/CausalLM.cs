@@ -35,6 +35,7 @@ public sealed class Mlp : Module<Tensor, Tensor>
 
     public Mlp(long dim, long hidden, Device? device = null, ScalarType? dtype = null) : base(nameof(Mlp))
     {
+        _hidden = hidden;
         gate_proj = new LoraLinear(dim, hidden, hasBias: false, device: device, dtype: dtype);
         up_proj = new LoraLinear(dim, hidden, hasBias: false, device: device, dtype: dtype);
         down_proj = new LoraLinear(hidden, dim, hasBias: false, device: device, dtype: dtype);
@@ -45,8 +46,21 @@ public sealed class Mlp : Module<Tensor, Tensor>
 
     /// <param name="x">[..., d]</param>
     /// <param name="path">the forward's product (<see cref="DecodeLinear.Choose"/>)</param>
-    public Tensor Forward(Tensor x, DecodeLinear.Path path) =>
-        down_proj.Forward(functional.silu(gate_proj.Forward(x, path)) * up_proj.Forward(x, path), path);
+    public Tensor Forward(Tensor x, DecodeLinear.Path path)
+    {
+        if (path != DecodeLinear.Path.Linear && _gateUp is { } j && j.AdaptersOff && j.Intact)
+        {
+            var both = DecodeLinear.Forward(x, j.Weight, j.Bias, path);                   // (..., 2·hidden)
+            return down_proj.Forward(functional.silu(both.narrow(-1, 0, _hidden)) * both.narrow(-1, _hidden, _hidden), path);
+        }
+        return down_proj.Forward(functional.silu(gate_proj.Forward(x, path)) * up_proj.Forward(x, path), path);
+    }
+
+    /// <summary>gate and up as one product while sampling on the CPU (<see cref="JointRows"/>).</summary>
+    JointRows? _gateUp;
+    readonly long _hidden;
+
+    internal void JoinProjections() { _gateUp?.Dispose(); _gateUp = JointRows.Join(gate_proj, up_proj); }
 }
 
 /// <summary>
@@ -154,9 +168,21 @@ public sealed class Attention : Module
         long b = x.shape[0], t = x.shape[1];
         // one decoded token (T = 1): [B, 1, n·hd] is already [B, n, 1, hd] in memory, one view instead of view + transpose
         Tensor Heads(Tensor y, int n) => t == 1 ? y.view(b, n, 1, _headDim) : y.view(b, t, n, _headDim).transpose(1, 2);
-        var q = Heads(q_proj.Forward(x, path), _heads);                                  // (B, nh, T, hd)
-        var k = Heads(k_proj.Forward(x, path), _kvHeads);                                // (B, nkv, T, hd)
-        var v = Heads(v_proj.Forward(x, path), _kvHeads);                                // (B, nkv, T, hd)
+        Tensor q, k, v;
+        if (path != DecodeLinear.Path.Linear && _qkv is { } j && j.AdaptersOff && j.Intact)
+        {
+            long nq = _heads * _headDim, nkv = _kvHeads * _headDim;
+            var qkv = DecodeLinear.Forward(x, j.Weight, j.Bias, path);                    // (B, T, (nh + 2·nkv)·hd)
+            q = Heads(qkv.narrow(-1, 0, nq), _heads);
+            k = Heads(qkv.narrow(-1, nq, nkv), _kvHeads);
+            v = Heads(qkv.narrow(-1, nq + nkv, nkv), _kvHeads);
+        }
+        else
+        {
+            q = Heads(q_proj.Forward(x, path), _heads);                                  // (B, nh, T, hd)
+            k = Heads(k_proj.Forward(x, path), _kvHeads);                                // (B, nkv, T, hd)
+            v = Heads(v_proj.Forward(x, path), _kvHeads);                                // (B, nkv, T, hd)
+        }
         q = q * cos + RotateHalf(q) * sin;                                                // HF's q·cos + rotate_half(q)·sin
         k = k * cos + RotateHalf(k) * sin;
         if (cache is not null)
@@ -173,6 +199,11 @@ public sealed class Attention : Module
     /// <summary>[x2, x1] of x = [x1, x2] (one roll): with the signed sines this is HF's rotate_half(x)·sin =
     /// [−x2, x1]·sin bit for bit (negating a factor is exact), in one op instead of four.</summary>
     static Tensor RotateHalf(Tensor x) => x.roll(x.shape[^1] / 2, -1);
+
+    /// <summary>q, k and v as one product while sampling on the CPU (<see cref="JointRows"/>).</summary>
+    JointRows? _qkv;
+
+    internal void JoinProjections() { _qkv?.Dispose(); _qkv = JointRows.Join(q_proj, k_proj, v_proj); }
 }
 
 /// <summary>Pre-norm decoder layer: x + attn(norm(x)), then + mlp(norm(x)).</summary>
@@ -240,12 +271,25 @@ public sealed class CausalLM : Module
         if (!config.TieWordEmbeddings) lm_head = Linear(config.HiddenSize, config.VocabSize, hasBias: false, device: device, dtype: dtype);
         RegisterComponents();
         _invFreq = Rotary.InverseFrequencies(config).DetachFromDisposeScope();
+        JoinProjections();
+    }
+
+    /// <summary>Each layer's q/k/v and gate/up weights as row blocks of one tensor (<see cref="JointRows"/>;
+    /// nothing is joined off the CPU). At construction and after <see cref="MoveTo"/>, which makes new parameters.</summary>
+    void JoinProjections()
+    {
+        foreach (var layer in model.layers)
+        {
+            layer.self_attn.JoinProjections();
+            layer.mlp.JoinProjections();
+        }
     }
 
     /// <summary>Move parameters to a device and dtype (float32 on CPU; bfloat16 for CUDA).</summary>
     public CausalLM MoveTo(Device device, ScalarType dtype)
     {
         _to(device, dtype, false);
+        JoinProjections();
         return this;
     }
 

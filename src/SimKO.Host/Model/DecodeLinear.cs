@@ -9,8 +9,8 @@ namespace SimKO.Host.Model;
 /// build an sgemm with x as the row operand, and for 1–256 rows that sgemm runs far below the
 /// machine (measured on the 2-core AMD EPYC dev machine with libtorch 2.10's oneMKL 2024.0, 2
 /// threads: one row of a [32,000 × 512] LM head at 16–18 GB/s on one thread, 16 rows of it at
-/// ~55 GFLOPS against a 130-GFLOPS peak). So, when sampling (a forward with a KV cache) on the CPU
-/// without gradient:
+/// ~55 GFLOPS against a 130-GFLOPS peak). So, when sampling (a forward with a KV cache, gradient
+/// off) on the CPU:
 /// <list type="bullet">
 /// <item>one row: W split in two halves of its output rows, as a batch of two matrix-vector
 /// products (<c>bmm</c>, which libtorch runs one per thread): ~2× (35–48 GB/s);</item>
@@ -35,7 +35,7 @@ public static class DecodeLinear
     /// <param name="decoding">the forward samples (it has a KV cache)</param>
     public static Path Choose(Tensor x, bool decoding)
     {
-        if (!decoding || x.device_type != DeviceType.CPU || (is_grad_enabled() && x.requires_grad)) return Path.Linear;
+        if (!decoding || is_grad_enabled() || x.device_type != DeviceType.CPU) return Path.Linear;
         long rows = x.numel() / System.Math.Max(x.size(-1), 1);
         return rows > MaxRows ? Path.Linear : rows == 1 ? Path.SplitMatVec : Path.Swapped;
     }
@@ -43,13 +43,13 @@ public static class DecodeLinear
     /// <param name="x">[..., in]</param>
     /// <param name="weight">[out, in]</param>
     /// <param name="bias">[out] or null</param>
-    /// <param name="path">from <see cref="Choose"/> (a weight that needs gradient, or an odd number of
-    /// output rows for the split, takes <c>functional.linear</c>)</param>
+    /// <param name="path">from <see cref="Choose"/> (with gradient enabled, or an odd number of output rows
+    /// for the split, it is <c>functional.linear</c>)</param>
     /// <returns>[..., out]</returns>
     public static Tensor Forward(Tensor x, Tensor weight, Tensor? bias, Path path)
     {
         long outFeatures = path == Path.Linear ? 0 : weight.size(0);
-        if (path == Path.Linear || (path == Path.SplitMatVec && outFeatures % 2 != 0) || (is_grad_enabled() && weight.requires_grad))
+        if (path == Path.Linear || (path == Path.SplitMatVec && outFeatures % 2 != 0) || is_grad_enabled())
             return functional.linear(x, weight, bias);
         long inFeatures = x.size(-1), rows = x.numel() / inFeatures;
         long[] shape = [.. x.shape[..^1], outFeatures];
