@@ -61,6 +61,12 @@ public sealed class Mlp : Module<Tensor, Tensor>
     readonly long _hidden;
 
     internal void JoinProjections() { _gateUp?.Dispose(); _gateUp = JointRows.Join(gate_proj, up_proj); }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _gateUp?.Dispose();
+        base.Dispose(disposing);
+    }
 }
 
 /// <summary>
@@ -204,6 +210,12 @@ public sealed class Attention : Module
     JointRows? _qkv;
 
     internal void JoinProjections() { _qkv?.Dispose(); _qkv = JointRows.Join(q_proj, k_proj, v_proj); }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _qkv?.Dispose();
+        base.Dispose(disposing);
+    }
 }
 
 /// <summary>Pre-norm decoder layer: x + attn(norm(x)), then + mlp(norm(x)).</summary>
