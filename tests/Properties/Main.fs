@@ -56,6 +56,7 @@ let all =
             PlotTests.tests
             ReportTests.tests
             ReportTests.pairedTests
+            ReportTests.provenanceTests
             AdamWTests.tests
             UpdateStepTests.tests
             TrainerTests.tests

@@ -57,3 +57,47 @@ let pairedTests =
                 Expect.floatClose { absolute = 2e-4; relative = 0.0 } (PairedDifference.TQuantile975 df) t (sprintf "df %d" df)
             Expect.floatClose { absolute = 2e-4; relative = 0.0 } (PairedDifference.TQuantile975 31) 2.0395 "df 31: the expansion joins the table"
     ]
+
+/// Which commit a report names: "+dirty" for changed code, not for the published results that
+/// reproduce.sh (PUBLISH=1) writes into docs/results/ of the same checkout.
+let provenanceTests =
+    testList "provenance" [
+        testCase "a checkout is dirty when tracked code changed, not when only docs/results did; from any subfolder" <| fun () ->
+            let dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "simko-provenance-" + string (System.Guid.NewGuid()))
+            let git (args: string) =
+                let psi = System.Diagnostics.ProcessStartInfo("git", args, WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true)
+                use p = System.Diagnostics.Process.Start psi
+                let out = p.StandardOutput.ReadToEnd()
+                p.StandardError.ReadToEnd() |> ignore
+                p.WaitForExit()
+                Expect.equal p.ExitCode 0 (sprintf "git %s" args)
+                out.Trim()
+            let write (rel: string) (text: string) =
+                let path = System.IO.Path.Combine(dir, rel)
+                System.IO.Directory.CreateDirectory(System.IO.Path.GetDirectoryName path) |> ignore
+                System.IO.File.WriteAllText(path, text)
+            try
+                System.IO.Directory.CreateDirectory dir |> ignore
+                git "init -q" |> ignore
+                write "src/code.cs" "1"
+                write "docs/results/countdown/report.md" "old"
+                write "docs/guide.md" "text"
+                git "add -A" |> ignore
+                git "-c user.name=t -c user.email=t@t commit -q -m init" |> ignore
+                let sha = git "rev-parse HEAD"
+                let sub = System.IO.Path.Combine(dir, "src")
+                Expect.equal (SimKO.Host.Diagnostics.Provenance.Read dir) sha "clean"
+                write "docs/results/countdown/report.md" "new"
+                Expect.equal (SimKO.Host.Diagnostics.Provenance.Read dir) sha "published results changed: still the commit's code"
+                write "docs/guide.md" "edited"
+                Expect.equal (SimKO.Host.Diagnostics.Provenance.Read dir) (sha + "+dirty") "any other tracked file changed"
+                git "checkout -q docs/guide.md" |> ignore
+                write "src/code.cs" "2"
+                Expect.equal (SimKO.Host.Diagnostics.Provenance.Read dir) (sha + "+dirty") "code changed"
+                Expect.equal (SimKO.Host.Diagnostics.Provenance.Read sub) (sha + "+dirty") "seen from a subfolder too"
+                git "checkout -q src/code.cs" |> ignore
+                write "docs/results/../guide.md" "edited again"
+                Expect.equal (SimKO.Host.Diagnostics.Provenance.Read sub) (sha + "+dirty") "from a subfolder, a change outside it"
+            finally
+                try System.IO.Directory.Delete(dir, true) with _ -> ()
+    ]
