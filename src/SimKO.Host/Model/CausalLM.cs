@@ -48,7 +48,7 @@ public sealed class Mlp : Module<Tensor, Tensor>
     /// <param name="path">the forward's product (<see cref="DecodeLinear.Choose"/>)</param>
     public Tensor Forward(Tensor x, DecodeLinear.Path path)
     {
-        if (path != DecodeLinear.Path.Linear && _gateUp is { } j && j.AdaptersOff && j.Intact)
+        if (_gateUp is { } j && j.UsableFor(path))
         {
             var both = DecodeLinear.Forward(x, j.Weight, j.Bias, path);                   // (..., 2·hidden)
             return down_proj.Forward(functional.silu(both.narrow(-1, 0, _hidden)) * both.narrow(-1, _hidden, _hidden), path);
@@ -175,7 +175,7 @@ public sealed class Attention : Module
         // one decoded token (T = 1): [B, 1, n·hd] is already [B, n, 1, hd] in memory, one view instead of view + transpose
         Tensor Heads(Tensor y, int n) => t == 1 ? y.view(b, n, 1, _headDim) : y.view(b, t, n, _headDim).transpose(1, 2);
         Tensor q, k, v;
-        if (path != DecodeLinear.Path.Linear && _qkv is { } j && j.AdaptersOff && j.Intact)
+        if (_qkv is { } j && j.UsableFor(path))
         {
             long nq = _heads * _headDim, nkv = _kvHeads * _headDim;
             var qkv = DecodeLinear.Forward(x, j.Weight, j.Bias, path);                    // (B, T, (nh + 2·nkv)·hd)

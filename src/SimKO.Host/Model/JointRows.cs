@@ -92,6 +92,10 @@ public sealed class JointRows : IDisposable
     /// <summary>No part has an adapter taking part in forward (with one, the parts run one by one).</summary>
     public bool AdaptersOff => _parts.All(p => p.LoraA is null || !p.AdapterEnabled);
 
+    /// <summary>Whether a forward taking <paramref name="path"/> multiplies by the joint tensor: a decode product
+    /// (<see cref="DecodeLinear.Choose"/>), no adapter in use, and the parts still joined.</summary>
+    public bool UsableFor(DecodeLinear.Path path) => path != DecodeLinear.Path.Linear && AdaptersOff && Intact;
+
     static bool At(Tensor joint, Tensor part, long elements)
     {
         if (part.device_type != DeviceType.CPU || part.dtype != joint.dtype || !part.is_contiguous()) return false;
