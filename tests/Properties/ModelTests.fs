@@ -139,15 +139,21 @@ let tests =
             for rows, outF, bias in [ 1L, 64L, false; 1L, 64L, true; 1L, 33L, true; 3L, 48L, true; 16L, 64L, false; 256L, 40L, true; 257L, 40L, false ] do
                 let w = torch.randn(outF, 24L)
                 let b = if bias then torch.randn(outF) else null
-                let x = torch.randn(1L, rows, 24L)                                          // [B, T, in]
-                let path = DecodeLinear.Choose(x, true)
-                let expected = if rows = 1L then DecodeLinear.Path.SplitMatVec elif rows <= DecodeLinear.MaxRows then DecodeLinear.Path.Swapped else DecodeLinear.Path.Linear
-                Expect.equal path expected (sprintf "%d rows" rows)
-                let y = DecodeLinear.Forward(x, w, b, path)
-                let reference = torch.nn.functional.linear(x, w, b)
-                Expect.sequenceEqual y.shape reference.shape (sprintf "%d rows: shape" rows)
-                Expect.isTrue (y.is_contiguous()) (sprintf "%d rows: contiguous (heads are views of it)" rows)
-                Expect.isLessThan (maxDiff y reference) 1e-5f (sprintf "%d rows, %d outputs, bias %b" rows outF bias)
+                // the input as it comes: contiguous; a view that starts past its storage's first element (the last position
+                // of a prefill); a view with a last-dimension stride of 2 (the products read x through its strides)
+                let inputs =
+                    [ "contiguous", torch.randn(1L, rows, 24L)                                      // [B, T, in]
+                      "a view at an offset", torch.randn(1L, rows + 3L, 24L).narrow(1L, 3L, rows)
+                      "a strided view", torch.randn(1L, rows, 48L).slice(-1L, 0L, 48L, 2L) ]
+                for what, x in inputs do
+                    let path = DecodeLinear.Choose(x, true)
+                    let expected = if rows = 1L then DecodeLinear.Path.SplitMatVec elif rows <= DecodeLinear.MaxRows then DecodeLinear.Path.Swapped else DecodeLinear.Path.Linear
+                    Expect.equal path expected (sprintf "%d rows" rows)
+                    let y = DecodeLinear.Forward(x, w, b, path)
+                    let reference = torch.nn.functional.linear(x, w, b)
+                    Expect.sequenceEqual y.shape reference.shape (sprintf "%d rows (%s): shape" rows what)
+                    Expect.isTrue (y.is_contiguous()) (sprintf "%d rows (%s): contiguous (heads are views of it)" rows what)
+                    Expect.isLessThan (maxDiff y reference) 1e-5f (sprintf "%d rows (%s), %d outputs, bias %b" rows what outF bias)
             let x = torch.randn(1L, 1L, 24L)
             Expect.equal (DecodeLinear.Choose(x, false)) DecodeLinear.Path.Linear "no KV cache (scoring, training): functional.linear"
         testCase "with gradient the decode product is functional.linear, so training's gradients flow" <| fun () ->

@@ -9,7 +9,10 @@ namespace SimKO.Host.Model;
 public sealed class RMSNorm : Module<Tensor, Tensor>
 {
     readonly Parameter weight;
-    readonly double _eps;
+    // the exponent and ε as Scalars made once: an implicit conversion makes (and frees) a native Scalar per use,
+    // ~1.5 µs each, and a decode step runs 2 norms per layer
+    readonly Scalar _eps;
+    static readonly Scalar Two = 2;
 
     public RMSNorm(long dim, double eps, Device? device = null, ScalarType? dtype = null) : base(nameof(RMSNorm))
     {
@@ -23,7 +26,7 @@ public sealed class RMSNorm : Module<Tensor, Tensor>
         // (no dtype round trip for a float32 input: two fewer ops per norm in decoding, the same values)
         bool f32 = x.dtype == ScalarType.Float32;
         var x32 = f32 ? x : x.to(ScalarType.Float32);
-        var normed = x32 * (x32.pow(2).mean([-1], keepdim: true) + _eps).rsqrt();
+        var normed = x32 * x32.pow(Two).mean([-1], keepdim: true).add(_eps).rsqrt();
         return weight * (f32 ? normed : normed.to(x.dtype));
     }
 }

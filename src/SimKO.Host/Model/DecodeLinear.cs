@@ -48,24 +48,34 @@ public static class DecodeLinear
     /// <returns>[..., out]</returns>
     public static Tensor Forward(Tensor x, Tensor weight, Tensor? bias, Path path)
     {
-        long outFeatures = path == Path.Linear ? 0 : weight.size(0);
-        if (path == Path.Linear || (path == Path.SplitMatVec && outFeatures % 2 != 0) || is_grad_enabled())
-            return functional.linear(x, weight, bias);
-        long inFeatures = x.size(-1), rows = x.numel() / inFeatures;
-        long[] shape = [.. x.shape[..^1], outFeatures];
-        using var scope = NewDisposeScope();
-        var x2 = x.reshape(rows, inFeatures);                                               // (M, in)
+        if (path == Path.Linear || is_grad_enabled()) return functional.linear(x, weight, bias);
+        long outFeatures = weight.size(0);
+        if (path == Path.SplitMatVec && outFeatures % 2 != 0) return functional.linear(x, weight, bias);
+        // as few tensor ops as the product allows: at one row each op's fixed cost (~1–3 µs of host work each, and a
+        // nested dispose scope) was a third of the product of a [1,536 × 512] projection; intermediates are released here
+        long[] shape = x.shape;                                                              // (..., in)
+        long inFeatures = shape[^1], rows = x.numel() / inFeatures;
+        shape[^1] = outFeatures;                                                             // (..., out)
         Tensor y;
         if (path == Path.SplitMatVec)
         {
-            var halves = weight.view(2, outFeatures / 2, inFeatures);                        // (2, out/2, in)
-            // the row transposed (strides (0, 1, in)): libtorch then runs each half as a product with a transposed
-            // operand, 48 GB/s on the [32,000 × 512] head; the same column with strides (0, 1, 1) took a 4–7 GB/s path
-            var column = x2.t().unsqueeze(0).expand(2, inFeatures, 1);                      // (2, in, 1)
-            y = halves.bmm(column).view(1, outFeatures);                                    // (1, out)
+            using var halves = weight.view(2, outFeatures / 2, inFeatures);                 // (2, out/2, in)
+            // the row as a column of each half, passed transposed (strides (0, s, in)): libtorch then runs each half as
+            // a product with a transposed operand, 48 GB/s on the [32,000 × 512] head; the same column with strides
+            // (0, 1, 1) took a 4–7 GB/s path
+            using var column = x.as_strided([2, inFeatures, 1], [0, x.stride(-1), inFeatures], x.storage_offset());   // (2, in, 1)
+            using var product = halves.bmm(column);                                          // (2, out/2, 1)
+            y = product.view(shape);                                                         // (..., out)
         }
-        else y = weight.matmul(x2.t()).t().contiguous();                                    // (out, M)ᵀ = (M, out)
-        if (bias is not null) y = y.add_(bias);
-        return y.reshape(shape).MoveToOuterDisposeScope();                                  // (..., out)
+        else
+        {
+            using var x2 = x.reshape(rows, inFeatures);                                      // (M, in)
+            using var xt = x2.t();                                                           // (in, M)
+            using var product = weight.mm(xt);                                               // (out, M)
+            using var transposed = product.t();                                              // (M, out), strided
+            using var rowsOut = transposed.contiguous();                                     // (M, out)
+            y = rowsOut.view(shape);                                                         // (..., out)
+        }
+        return bias is null ? y : y.add_(bias);
     }
 }
