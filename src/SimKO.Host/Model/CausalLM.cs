@@ -182,18 +182,19 @@ public sealed class Attention : Module
         {
             long nq = _heads * _headDim, nkv = _kvHeads * _headDim;
             var qkv = DecodeLinear.Forward(x, j.Weight, j.Bias, path);                    // (B, T, (nh + 2·nkv)·hd)
-            q = Heads(qkv.narrow(-1, 0, nq), _heads);
-            k = Heads(qkv.narrow(-1, nq, nkv), _kvHeads);
+            // q and k sit side by side in the product: rotated together (4 ops instead of 8, the same values element by
+            // element), then split into their heads
+            var qk = Rotate(Heads(qkv.narrow(-1, 0, nq + nkv), _heads + _kvHeads), cos, sin); // (B, nh + nkv, T, hd)
+            q = qk.narrow(1, 0, _heads);                                                  // (B, nh, T, hd)
+            k = qk.narrow(1, _heads, _kvHeads);                                           // (B, nkv, T, hd)
             v = Heads(qkv.narrow(-1, nq + nkv, nkv), _kvHeads);
         }
         else
         {
-            q = Heads(q_proj.Forward(x, path), _heads);                                  // (B, nh, T, hd)
-            k = Heads(k_proj.Forward(x, path), _kvHeads);                                // (B, nkv, T, hd)
+            q = Rotate(Heads(q_proj.Forward(x, path), _heads), cos, sin);               // (B, nh, T, hd)
+            k = Rotate(Heads(k_proj.Forward(x, path), _kvHeads), cos, sin);             // (B, nkv, T, hd)
             v = Heads(v_proj.Forward(x, path), _kvHeads);                                // (B, nkv, T, hd)
         }
-        q = q * cos + RotateHalf(q) * sin;                                                // HF's q·cos + rotate_half(q)·sin
-        k = k * cos + RotateHalf(k) * sin;
         if (cache is not null)
             (k, v) = cache.Append(layer, k.requires_grad ? k.detach() : k, v.requires_grad ? v.detach() : v);   // (B, nkv, T_past+T, hd)
         if (_kvHeads != _heads)
@@ -204,6 +205,9 @@ public sealed class Attention : Module
         var y = functional.scaled_dot_product_attention(q, k, v, attn_mask: mask);       // (B, nh, T, hd)
         return o_proj.Forward((t == 1 ? y : y.transpose(1, 2)).reshape(b, t, _heads * _headDim), path);   // (B, T, d)
     }
+
+    /// <summary>HF's x·cos + rotate_half(x)·sin for x [B, n, T, hd].</summary>
+    static Tensor Rotate(Tensor x, Tensor cos, Tensor sin) => x * cos + RotateHalf(x) * sin;
 
     /// <summary>[x2, x1] of x = [x1, x2] (one roll): with the signed sines this is HF's rotate_half(x)·sin =
     /// [−x2, x1]·sin bit for bit (negating a factor is exact), in one op instead of four.</summary>
