@@ -48,7 +48,7 @@ public static class DecodeBench
         // --quick: B = 1 and 16, best of 2 (llama.cpp's runs are slow on a loaded machine)
         int[] batches = quick ? [1, 16] : [1, 16, 64];
         // on a shared VM the speed of both sides drifts by ±20 % from minute to minute (ours more than llama.cpp's: our B = 1
-        // runs measured 115–158 tokens/s within an hour, llama.cpp's 164 each time); more alternating repetitions let each
+        // runs measured 115–158 tokens/s within an hour, llama.cpp's 152–168); more alternating repetitions let each
         // side's best come from a quiet moment: 9 at B = 1 (a run takes about a second), 5 at B = 16, 3 at B = 64
         int Reps(int b) => quick ? 2 : b == 1 ? 9 : b <= 16 ? 5 : 3;
         using var model = new CausalLM(Shape);

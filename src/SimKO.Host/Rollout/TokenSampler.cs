@@ -97,10 +97,7 @@ public static class TokenSampler
         using var scope = NewDisposeScope();
         logits = MaskBeyond(logits, vocabLimit);
         var device = logits.device;
-        bool oneFilter = true;
-        for (int k = 1; k < s && oneFilter; k++) oneFilter = filters[k] == filters[0];
-        // a decode step's rows usually share one filter: then no grouping and no row gather
-        var groups = oneFilter ? [Enumerable.Range(0, s).ToArray()] : Enumerable.Range(0, s).GroupBy(k => filters[k]).Select(g => g.ToArray()).ToList();
+        var groups = Enumerable.Range(0, s).GroupBy(k => filters[k]).Select(g => g.ToArray()).ToList();   // one group: no row gather
         foreach (var idx in groups)
         {
             var f = filters[idx[0]];
@@ -114,7 +111,7 @@ public static class TokenSampler
             }
             else
             {
-                // one softmax pass (its exp is fused; a log-softmax and a separate exp took ~3.5× as long at 16 × 32,000)
+                // one softmax pass (its exp is fused): at 16 × 32,000 a log-softmax and a separate exp took 0.65 ms, a softmax 0.15
                 var probs = Probabilities(z, f);                                                      // (G, V)
                 var cdf = probs.cumsum(-1);                                                           // (G, V)
                 var u = tensor(idx.Select(i => (float)rngs[i].NextUniform()).ToArray(), [idx.Length, 1], device: device);   // (G, 1)
